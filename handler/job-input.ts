@@ -1,0 +1,100 @@
+/**
+ * The job input contract (DESIGN.md, "Turn job contract"), validated with zod. Unknown or wrong
+ * fields are refused with one message that lists every problem, never a crash.
+ */
+import { z } from 'zod';
+import { InvalidInputError } from '../src/errors.js';
+import { formatIssues } from './config.js';
+
+const audioFields = {
+  /** Base64 of a WAV file, or of raw PCM16 when `audio_format` is "pcm16". */
+  audio: z.string().min(1, 'must not be empty').optional(),
+  /** http(s) URL of a WAV file; fetched with size and time limits. */
+  audio_url: z.string().url().optional(),
+  audio_format: z.enum(['wav', 'pcm16']).optional(),
+  /** Required with `audio_format: "pcm16"`. */
+  sample_rate: z.number().int().min(8_000).max(48_000).optional(),
+};
+
+function checkAudioSource(item: { audio?: string; audio_url?: string; audio_format?: string; sample_rate?: number }, ctx: z.RefinementCtx) {
+  if (item.audio !== undefined && item.audio_url !== undefined) {
+    ctx.addIssue({ code: 'custom', message: 'give either "audio" or "audio_url", not both', path: ['audio'] });
+  }
+  if (item.audio_format === 'pcm16' && item.sample_rate === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'is required when audio_format is "pcm16"', path: ['sample_rate'] });
+  }
+}
+
+export const audioItemSchema = z.strictObject(audioFields).superRefine((item, ctx) => {
+  checkAudioSource(item, ctx);
+  if (item.audio === undefined && item.audio_url === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'each turn needs "audio" or "audio_url"', path: ['audio'] });
+  }
+});
+
+export const vadOverridesSchema = z.strictObject({
+  activation_threshold: z.number().min(0).max(1).optional(),
+  release_threshold: z.number().min(0).max(1).optional(),
+  min_speech_ms: z.number().int().min(0).max(5_000).optional(),
+  endpoint_ms: z.number().int().min(50).max(5_000).optional(),
+  pre_roll_ms: z.number().int().min(0).max(2_000).optional(),
+  max_utterance_ms: z.number().int().min(1_000).max(120_000).optional(),
+});
+
+const conversationFields = {
+  system_prompt: z.string().max(8_000).optional(),
+  history: z
+    .array(z.strictObject({ role: z.enum(['user', 'assistant']), content: z.string().max(8_000) }))
+    .max(200)
+    .optional(),
+  voice: z.string().min(1).max(100).optional(),
+  max_response_tokens: z.number().int().min(1).max(2_048).optional(),
+  temperature: z.number().min(0).max(2).optional(),
+  vad: vadOverridesSchema.optional(),
+};
+
+export const turnJobInputSchema = z
+  .strictObject({
+    mode: z.literal('turn'),
+    ...audioFields,
+    turns: z.array(audioItemSchema).min(1, 'must hold at least one turn').max(50).optional(),
+    ...conversationFields,
+  })
+  .superRefine((input, ctx) => {
+    checkAudioSource(input, ctx);
+    const hasSingle = input.audio !== undefined || input.audio_url !== undefined;
+    if (hasSingle && input.turns !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give "audio"/"audio_url" or "turns", not both', path: ['turns'] });
+    }
+    if (!hasSingle && input.turns === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a turn job needs "audio", "audio_url" or "turns"', path: ['audio'] });
+    }
+  });
+
+export const sessionJobInputSchema = z.strictObject({
+  mode: z.literal('session'),
+  ...conversationFields,
+  /** The session ends after this long without audio from the client. */
+  idle_timeout_ms: z.number().int().min(1_000).max(3_600_000).optional(),
+});
+
+export type TurnJobInput = z.infer<typeof turnJobInputSchema>;
+export type SessionJobInput = z.infer<typeof sessionJobInputSchema>;
+export type JobInput = TurnJobInput | SessionJobInput;
+
+const MODES = ['turn', 'session'] as const;
+
+/** Validates a job's input; throws InvalidInputError naming every wrong field. */
+export function parseJobInput(input: unknown): JobInput {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new InvalidInputError(`input must be a JSON object, got ${Array.isArray(input) ? 'an array' : typeof input}`);
+  }
+  const mode = (input as { mode?: unknown }).mode ?? 'turn';
+  if (!MODES.includes(mode as (typeof MODES)[number])) {
+    throw new InvalidInputError(`invalid input: mode: must be "turn" or "session", got ${JSON.stringify(mode)}`);
+  }
+  const schema = mode === 'session' ? sessionJobInputSchema : turnJobInputSchema;
+  const parsed = schema.safeParse({ ...input, mode });
+  if (!parsed.success) throw new InvalidInputError(`invalid input: ${formatIssues(parsed.error.issues)}`);
+  return parsed.data;
+}

@@ -1,0 +1,26 @@
+import type { Logger } from '../../src/log/logger.js';
+
+/** A job as a handler sees it. */
+export interface WorkerJob {
+  readonly id: string;
+  readonly input: unknown;
+  readonly log: Logger;
+  /** Publishes a progress update, seen by clients as `output` of `/status` while the job runs. */
+  progress(update: unknown): Promise<void>;
+}
+
+/**
+ * A handler turns one job into a stream of small JSON events. The runtime owns everything about
+ * posting: each yielded event becomes one job-stream post, in order. `signal` fires when the job
+ * is stopped (client cancel, timeout, shutdown); the handler should stop within one step.
+ */
+export type JobHandler = (job: WorkerJob, signal: AbortSignal) => AsyncIterable<unknown>;
+
+export interface HandlerDefinition {
+  handle: JobHandler;
+  /** Also send the list of all events as the job's final output (`/run`, `/runsync` see it). */
+  returnAggregateStream: boolean;
+}
+
+/** RunPod refuses stream chunks over 1 MB. */
+export const MAX_STREAM_CHUNK_BYTES = 1_000_000;

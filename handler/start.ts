@@ -1,0 +1,85 @@
+/**
+ * Process start-up shared by the production entry (`main.ts`) and test workers: read config once,
+ * build the handler, pick the mode (queue worker, local one-shot, local RunPod API), and turn
+ * SIGTERM/SIGINT into a drain (a second signal exits at once).
+ */
+import { ConfigError } from '../src/errors.js';
+import { Logger, errorMessage } from '../src/log/logger.js';
+import { readStartMode, readWorkerConfig, type PlatformUrls, type WorkerConfig } from './config.js';
+import { runOneShot } from './local/one-shot.js';
+import { LocalRunpodApi } from './local/runpod-api.js';
+import type { HandlerDefinition } from './runtime/types.js';
+import { QueueWorker } from './runtime/worker.js';
+
+export interface StartOptions {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  createHandler: (context: { log: Logger; config: WorkerConfig }) => Promise<HandlerDefinition>;
+}
+
+/** Runs the process to its end and returns the exit code. */
+export async function startWorkerProcess(options: StartOptions): Promise<number> {
+  let config: WorkerConfig;
+  let mode;
+  try {
+    config = readWorkerConfig(options.env);
+    mode = readStartMode(options.argv, config);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`s2s-worker: ${error.message}\n`);
+    return 2;
+  }
+  const log = new Logger({ level: config.logLevel, jsonLines: config.jsonLogs });
+  const stop = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      log.warn('second signal: exiting without waiting for jobs', { signal });
+      process.exit(1);
+    }
+    log.info('signal received', { signal });
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  let handler: HandlerDefinition;
+  try {
+    const loadStarted = performance.now();
+    handler = await options.createHandler({ log, config });
+    log.info('ready', { startup_ms: Math.round(performance.now() - loadStarted) });
+  } catch (error) {
+    log.error('start-up failed', { error: errorMessage(error) });
+    return 1;
+  }
+  if (stop.signal.aborted) return 0;
+
+  switch (mode.kind) {
+    case 'one-shot':
+      return runOneShot(handler, mode.testInput, log, stop.signal);
+    case 'worker':
+      await runQueueWorker(config, handler, log, stop.signal);
+      return 0;
+    case 'serve-api': {
+      const api = await LocalRunpodApi.start({ host: mode.host, port: mode.port, log });
+      log.info('local RunPod API listening', { base_url: api.baseUrl, endpoint_id: api.endpointId });
+      // The worker is wired to the local API exactly as on RunPod: through RUNPOD_WEBHOOK_* templates.
+      const localConfig = readWorkerConfig({ ...options.env, ...api.workerEnv() });
+      try {
+        await runQueueWorker(localConfig, handler, log, stop.signal);
+      } finally {
+        await api.close();
+      }
+      return 0;
+    }
+  }
+}
+
+async function runQueueWorker(config: WorkerConfig, handler: HandlerDefinition, log: Logger, stop: AbortSignal) {
+  if (!config.platform) throw new ConfigError('queue worker needs RUNPOD_WEBHOOK_GET_JOB');
+  const worker = new QueueWorker({ config: { ...config, platform: config.platform }, handler, log });
+  stop.addEventListener('abort', () => worker.drain(), { once: true });
+  if (stop.aborted) worker.drain();
+  await worker.run();
+}
+
+export type { PlatformUrls };
