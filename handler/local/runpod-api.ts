@@ -272,7 +272,8 @@ export class LocalRunpodApi {
     };
     this.#jobs.set(job.id, job);
     this.#enqueue(job);
-    return { id: job.id, status: job.status };
+    // Answered as queued even when a waiting worker took it in the same instant, as the platform does.
+    return { id: job.id, status: 'IN_QUEUE' };
   }
 
   #enqueue(job: InternalJob): void {
@@ -347,7 +348,7 @@ export class LocalRunpodApi {
     Object.assign(job, { stream: [], streamSent: 0, createdAt: Date.now(), retries: job.retries + 1 });
     this.#counts.retried++;
     this.#enqueue(job);
-    return { id: job.id, status: job.status };
+    return { id: job.id, status: 'IN_QUEUE' };
   }
 
   #purgeQueue(): Record<string, unknown> {

@@ -1,0 +1,67 @@
+/**
+ * Starts the local RunPod API and a real QueueWorker in this process, and gives the real
+ * `runpod-sdk` client pointed at it.
+ */
+import runpodSdk from 'runpod-sdk';
+import { readWorkerConfig } from '../../handler/config.js';
+import { LocalRunpodApi, type LocalRunpodApiOptions } from '../../handler/local/runpod-api.js';
+import type { HandlerDefinition } from '../../handler/runtime/types.js';
+import { QueueWorker } from '../../handler/runtime/worker.js';
+import { Logger } from '../../src/log/logger.js';
+import { PlatformProxyDouble } from '../doubles/platform-proxy-double.js';
+
+export const API_KEY = 'test-key';
+
+export interface Harness {
+  api: LocalRunpodApi;
+  endpoint: NonNullable<ReturnType<ReturnType<typeof runpodSdk>['endpoint']>>;
+  worker: QueueWorker;
+  proxy: PlatformProxyDouble | null;
+  logs: string[];
+  workerDone: Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface HarnessOptions {
+  handler: HandlerDefinition;
+  env?: Record<string, string>;
+  api?: LocalRunpodApiOptions;
+  /** Put a PlatformProxyDouble between the worker and the API. */
+  proxy?: boolean;
+}
+
+export async function startHarness(options: HarnessOptions): Promise<Harness> {
+  const logs: string[] = [];
+  const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
+  const api = await LocalRunpodApi.start({ port: 0, apiKey: API_KEY, workerPollHoldMs: 5_000, streamHoldMs: 2_000, ...options.api });
+  const proxy = options.proxy ? await PlatformProxyDouble.start(api.url) : null;
+  const workerEnv = proxy ? proxy.rewriteEnv(api.workerEnv(), api.url) : api.workerEnv();
+  const config = readWorkerConfig({ RUNPOD_POD_ID: 'worker-1', RUNPOD_PING_INTERVAL: '200', ...workerEnv, ...options.env });
+  const worker = new QueueWorker({ config: { ...config, platform: config.platform! }, handler: options.handler, log });
+  const workerDone = worker.run();
+  const endpoint = runpodSdk(API_KEY, { baseUrl: api.baseUrl }).endpoint(api.endpointId)!;
+  return {
+    api,
+    endpoint,
+    worker,
+    proxy,
+    logs,
+    workerDone,
+    async close() {
+      worker.drain();
+      await workerDone;
+      await proxy?.close();
+      await api.close();
+    },
+  };
+}
+
+export async function waitFor<T>(probe: () => T | undefined | false | null, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error('waitFor: condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The worker as a real process: SIGTERM drains (the job in flight finishes and is posted, then the
+ * process exits 0), an idle worker exits at once, local one-shot mode exits 0/1, bad config exits 2.
+ */
+import { spawn } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import runpodSdk from 'runpod-sdk';
+import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
+import { waitFor } from '../helpers/harness.js';
+
+let api: LocalRunpodApi | null = null;
+afterEach(async () => {
+  await api?.close();
+  api = null;
+});
+
+function spawnNode(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
+  return { child, exited, output: () => ({ stdout, stderr }) };
+}
+
+const DOUBLE_WORKER = ['--import', 'tsx', 'test/doubles/scripted-worker-double.ts'];
+
+describe('worker process', () => {
+  it('SIGTERM while a job runs: the job finishes and is posted, then the process exits 0', async () => {
+    api = await LocalRunpodApi.start({ port: 0 });
+    const endpoint = runpodSdk('k', { baseUrl: api.baseUrl }).endpoint(api.endpointId)!;
+    const worker = spawnNode(DOUBLE_WORKER, { ...api.workerEnv(), RUNPOD_POD_ID: 'w-term' });
+    const { id } = await endpoint.run({ input: { events: 10, interval_ms: 50 } });
+    await waitFor(() => (api!.job(id)?.stream.length ?? 0) >= 1, 15_000);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    const job = api.job(id)!;
+    expect(job.status).toBe('COMPLETED');
+    expect(job.stream).toHaveLength(10);
+    expect(worker.output().stderr).toContain('draining');
+  });
+
+  it('an idle worker exits 0 on SIGTERM without waiting out its long poll', async () => {
+    api = await LocalRunpodApi.start({ port: 0, workerPollHoldMs: 60_000 });
+    const worker = spawnNode(DOUBLE_WORKER, { ...api.workerEnv(), RUNPOD_POD_ID: 'w-idle' });
+    await waitFor(() => worker.output().stderr.includes('worker started'), 15_000);
+    const sent = Date.now();
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+    // Far below the 60 s poll: the held request was abandoned.
+    expect(Date.now() - sent).toBeLessThan(10_000);
+  });
+
+  it('local mode runs --test_input once with the bundled worker and exits 1 on a failed job', async () => {
+    const run = spawnNode(['dist/handler.mjs', '--test_input', '{"input":{"mode":"karaoke"}}'], {});
+    expect(await run.exited).toBe(1);
+    expect(JSON.parse(run.output().stdout)).toEqual({ error: 'invalid input: mode: must be "turn" or "session", got "karaoke"' });
+  });
+
+  it('local mode runs --test_input once and exits 0 with the result', async () => {
+    const run = spawnNode([...DOUBLE_WORKER, '--test_input', '{"input":{"events":2}}'], {});
+    expect(await run.exited).toBe(0);
+    expect(JSON.parse(run.output().stdout)).toEqual({ output: [{ type: 'tick', n: 0 }, { type: 'tick', n: 1 }] });
+  });
+
+  it('a bad environment stops the worker at start with a message naming the variable', async () => {
+    const run = spawnNode(['dist/handler.mjs'], { RUNPOD_WEBHOOK_GET_JOB: 'http://127.0.0.1:1/job-take/x', RUNPOD_PING_INTERVAL: 'often' });
+    expect(await run.exited).toBe(2);
+    expect(run.output().stderr).toMatch(/RUNPOD_PING_INTERVAL/);
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * The RunPod queue worker driven end to end by the real `runpod-sdk` client through the local
+ * RunPod API: every behaviour of PROTOCOLS.md section 1 that a client can observe.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
+import { startHarness, waitFor, type Harness } from '../helpers/harness.js';
+
+let harness: Harness | null = null;
+afterEach(async () => {
+  await harness?.close();
+  harness = null;
+});
+
+async function collect(stream: AsyncIterable<unknown>): Promise<unknown[]> {
+  const chunks: unknown[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return chunks;
+}
+
+describe('queue worker through runpod-sdk', () => {
+  it('streams every yielded event in order with run + stream, and aggregates the result', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble() });
+    const { id } = await harness.endpoint.run({ input: { events: 5, interval_ms: 5 } });
+    const chunks = await collect(harness.endpoint.stream(id));
+    expect(chunks).toEqual([0, 1, 2, 3, 4].map((n) => ({ output: { type: 'tick', n } })));
+    const status = await harness.endpoint.status(id);
+    expect(status.status).toBe('COMPLETED');
+    expect(status.output).toEqual([0, 1, 2, 3, 4].map((n) => ({ type: 'tick', n })));
+  });
+
+  it('runSync returns the finished job', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble() });
+    const result = await harness.endpoint.runSync({ input: { events: 2 } }, 10_000);
+    expect(result.status).toBe('COMPLETED');
+    expect(result.output).toEqual([
+      { type: 'tick', n: 0 },
+      { type: 'tick', n: 1 },
+    ]);
+  });
+
+  it('a progress update is visible as the output of /status while the job runs', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler });
+    const { id } = await harness.endpoint.run({ input: { progress: { stage: 'loading' }, events: 1, hang_after: 0 } });
+    await waitFor(() => harness!.api.job(id)?.output !== undefined);
+    const seen = await harness.endpoint.status(id);
+    expect(seen.status).toBe('IN_PROGRESS');
+    expect(seen.output).toEqual({ stage: 'loading' });
+    await harness.endpoint.cancel(id);
+  });
+
+  it('cancel mid-stream fires the handler signal and nothing more is posted for the job', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler });
+    const { id } = await harness.endpoint.run({ input: { events: 1000, interval_ms: 10 } });
+    const received: unknown[] = [];
+    for await (const chunk of harness.endpoint.stream(id)) {
+      received.push(chunk);
+      if (received.length === 3) break;
+    }
+    const cancelled = await harness.endpoint.cancel(id);
+    expect(cancelled.status).toBe('CANCELLED');
+    await waitFor(() => handler.seen.aborted.includes(id));
+    const postedAtStop = harness.api.job(id)!.stream.length;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const job = harness.api.job(id)!;
+    expect(job.status).toBe('CANCELLED');
+    expect(job.stream.length).toBe(postedAtStop);
+    expect(job.postsAfterEnd).toBe(0);
+    expect(handler.seen.finished).not.toContain(id);
+    // The worker keeps serving.
+    const next = await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
+    expect(next.status).toBe('COMPLETED');
+  });
+
+  it('a handler that ignores its signal is still stopped at once on cancel', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler });
+    const { id } = await harness.endpoint.run({ input: { events: 5, hang_after: 1 } });
+    await waitFor(() => harness!.api.job(id)?.stream.length === 1);
+    await harness.endpoint.cancel(id);
+    const next = await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
+    expect(next.status).toBe('COMPLETED');
+    expect(harness.api.job(id)!.postsAfterEnd).toBe(0);
+  });
+
+  it('health reports jobs and workers', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble() });
+    await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
+    await harness.endpoint.runSync({ input: { fail_after: 0 } }, 10_000);
+    const health = await harness.endpoint.health();
+    expect(health.jobs).toMatchObject({ completed: 1, failed: 1, inProgress: 0, inQueue: 0 });
+    expect(health.workers.idle + health.workers.running).toBe(1);
+  });
+
+  it('runs two jobs at once with concurrency 2', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler, env: { S2S_CONCURRENCY: '2' } });
+    const a = await harness.endpoint.run({ input: { events: 10, interval_ms: 30 } });
+    const b = await harness.endpoint.run({ input: { events: 10, interval_ms: 30 } });
+    await Promise.all([collect(harness.endpoint.stream(a.id)), collect(harness.endpoint.stream(b.id))]);
+    const ya = handler.seen.yielded.get(a.id)!;
+    const yb = handler.seen.yielded.get(b.id)!;
+    // Overlap: each job yielded its first event before the other yielded its last.
+    expect(ya[0]!.at).toBeLessThan(yb.at(-1)!.at);
+    expect(yb[0]!.at).toBeLessThan(ya.at(-1)!.at);
+  });
+
+  it('with concurrency 1 a second job waits for the first', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler });
+    const a = await harness.endpoint.run({ input: { events: 5, interval_ms: 20 } });
+    const b = await harness.endpoint.run({ input: { events: 1 } });
+    await collect(harness.endpoint.stream(b.id));
+    expect(handler.seen.yielded.get(b.id)![0]!.at).toBeGreaterThan(handler.seen.yielded.get(a.id)!.at(-1)!.at);
+  });
+
+  it('a handler that throws fails the job with a clear string error and the worker keeps serving', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble() });
+    const failed = await harness.endpoint.runSync({ input: { events: 3, fail_after: 1, message: 'microphone on fire' } }, 10_000);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toBe('microphone on fire');
+    // The event yielded before the error still reached the stream.
+    expect(harness.api.job(failed.id)!.stream).toEqual([{ type: 'tick', n: 0 }]);
+    const next = await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
+    expect(next.status).toBe('COMPLETED');
+  });
+
+  it('job-done failing twice with 500 is retried and the result arrives once', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-done\//, times: 2, status: 500, body: '{"error":"boom"}' });
+    const result = await harness.endpoint.runSync({ input: { events: 2 } }, 20_000);
+    expect(result.status).toBe('COMPLETED');
+    expect(result.output).toEqual([
+      { type: 'tick', n: 0 },
+      { type: 'tick', n: 1 },
+    ]);
+    const donePosts = harness.proxy!.requests.filter((r) => r.path.includes('/job-done/'));
+    expect(donePosts.map((r) => r.answered)).toEqual(['canned', 'canned', 'forwarded']);
+    expect(donePosts[2]!.query).toContain('isStream=true');
+    expect(harness.api.job(result.id)!.postsAfterEnd).toBe(0);
+  });
+
+  it('a stream post failing with 503 is retried without losing or reordering events', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-stream\//, times: 1, status: 503, body: '' });
+    const { id } = await harness.endpoint.run({ input: { events: 4 } });
+    const chunks = await collect(harness.endpoint.stream(id));
+    expect(chunks).toEqual([0, 1, 2, 3].map((n) => ({ output: { type: 'tick', n } })));
+  });
+
+  it('the heartbeat carries the ids of the jobs in progress', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble() });
+    const { id } = await harness.endpoint.run({ input: { events: 100, interval_ms: 20 } });
+    await waitFor(() => harness!.api.heartbeats.get('worker-1')?.jobIds.includes(id));
+    await harness.endpoint.cancel(id);
+    await waitFor(() => harness!.api.heartbeats.get('worker-1')?.jobIds.length === 0);
+  });
+
+  it('uses job-take-batch when more than one job is wanted', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler, env: { S2S_CONCURRENCY: '3', S2S_JOB_TAKE_BATCH: '3' }, proxy: true });
+    const ids = await Promise.all([1, 2, 3].map(() => harness!.endpoint.run({ input: { events: 1 } })));
+    for (const { id } of ids) await collect(harness.endpoint.stream(id));
+    const takes = harness.proxy!.requests.filter((r) => r.path.includes('/job-take'));
+    // The first poll has three free slots, so it asks for three jobs at once.
+    expect(takes[0]!.path).toContain('/job-take-batch/worker-1');
+    expect(takes[0]!.query).toContain('batch_size=3');
+    expect(handler.seen.finished).toHaveLength(3);
+  });
+});
