@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Two build-machine cores: files run in parallel, but not more than the machine can hold.
     maxWorkers: 2,
+    // The JSON report gives .ci/run its "N passed, N failed" line.
+    reporters: ['default', ['json', { outputFile: '.vitest-results.json' }]],
   },
 });

@@ -99,6 +99,8 @@ export class LocalRunpodApi {
   readonly #stopsByWorker = new Map<string, Set<string>>();
   readonly #stopWaiters = new Map<string, () => void>();
   readonly #workersSeen = new Map<string, number>();
+  /** When each worker first called the API (epoch ms): start-up benchmarks read it. */
+  readonly workersFirstSeen = new Map<string, number>();
   readonly #counts = { completed: 0, failed: 0, retried: 0 };
   #closed = false;
 
@@ -387,6 +389,7 @@ export class LocalRunpodApi {
 
   async #jobTake(req: IncomingMessage, res: ServerResponse, workerId: string, batch: boolean, url: URL) {
     this.#workersSeen.set(workerId, Date.now());
+    if (!this.workersFirstSeen.has(workerId)) this.workersFirstSeen.set(workerId, performance.timeOrigin + performance.now());
     const wanted = batch ? Math.max(1, Number(url.searchParams.get('batch_size') ?? '1') || 1) : 1;
     const jobs = await new Promise<InternalJob[]>((resolve) => {
       const waiter = { workerId, wanted, deliver: resolve };

@@ -6,6 +6,7 @@
  *   { fail_after: 1, message: "x" }  throws Error("x") after one event
  *   { progress: {...} }              publishes a progress update first
  *   { hang_after: 2 }                after two events, waits forever ignoring its signal
+ *   { stamp: true }                  adds `at_ms`, the epoch time in ms (sub-ms precision) of each yield
  */
 import type { HandlerDefinition, WorkerJob } from '../../handler/runtime/types.js';
 
@@ -16,6 +17,7 @@ export interface ScriptInput {
   message?: string;
   progress?: unknown;
   hang_after?: number;
+  stamp?: boolean;
 }
 
 export interface HandlerObservations {
@@ -44,7 +46,7 @@ export function createScriptedHandlerDouble(returnAggregateStream = true): Handl
         if (script.interval_ms) await new Promise((resolve) => setTimeout(resolve, script.interval_ms));
         if (signal.aborted) return;
         yielded.push({ n, at: performance.now() });
-        yield { type: 'tick', n };
+        yield script.stamp ? { type: 'tick', n, at_ms: performance.timeOrigin + performance.now() } : { type: 'tick', n };
       }
       if (script.fail_after !== undefined && script.fail_after >= (script.events ?? 1)) {
         throw new Error(script.message ?? 'scripted failure');

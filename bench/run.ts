@@ -1,0 +1,26 @@
+/**
+ * `npm run bench`: every benchmark, once, on this machine. Prints a table of medians and p99 with
+ * each goal, and writes the numbers to .bench/results.json. Goals are reported, never asserted in tests.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { formatTable, meetsGoal, type BenchResult } from './stats.js';
+import { benchWorker } from './worker-bench.js';
+
+const suites: Record<string, () => Promise<BenchResult[]>> = {
+  worker: benchWorker,
+};
+
+const only = process.argv.slice(2);
+const results: BenchResult[] = [];
+for (const [name, suite] of Object.entries(suites)) {
+  if (only.length && !only.includes(name)) continue;
+  process.stderr.write(`bench: ${name}...\n`);
+  results.push(...(await suite()));
+}
+console.log(`\n${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, node ${process.version}\n`);
+console.log(formatTable(results));
+await mkdir('.bench', { recursive: true });
+await writeFile('.bench/results.json', JSON.stringify({ at: new Date().toISOString(), results }, null, 2));
+const missed = results.filter((r) => !meetsGoal(r));
+console.log(missed.length ? `\n${missed.length} goal(s) missed` : '\nall goals met');
