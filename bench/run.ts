@@ -3,7 +3,7 @@
  * each goal, and writes the numbers to .bench/results.json. Goals are reported, never asserted in tests.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { cpus } from 'node:os';
 import { formatTable, meetsGoal, type BenchResult } from './stats.js';
 import { benchWorker } from './worker-bench.js';
 
@@ -18,7 +18,7 @@ for (const [name, suite] of Object.entries(suites)) {
   process.stderr.write(`bench: ${name}...\n`);
   results.push(...(await suite()));
 }
-console.log(`\n${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, node ${process.version}\n`);
+console.log(`\n${cpus()[0]?.model ?? 'cpu'} x${cpus().length}, node ${process.version}\n`);
 console.log(formatTable(results));
 await mkdir('.bench', { recursive: true });
 await writeFile('.bench/results.json', JSON.stringify({ at: new Date().toISOString(), results }, null, 2));

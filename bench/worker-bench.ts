@@ -8,8 +8,8 @@
  * dist/handler.mjs for the last two); the local API and the client share this process.
  */
 import { spawn } from 'node:child_process';
-import runpodSdk from 'runpod-sdk';
 import { LocalRunpodApi } from '../handler/local/runpod-api.js';
+import { sdkEndpoint } from '../test/helpers/sdk.js';
 import { summarize, type BenchResult } from './stats.js';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -35,7 +35,7 @@ const DOUBLE_WORKER = ['--import', 'tsx', 'test/doubles/scripted-worker-double.t
 export async function benchWorker(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const api = await LocalRunpodApi.start({ port: 0 });
-  const endpoint = runpodSdk('k', { baseUrl: api.baseUrl }).endpoint(api.endpointId)!;
+  const endpoint = sdkEndpoint(api.baseUrl, api.endpointId);
   const worker = startWorker(DOUBLE_WORKER, { ...api.workerEnv(), RUNPOD_POD_ID: 'bench-worker', RUNPOD_DEBUG_LEVEL: 'WARN' });
   try {
     await waitUntil(() => api.workersFirstSeen.has('bench-worker'), 20_000);

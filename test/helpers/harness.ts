@@ -2,19 +2,19 @@
  * Starts the local RunPod API and a real QueueWorker in this process, and gives the real
  * `runpod-sdk` client pointed at it.
  */
-import runpodSdk from 'runpod-sdk';
 import { readWorkerConfig } from '../../handler/config.js';
 import { LocalRunpodApi, type LocalRunpodApiOptions } from '../../handler/local/runpod-api.js';
 import type { HandlerDefinition } from '../../handler/runtime/types.js';
 import { QueueWorker } from '../../handler/runtime/worker.js';
 import { Logger } from '../../src/log/logger.js';
 import { PlatformProxyDouble } from '../doubles/platform-proxy-double.js';
+import { sdkEndpoint, type SdkEndpoint } from './sdk.js';
 
 export const API_KEY = 'test-key';
 
 export interface Harness {
   api: LocalRunpodApi;
-  endpoint: NonNullable<ReturnType<ReturnType<typeof runpodSdk>['endpoint']>>;
+  endpoint: SdkEndpoint;
   worker: QueueWorker;
   proxy: PlatformProxyDouble | null;
   logs: string[];
@@ -39,7 +39,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const config = readWorkerConfig({ RUNPOD_POD_ID: 'worker-1', RUNPOD_PING_INTERVAL: '200', ...workerEnv, ...options.env });
   const worker = new QueueWorker({ config: { ...config, platform: config.platform! }, handler: options.handler, log });
   const workerDone = worker.run();
-  const endpoint = runpodSdk(API_KEY, { baseUrl: api.baseUrl }).endpoint(api.endpointId)!;
+  const endpoint = sdkEndpoint(api.baseUrl, api.endpointId, API_KEY);
   return {
     api,
     endpoint,

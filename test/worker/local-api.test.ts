@@ -2,11 +2,11 @@
  * The local RunPod API's own platform rules: auth, TTL, execution timeout (which stops the job on
  * its worker), retry, purge-queue, request validation.
  */
-import runpodSdk from 'runpod-sdk';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
 import { API_KEY, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
+import { sdkEndpoint } from '../helpers/sdk.js';
 
 let harness: Harness | null = null;
 let api: LocalRunpodApi | null = null;
@@ -37,7 +37,7 @@ describe('local RunPod API', () => {
 
   it('times a queued job out when its TTL passes', async () => {
     api = await LocalRunpodApi.start({ port: 0 });
-    const endpoint = runpodSdk('k', { baseUrl: api.baseUrl }).endpoint('local')!;
+    const endpoint = sdkEndpoint(api.baseUrl, 'local');
     const { id } = await endpoint.run({ input: {}, policy: { ttl: 100 } });
     await waitFor(() => api!.job(id)?.status === 'TIMED_OUT');
     expect((await endpoint.status(id)).error).toBe('job TTL expired');
@@ -60,7 +60,7 @@ describe('local RunPod API', () => {
 
   it('purge-queue removes queued jobs only', async () => {
     api = await LocalRunpodApi.start({ port: 0 });
-    const endpoint = runpodSdk('k', { baseUrl: api.baseUrl }).endpoint('local')!;
+    const endpoint = sdkEndpoint(api.baseUrl, 'local');
     await endpoint.run({ input: {} });
     await endpoint.run({ input: {} });
     expect(await endpoint.purgeQueue()).toEqual({ removed: 2, status: 'completed' });
@@ -69,7 +69,7 @@ describe('local RunPod API', () => {
 
   it('cancel of a queued job keeps it from ever running', async () => {
     api = await LocalRunpodApi.start({ port: 0 });
-    const endpoint = runpodSdk('k', { baseUrl: api.baseUrl }).endpoint('local')!;
+    const endpoint = sdkEndpoint(api.baseUrl, 'local');
     const { id } = await endpoint.run({ input: {} });
     expect(await endpoint.cancel(id)).toEqual({ id, status: 'CANCELLED' });
     expect((await endpoint.health()).jobs.inQueue).toBe(0);

@@ -4,9 +4,9 @@
  */
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import runpodSdk from 'runpod-sdk';
 import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
 import { waitFor } from '../helpers/harness.js';
+import { sdkEndpoint } from '../helpers/sdk.js';
 
 let api: LocalRunpodApi | null = null;
 afterEach(async () => {
@@ -29,7 +29,7 @@ const DOUBLE_WORKER = ['--import', 'tsx', 'test/doubles/scripted-worker-double.t
 describe('worker process', () => {
   it('SIGTERM while a job runs: the job finishes and is posted, then the process exits 0', async () => {
     api = await LocalRunpodApi.start({ port: 0 });
-    const endpoint = runpodSdk('k', { baseUrl: api.baseUrl }).endpoint(api.endpointId)!;
+    const endpoint = sdkEndpoint(api.baseUrl, api.endpointId);
     const worker = spawnNode(DOUBLE_WORKER, { ...api.workerEnv(), RUNPOD_POD_ID: 'w-term' });
     const { id } = await endpoint.run({ input: { events: 10, interval_ms: 50 } });
     await waitFor(() => (api!.job(id)?.stream.length ?? 0) >= 1, 15_000);
