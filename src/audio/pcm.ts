@@ -1,0 +1,53 @@
+/** Sample format conversions and small checks on float32 audio. */
+import { InvalidInputError } from '../errors.js';
+
+export function pcm16ToFloat32(pcm: Int16Array): Float32Array {
+  const out = new Float32Array(pcm.length);
+  for (let i = 0; i < pcm.length; i++) out[i] = pcm[i]! / 32768;
+  return out;
+}
+
+/** Scales by 32768 (the inverse of pcm16ToFloat32), rounds, and clamps to the 16-bit range. */
+export function float32ToPcm16(samples: Float32Array): Int16Array {
+  const out = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    out[i] = Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768)));
+  }
+  return out;
+}
+
+/** Raw little-endian PCM16 bytes as samples (copying when the bytes are not 2-byte aligned). */
+export function bytesToPcm16(bytes: Uint8Array): Int16Array {
+  if (bytes.byteLength % 2 !== 0) throw new InvalidInputError(`raw PCM16 must have an even number of bytes, got ${bytes.byteLength}`);
+  if (bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+  return new Int16Array(bytes.slice().buffer);
+}
+
+export function pcm16ToBytes(pcm: Int16Array): Buffer {
+  return Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+}
+
+/** Averages the channels into one. */
+export function downmix(channels: readonly Float32Array[]): Float32Array {
+  if (channels.length === 1) return channels[0]!;
+  const length = channels[0]!.length;
+  const out = new Float32Array(length);
+  for (const channel of channels) for (let i = 0; i < length; i++) out[i]! += channel[i]!;
+  const scale = 1 / channels.length;
+  for (let i = 0; i < length; i++) out[i]! *= scale;
+  return out;
+}
+
+/** Refuses NaN and infinite samples (float WAVs can carry them), naming the first. */
+export function assertFinite(samples: Float32Array): void {
+  for (let i = 0; i < samples.length; i++) {
+    if (!Number.isFinite(samples[i]!)) {
+      throw new InvalidInputError(`audio holds a non-finite sample (${samples[i]}) at sample ${i}`);
+    }
+  }
+}
+
+/** Splits PCM into chunks of `size` samples (the last one may be shorter). */
+export function* chunkSamples<T extends Int16Array | Float32Array>(samples: T, size: number): Generator<T> {
+  for (let start = 0; start < samples.length; start += size) yield samples.subarray(start, start + size) as T;
+}

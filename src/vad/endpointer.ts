@@ -1,0 +1,202 @@
+/**
+ * The streaming endpointer: push 16 kHz mono audio of any length, get turn events with
+ * sample-exact positions (counted from the start of the stream).
+ *
+ *   speech_start    speech confirmed (lasted min_speech_ms); position where it began
+ *   silence_start   the first silent frame after speech: start speculative ASR on `audio`
+ *   speech_resumed  speech came back before the endpoint: drop speculative work
+ *   speech_end      the turn closed after endpoint silence (or max length / end of input), with its audio
+ *
+ * Probabilities use hysteresis: speech starts at `activationThreshold` and ends below `releaseThreshold`.
+ */
+import { z } from 'zod';
+import { SileroVadModel, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from './silero-model.js';
+
+export const endpointerOptionsSchema = z.strictObject({
+  activationThreshold: z.number().min(0).max(1).default(0.5),
+  releaseThreshold: z.number().min(0).max(1).default(0.35),
+  /** Speech shorter than this is a blip, not a turn. */
+  minSpeechMs: z.number().int().min(0).max(5_000).default(150),
+  /** Silence that closes a turn. The largest hidden cost in the pipeline: keep it short. */
+  endpointMs: z.number().int().min(32).max(5_000).default(250),
+  /** Audio kept before the detected start, so soft onsets reach ASR. */
+  preRollMs: z.number().int().min(0).max(2_000).default(200),
+  /** A turn this long is closed even without silence. */
+  maxUtteranceMs: z.number().int().min(1_000).max(120_000).default(30_000),
+});
+
+export type EndpointerOptions = z.infer<typeof endpointerOptionsSchema>;
+
+export function endpointerOptions(overrides: Partial<EndpointerOptions> = {}): EndpointerOptions {
+  const options = endpointerOptionsSchema.parse(overrides);
+  if (options.releaseThreshold > options.activationThreshold) {
+    throw new RangeError(`releaseThreshold (${options.releaseThreshold}) must not exceed activationThreshold (${options.activationThreshold})`);
+  }
+  return options;
+}
+
+export type EndReason = 'endpoint' | 'max_length' | 'end_of_input';
+
+export type VadEvent =
+  | { type: 'speech_start'; startSample: number }
+  | { type: 'silence_start'; startSample: number; endSample: number; audio: Float32Array }
+  | { type: 'speech_resumed'; atSample: number }
+  | { type: 'speech_end'; startSample: number; endSample: number; reason: EndReason; audio: Float32Array };
+
+export const samplesToMs = (samples: number) => (samples * 1000) / VAD_SAMPLE_RATE;
+const msToSamples = (ms: number) => Math.round((ms * VAD_SAMPLE_RATE) / 1000);
+
+type Phase = 'idle' | 'maybe_speech' | 'speech' | 'trailing_silence';
+
+export class Endpointer {
+  readonly options: EndpointerOptions;
+  readonly #model: SileroVadModel;
+  readonly #state = SileroVadModel.initialState();
+  readonly #input = new Float32Array(VAD_CONTEXT_SAMPLES + VAD_FRAME_SAMPLES);
+  /** Samples pushed but not yet a whole frame. */
+  #pending = new Float32Array(0);
+  /** Recent audio: everything since the current utterance began (minus pre-roll), or the pre-roll when idle. */
+  #history = new Float32Array(VAD_SAMPLE_RATE);
+  #historyLength = 0;
+  #historyStart = 0;
+  /** Position of the next frame's first sample. */
+  #position = 0;
+  #phase: Phase = 'idle';
+  #speechStart = 0;
+  #silenceStart = 0;
+  #busy = false;
+  /** Total model compute time, ms. */
+  vadMs = 0;
+  frames = 0;
+
+  constructor(model: SileroVadModel, options: EndpointerOptions) {
+    this.#model = model;
+    this.options = options;
+  }
+
+  /** Samples seen so far. */
+  get position(): number {
+    return this.#position + this.#pending.length;
+  }
+
+  get inSpeech(): boolean {
+    return this.#phase === 'speech' || this.#phase === 'trailing_silence';
+  }
+
+  /** Feeds audio; resolves with the events it caused. Calls must not overlap. */
+  async push(samples: Float32Array): Promise<VadEvent[]> {
+    if (this.#busy) throw new Error('Endpointer.push called again before the previous push finished');
+    this.#busy = true;
+    try {
+      const events: VadEvent[] = [];
+      let data = samples;
+      if (this.#pending.length > 0) {
+        data = new Float32Array(this.#pending.length + samples.length);
+        data.set(this.#pending);
+        data.set(samples, this.#pending.length);
+      }
+      let offset = 0;
+      for (; offset + VAD_FRAME_SAMPLES <= data.length; offset += VAD_FRAME_SAMPLES) {
+        await this.#frame(data.subarray(offset, offset + VAD_FRAME_SAMPLES), events);
+      }
+      this.#pending = data.slice(offset);
+      return events;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Ends the input: closes an open turn (reason `end_of_input`). */
+  flush(): VadEvent[] {
+    if (!this.inSpeech) return [];
+    const end = this.#phase === 'trailing_silence' ? this.#silenceStart : this.#position;
+    return [this.#endTurn(end, 'end_of_input')];
+  }
+
+  async #frame(frame: Float32Array, events: VadEvent[]): Promise<void> {
+    const frameStart = this.#position;
+    this.#input.copyWithin(0, VAD_FRAME_SAMPLES);
+    this.#input.set(frame, VAD_CONTEXT_SAMPLES);
+    const started = performance.now();
+    const probability = await this.#model.probability(this.#input, this.#state);
+    this.vadMs += performance.now() - started;
+    this.frames++;
+    this.#remember(frame);
+    this.#position += VAD_FRAME_SAMPLES;
+    const { activationThreshold, releaseThreshold } = this.options;
+
+    switch (this.#phase) {
+      case 'idle':
+        if (probability >= activationThreshold) {
+          this.#phase = 'maybe_speech';
+          this.#speechStart = frameStart;
+          this.#confirmIfLongEnough(events);
+        }
+        break;
+      case 'maybe_speech':
+        if (probability < releaseThreshold) this.#phase = 'idle';
+        else this.#confirmIfLongEnough(events);
+        break;
+      case 'speech':
+        if (probability < releaseThreshold) {
+          this.#phase = 'trailing_silence';
+          this.#silenceStart = frameStart;
+          events.push({ type: 'silence_start', startSample: this.#speechStart, endSample: frameStart, audio: this.#audio(frameStart) });
+        }
+        break;
+      case 'trailing_silence':
+        if (probability >= activationThreshold) {
+          this.#phase = 'speech';
+          events.push({ type: 'speech_resumed', atSample: frameStart });
+        } else if (this.#position - this.#silenceStart >= msToSamples(this.options.endpointMs)) {
+          events.push(this.#endTurn(this.#silenceStart, 'endpoint'));
+        }
+        break;
+    }
+    if (this.inSpeech && this.#position - this.#speechStart >= msToSamples(this.options.maxUtteranceMs)) {
+      const end = this.#phase === 'trailing_silence' ? this.#silenceStart : this.#position;
+      events.push(this.#endTurn(end, 'max_length'));
+    }
+    if (this.#phase === 'idle') this.#trimHistory();
+  }
+
+  #confirmIfLongEnough(events: VadEvent[]): void {
+    if (this.#position - this.#speechStart >= Math.max(VAD_FRAME_SAMPLES, msToSamples(this.options.minSpeechMs))) {
+      this.#phase = 'speech';
+      events.push({ type: 'speech_start', startSample: this.#speechStart });
+    }
+  }
+
+  #endTurn(endSample: number, reason: EndReason): VadEvent {
+    const event: VadEvent = { type: 'speech_end', startSample: this.#speechStart, endSample, reason, audio: this.#audio(endSample) };
+    this.#phase = 'idle';
+    return event;
+  }
+
+  /** The utterance's audio from pre-roll before its start up to `endSample`. */
+  #audio(endSample: number): Float32Array {
+    const from = Math.max(this.#historyStart, this.#speechStart - msToSamples(this.options.preRollMs));
+    return this.#history.slice(from - this.#historyStart, endSample - this.#historyStart);
+  }
+
+  #remember(frame: Float32Array): void {
+    if (this.#historyLength + frame.length > this.#history.length) {
+      const grown = new Float32Array(this.#history.length * 2);
+      grown.set(this.#history.subarray(0, this.#historyLength));
+      this.#history = grown;
+    }
+    this.#history.set(frame, this.#historyLength);
+    this.#historyLength += frame.length;
+  }
+
+  /** While idle only the pre-roll (plus the current frame) is kept. */
+  #trimHistory(): void {
+    const keep = msToSamples(this.options.preRollMs) + VAD_FRAME_SAMPLES;
+    if (this.#historyLength > keep * 2) {
+      const drop = this.#historyLength - keep;
+      this.#history.copyWithin(0, drop, this.#historyLength);
+      this.#historyLength = keep;
+      this.#historyStart += drop;
+    }
+  }
+}
