@@ -1,0 +1,54 @@
+/**
+ * The LLM stage's interface: a conversation keeps its history (and, in the engine, its KV cache)
+ * across turns; each reply streams as text deltas and stops within one token of its signal.
+ */
+export interface ChatMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface ReplyOptions {
+  signal: AbortSignal;
+  maxTokens?: number;
+  temperature?: number;
+}
+
+export interface ReplyStats {
+  /** Tokens the model evaluated for this turn (new prompt tokens only when the cache was reused). */
+  inputTokens: number;
+  outputTokens: number;
+  /** From the call to the first text delta. */
+  ttftMs: number | null;
+  /** The reply stopped early: the signal fired. */
+  aborted: boolean;
+  /** How many old messages were dropped to fit the context before this turn. */
+  droppedMessages: number;
+}
+
+export interface Conversation {
+  /** Streams the assistant's reply to `userText`. The reply joins the history when it ends (also when aborted, as far as it got). */
+  reply(userText: string, options: ReplyOptions): AsyncIterable<string>;
+  /** Stats of the last reply, once its stream has ended. */
+  readonly lastStats: ReplyStats | null;
+  readonly history: readonly ChatMessage[];
+  dispose(): void;
+}
+
+export interface ConversationOptions {
+  systemPrompt?: string;
+  history?: readonly ChatMessage[];
+}
+
+export interface Llm {
+  openConversation(options?: ConversationOptions): Promise<Conversation>;
+  dispose(): Promise<void>;
+}
+
+/** The default system prompt: short, plain answers that sound right when spoken. */
+export const SPOKEN_SYSTEM_PROMPT = [
+  'You are a friendly voice assistant. Your replies are spoken aloud by a text-to-speech voice.',
+  'Answer in one to three short sentences of plain conversational English.',
+  'Never use markdown, lists, headings, code, tables, emoji or URLs.',
+  'Write numbers, units and symbols the way a person would say them.',
+  'If you did not understand, ask briefly.',
+].join(' ');
