@@ -51,7 +51,7 @@ export function tinyWhisperMetadata(): Record<string, string> {
   };
 }
 
-export function tinyWhisperEncoder(): Uint8Array {
+export function tinyWhisperEncoder(metadata = tinyWhisperMetadata()): Uint8Array {
   // mel [1, 80, T] -> transpose [1, T, 80] -> matmul [80, 4] -> [1, T, 4] -> unsqueeze -> [1, 1, T, 4]
   const projection = new Float32Array(N_MELS * N_TEXT_STATE).map((_, i) => ((i % 7) - 3) / 100);
   return encodeOnnxModel({
@@ -71,7 +71,7 @@ export function tinyWhisperEncoder(): Uint8Array {
       { op: 'Unsqueeze', inputs: ['hidden', 'axes0'], outputs: ['n_layer_cross_k'] },
       { op: 'Identity', inputs: ['n_layer_cross_k'], outputs: ['n_layer_cross_v'] },
     ],
-    metadata: tinyWhisperMetadata(),
+    metadata,
   });
 }
 
@@ -112,14 +112,17 @@ export function tinyWhisperTokens(): string {
   return TOKENS.map((token, id) => `${Buffer.from(token).toString('base64')} ${id}`).join('\n') + '\n';
 }
 
-export async function writeTinyWhisper(dir: string): Promise<TinyWhisperFiles> {
+/** `omitMetadata` leaves keys out of the encoder, to test how a broken export is refused. */
+export async function writeTinyWhisper(dir: string, options: { omitMetadata?: string[] } = {}): Promise<TinyWhisperFiles> {
   await mkdir(dir, { recursive: true });
   const files = {
     encoder: join(dir, TINY_WHISPER_FILES.encoder),
     decoder: join(dir, TINY_WHISPER_FILES.decoder),
     tokens: join(dir, TINY_WHISPER_FILES.tokens),
   };
-  await writeFile(files.encoder, tinyWhisperEncoder());
+  const metadata = tinyWhisperMetadata();
+  for (const key of options.omitMetadata ?? []) delete metadata[key];
+  await writeFile(files.encoder, tinyWhisperEncoder(metadata));
   await writeFile(files.decoder, tinyWhisperDecoder());
   await writeFile(files.tokens, tinyWhisperTokens());
   return files;
