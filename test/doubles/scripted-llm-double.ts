@@ -1,0 +1,71 @@
+/**
+ * An LLM double that streams a given text instead of generating: deltas of `deltaChars`
+ * characters (or given deltas), `delayMs` apart, honouring its signal like the real engine.
+ * For tests that need exact words (chunking, pipeline ordering, history).
+ */
+import type { ChatMessage, Conversation, Llm, ReplyStats } from '../../src/llm/llm.js';
+
+export interface ScriptedLlmOptions {
+  /** The replies, in order; the last one repeats. */
+  replies: (string | string[])[];
+  deltaChars?: number;
+  delayMs?: number;
+  firstDeltaDelayMs?: number;
+}
+
+export class ScriptedLlmDouble implements Llm {
+  readonly conversations: ScriptedConversationDouble[] = [];
+  constructor(readonly options: ScriptedLlmOptions) {}
+
+  async openConversation(options: { systemPrompt?: string; history?: readonly ChatMessage[] } = {}): Promise<Conversation> {
+    const conversation = new ScriptedConversationDouble(this.options, options.history ?? [], options.systemPrompt);
+    this.conversations.push(conversation);
+    return conversation;
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+export class ScriptedConversationDouble implements Conversation {
+  history: ChatMessage[];
+  lastStats: ReplyStats | null = null;
+  #turn = 0;
+  disposed = false;
+
+  constructor(
+    readonly options: ScriptedLlmOptions,
+    history: readonly ChatMessage[],
+    readonly systemPrompt: string | undefined,
+  ) {
+    this.history = [...history];
+  }
+
+  async *reply(userText: string, options: { signal: AbortSignal; maxTokens?: number }): AsyncGenerator<string> {
+    const script = this.options.replies[Math.min(this.#turn++, this.options.replies.length - 1)]!;
+    const size = this.options.deltaChars ?? 3;
+    const deltas = Array.isArray(script) ? script : Array.from({ length: Math.ceil(script.length / size) }, (_, i) => script.slice(i * size, (i + 1) * size));
+    this.history.push({ role: 'user', content: userText });
+    const started = performance.now();
+    let said = '';
+    let ttftMs: number | null = null;
+    let outputTokens = 0;
+    try {
+      for (const [index, delta] of deltas.entries()) {
+        const wait = index === 0 ? (this.options.firstDeltaDelayMs ?? this.options.delayMs) : this.options.delayMs;
+        if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
+        if (options.signal.aborted || (options.maxTokens !== undefined && outputTokens >= options.maxTokens)) break;
+        ttftMs ??= performance.now() - started;
+        said += delta;
+        outputTokens++;
+        yield delta;
+      }
+    } finally {
+      this.history.push({ role: 'assistant', content: said });
+      this.lastStats = { inputTokens: userText.split(/\s+/).length, outputTokens, ttftMs, aborted: options.signal.aborted, droppedMessages: 0 };
+    }
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+}
