@@ -6,11 +6,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { formatTable, meetsGoal, type BenchResult } from './stats.js';
 import { benchAudioVad } from './audio-vad-bench.js';
+import { benchLlm } from './llm-bench.js';
 import { benchWorker } from './worker-bench.js';
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   worker: benchWorker,
   'audio-vad': benchAudioVad,
+  llm: benchLlm,
 };
 
 const only = process.argv.slice(2);
