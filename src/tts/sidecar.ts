@@ -1,0 +1,173 @@
+/**
+ * Runs the TTS server (VibeVoice's realtime demo in production, a protocol double in the test
+ * profile) as a child process on loopback: starts it, waits until `GET /config` answers, reads
+ * its voices, restarts it with backoff when it dies, and stops it with the worker.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ConfigError, S2sError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+
+export interface SidecarConfig {
+  /** Program and arguments. */
+  command: readonly string[];
+  cwd?: string;
+  /** Added to the worker's environment. */
+  env?: Record<string, string>;
+  host: string;
+  port: number;
+  /** How long a start may take before it counts as failed (model load included). */
+  startupTimeoutMs: number;
+  restartDelayMs: number;
+  maxRestartDelayMs: number;
+}
+
+export interface SidecarVoices {
+  voices: string[];
+  defaultVoice: string;
+}
+
+const POLL_MS = 100;
+
+export class TtsSidecar {
+  readonly config: SidecarConfig;
+  readonly #log: Logger;
+  #child: ChildProcess | null = null;
+  #ready: Promise<SidecarVoices>;
+  #voices: SidecarVoices | null = null;
+  #stopping = false;
+  #generation = 0;
+  #restartDelayMs: number;
+  readonly #crashListeners = new Set<(error: S2sError) => void>();
+  /** Last lines the server printed, for error messages. */
+  #recentOutput: string[] = [];
+
+  private constructor(config: SidecarConfig, log: Logger) {
+    this.config = config;
+    this.#log = log;
+    this.#restartDelayMs = config.restartDelayMs;
+    this.#ready = this.#launch();
+  }
+
+  /** Starts the server and resolves once it answers `/config`; rejects with a clear error after the start-up timeout. */
+  static async start(config: SidecarConfig, log: Logger): Promise<TtsSidecar> {
+    if (config.command.length === 0) throw new ConfigError('TTS sidecar command is empty');
+    const sidecar = new TtsSidecar(config, log);
+    try {
+      await sidecar.#ready;
+    } catch (error) {
+      await sidecar.stop();
+      throw error;
+    }
+    return sidecar;
+  }
+
+  get baseUrl(): string {
+    return `http://${this.config.host}:${this.config.port}`;
+  }
+
+  get voices(): SidecarVoices {
+    if (!this.#voices) throw new S2sError('TTS_NOT_READY', 'the TTS server has not answered /config yet');
+    return this.#voices;
+  }
+
+  /** Resolves when the server is up (at once, unless it is restarting). */
+  ready(): Promise<SidecarVoices> {
+    return this.#ready;
+  }
+
+  /** Called when the server dies; in-flight utterances fail with the given error. */
+  onCrash(listener: (error: S2sError) => void): () => void {
+    this.#crashListeners.add(listener);
+    return () => this.#crashListeners.delete(listener);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  #launch(): Promise<SidecarVoices> {
+    const generation = ++this.#generation;
+    const [program, ...args] = this.config.command;
+    const started = performance.now();
+    this.#log.info('TTS server starting', { command: this.config.command.join(' '), port: this.config.port });
+    const child = spawn(program!, args, {
+      cwd: this.config.cwd,
+      env: { ...process.env, ...this.config.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.#child = child;
+    const remember = (data: Buffer) => {
+      for (const line of data.toString().split('\n').filter(Boolean)) {
+        this.#recentOutput.push(line);
+        if (this.#recentOutput.length > 20) this.#recentOutput.shift();
+        this.#log.debug('TTS server output', { line });
+      }
+    };
+    child.stdout?.on('data', remember);
+    child.stderr?.on('data', remember);
+    let exited = false;
+    const exitedEarly = new Promise<never>((_, reject) => {
+      child.once('error', (error) => reject(new ConfigError(`TTS server could not be started (${program}): ${error.message}`)));
+      child.once('exit', (code, signal) => {
+        exited = true;
+        reject(new S2sError('TTS_START_FAILED', `TTS server exited during start-up (code ${code}, signal ${signal}): ${this.#recentOutput.slice(-3).join(' | ')}`));
+      });
+    });
+    exitedEarly.catch(() => undefined);
+    child.once('exit', (code, signal) => this.#onExit(generation, code, signal));
+
+    const ready = (async () => {
+      const deadline = Date.now() + this.config.startupTimeoutMs;
+      while (!exited) {
+        const voices = await this.#fetchConfig();
+        if (voices) {
+          this.#voices = voices;
+          this.#restartDelayMs = this.config.restartDelayMs;
+          this.#log.info('TTS server ready', { load_ms: Math.round(performance.now() - started), voices: voices.voices.length, default_voice: voices.defaultVoice });
+          return voices;
+        }
+        if (Date.now() > deadline) {
+          child.kill('SIGKILL');
+          throw new S2sError('TTS_START_TIMEOUT', `TTS server did not answer ${this.baseUrl}/config within ${this.config.startupTimeoutMs} ms`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      }
+      return exitedEarly;
+    })();
+    return Promise.race([ready, exitedEarly]);
+  }
+
+  async #fetchConfig(): Promise<SidecarVoices | null> {
+    try {
+      const response = await fetch(`${this.baseUrl}/config`, { signal: AbortSignal.timeout(2_000) });
+      if (!response.ok) return null;
+      const body = (await response.json()) as { voices?: unknown; default_voice?: unknown };
+      if (!Array.isArray(body.voices) || typeof body.default_voice !== 'string') return null;
+      return { voices: body.voices.filter((v): v is string => typeof v === 'string'), defaultVoice: body.default_voice };
+    } catch {
+      return null;
+    }
+  }
+
+  #onExit(generation: number, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#stopping || generation !== this.#generation) return;
+    const error = new S2sError('TTS_CRASHED', `TTS server exited (code ${code}, signal ${signal}); restarting it`, { retryable: true });
+    this.#log.error('TTS server died', { code, signal, output: this.#recentOutput.slice(-3) });
+    for (const listener of [...this.#crashListeners]) listener(error);
+    const delay = this.#restartDelayMs;
+    this.#restartDelayMs = Math.min(this.#restartDelayMs * 2, this.config.maxRestartDelayMs);
+    this.#ready = new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() => {
+      if (this.#stopping) throw new S2sError('TTS_STOPPED', 'the TTS server was stopped');
+      return this.#launch();
+    });
+    // A failed restart is retried by the next exit handler; keep the rejection from going unhandled.
+    this.#ready.catch((e: unknown) => this.#log.error('TTS server restart failed', { error: (e as Error).message }));
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The TTS sidecar manager and VibeVoice client against a server that speaks VibeVoice's protocol
+ * (test/doubles/vibevoice-server-double.ts) with real espeak-ng speech.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resample, concatFloat32 } from '../../src/audio/resample.js';
+import { pcm16ToFloat32 } from '../../src/audio/pcm.js';
+import { InvalidInputError } from '../../src/errors.js';
+import { Logger } from '../../src/log/logger.js';
+import { speakInOrder } from '../../src/tts/speaker.js';
+import type { TtsSidecar } from '../../src/tts/sidecar.js';
+import { splitForRequests, VibeVoiceClient } from '../../src/tts/vibevoice-client.js';
+import { loadSileroVad } from '../../src/vad/vad.js';
+import { startDoubleSidecar } from '../helpers/tts-sidecar.js';
+
+const lines: string[] = [];
+const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => lines.push(line) });
+let sidecar: TtsSidecar;
+let tts: VibeVoiceClient;
+
+beforeAll(async () => {
+  sidecar = await startDoubleSidecar(log, ['--frame-ms', '15']);
+  tts = new VibeVoiceClient(sidecar, {}, log);
+});
+afterAll(async () => {
+  await tts?.dispose();
+});
+
+const live = () => new AbortController().signal;
+
+async function collect(stream: AsyncIterable<Int16Array>): Promise<Int16Array[]> {
+  const chunks: Int16Array[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return chunks;
+}
+
+describe('VibeVoice client against the protocol double', () => {
+  it('reads the voices from /config', () => {
+    expect(tts.voices).toContain('en-Carter_man');
+    expect(tts.defaultVoice).toBe('en-Carter_man');
+  });
+
+  it('streams 24 kHz PCM16 chunks of 3200 samples, reports time to first chunk, and the audio is speech', async () => {
+    const synthesis = tts.synthesize('The quick brown fox jumps over the lazy dog.', { signal: live() });
+    const chunks = await collect(synthesis);
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks.slice(0, -1).every((c) => c.length === 3200)).toBe(true);
+    expect(synthesis.stats.ttfbMs).toBeGreaterThan(0);
+    expect(synthesis.stats.samples).toBe(chunks.reduce((n, c) => n + c.length, 0));
+    const vad = await loadSileroVad();
+    const stream = vad.openStream();
+    const audio16k = await resample(concatFloat32(chunks.map(pcm16ToFloat32)), 24_000, 16_000);
+    const events = [...(await stream.push(concatFloat32([new Float32Array(8000), audio16k, new Float32Array(16000)]))), ...stream.flush()];
+    expect(events.some((e) => e.type === 'speech_end')).toBe(true);
+    await vad.dispose();
+  });
+
+  it('plays a two-clause response in order, the second clause requested as soon as the first is done', async () => {
+    const texts = ['First of all, this clause comes first,', 'and then the second sentence follows it.'];
+    async function* pieces() {
+      yield* texts;
+    }
+    const speech = speakInOrder(tts, pieces(), { signal: live() });
+    const order: number[] = [];
+    for await (const chunk of speech) order.push(chunk.piece);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(new Set(order)).toEqual(new Set([0, 1]));
+    // Each piece's audio is exactly what the server made for that text alone.
+    for (const [i, text] of texts.entries()) {
+      const alone = await collect(tts.synthesize(text, { signal: live() }));
+      expect(speech.pieces[i]!.stats.samples).toBe(alone.reduce((n, c) => n + c.length, 0));
+    }
+  });
+
+  it('abort mid-utterance closes the socket and no further chunk is emitted', async () => {
+    const abort = new AbortController();
+    const received: Int16Array[] = [];
+    const synthesis = tts.synthesize('This is a rather long sentence that takes the server a good while to speak out loud.', { signal: abort.signal });
+    for await (const chunk of synthesis) {
+      received.push(chunk);
+      if (received.length === 2) abort.abort();
+    }
+    expect(received).toHaveLength(2);
+    // The server stopped: the next request is not turned away for long.
+    const next = tts.synthesize('Are you still there?', { signal: live() });
+    await collect(next);
+    expect(next.stats.samples).toBeGreaterThan(0);
+  });
+
+  it('waits for a busy server instead of failing', async () => {
+    const first = tts.synthesize('One generation at a time, that is the rule of this server.', { signal: live() });
+    const second = tts.synthesize('I have to wait for my turn.', { signal: live() });
+    const [a, b] = await Promise.all([collect(first), collect(second)]);
+    expect(a.length).toBeGreaterThan(0);
+    expect(b.length).toBeGreaterThan(0);
+    expect(first.stats.requests + second.stats.requests).toBeGreaterThan(2);
+  });
+
+  it('turns a server generation error into a clear error', async () => {
+    await expect(collect(tts.synthesize('please [[fail]] now', { signal: live() }))).rejects.toThrow('TTS generation failed: CUDA out of memory (simulated)');
+  });
+
+  it('rejects empty text and unknown voices before any request; splits long text instead of rejecting it', async () => {
+    expect(() => tts.synthesize('   ', { signal: live() })).toThrow(InvalidInputError);
+    expect(() => tts.synthesize('Hello there.', { signal: live(), voice: 'en-Nobody' })).toThrow(/unknown voice "en-Nobody"; valid voices: en-Carter_man, en-Davis_man/);
+    const long = Array.from({ length: 12 }, (_, i) => `This is sentence number ${i + 1} of a long answer.`).join(' ');
+    expect(splitForRequests(long, 400).every((part) => part.length <= 400)).toBe(true);
+    const synthesis = tts.synthesize(long, { signal: live() });
+    await collect(synthesis);
+    expect(synthesis.stats.requests).toBeGreaterThan(1);
+  }, 60_000);
+
+  it('normalises numbers and symbols to words before sending', async () => {
+    const synthesis = tts.synthesize('It costs $5 & takes 20% longer.', { signal: live() });
+    await collect(synthesis);
+    expect(synthesis.stats.samples).toBeGreaterThan(0);
+  });
+});
+
+describe('TTS sidecar lifecycle', () => {
+  it('restarts a crashed server: the utterance in flight fails clearly, the next one succeeds', async () => {
+    const own = await startDoubleSidecar(log);
+    const client = new VibeVoiceClient(own, {}, log);
+    await expect(collect(client.synthesize('Goodbye cruel [[crash]] world.', { signal: live() }))).rejects.toThrow(/TTS server died mid-utterance/);
+    const after = await collect(client.synthesize('I am back again.', { signal: live() }));
+    expect(after.length).toBeGreaterThan(0);
+    expect(lines.some((l) => l.includes('TTS server died'))).toBe(true);
+    await client.dispose();
+  }, 60_000);
+
+  it('a server that never becomes ready fails start-up with a clear error within the timeout', async () => {
+    const started = Date.now();
+    await expect(startDoubleSidecar(log, ['--startup-ms', '30000'], { startupTimeoutMs: 1500 })).rejects.toThrow(/did not answer http:\/\/127\.0\.0\.1:\d+\/config within 1500 ms/);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it('a command that cannot run fails start-up at once', async () => {
+    await expect(startDoubleSidecar(log, [], { command: ['/nonexistent/vibevoice-server'] })).rejects.toThrow(/could not be started/);
+  });
+});
