@@ -7,12 +7,14 @@ import { cpus } from 'node:os';
 import { formatTable, meetsGoal, type BenchResult } from './stats.js';
 import { benchAudioVad } from './audio-vad-bench.js';
 import { benchLlm } from './llm-bench.js';
+import { benchTts } from './tts-bench.js';
 import { benchWorker } from './worker-bench.js';
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   worker: benchWorker,
   'audio-vad': benchAudioVad,
   llm: benchLlm,
+  tts: benchTts,
 };
 
 const only = process.argv.slice(2);

@@ -14,7 +14,8 @@
  * Test hooks (this is a test double): text containing "[[fail]]" makes generation fail;
  * "[[crash]]" ends the process after the first frame. Flags: --port, --host, --frame-ms (pause
  * between frames, default 20), --first-chunk-ms (extra delay before the first frame), --startup-ms
- * (delay before listening).
+ * (delay before listening), --stamp (write the send time, epoch ms as float64, into each frame's
+ * first 8 bytes, for benchmarks).
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     'frame-ms': { type: 'string', default: '20' },
     'first-chunk-ms': { type: 'string', default: '0' },
     'startup-ms': { type: 'string', default: '0' },
+    stamp: { type: 'boolean', default: false },
   },
 });
 
@@ -105,6 +107,7 @@ async function handle(ws: WebSocket, query: URLSearchParams): Promise<void> {
     let sent = 0;
     for (let at = 0; at < pcm.length && !disconnected; at += FRAME_BYTES) {
       const frame = pcm.subarray(at, at + FRAME_BYTES);
+      if (values.stamp && frame.length >= 8) frame.writeDoubleLE(performance.timeOrigin + performance.now(), 0);
       ws.send(frame);
       sent += frame.length / 2;
       log(ws, 'model_progress', { generated_sec: sent / 24_000, chunk_sec: frame.length / 2 / 24_000 });
