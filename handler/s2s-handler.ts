@@ -1,27 +1,43 @@
 /**
- * The speech-to-speech job handler: validates the input contract, then runs the job's mode.
- * Engines are loaded once by `createS2sHandler` before the worker takes its first job.
+ * The speech-to-speech job handler: validates the input contract, then runs the job's mode on
+ * engines loaded once at start.
  */
 import { S2sError } from '../src/errors.js';
 import type { Logger } from '../src/log/logger.js';
+import { loadEngines, type Engines } from '../src/pipeline/engines.js';
 import { parseJobInput } from './job-input.js';
+import type { PipelineConfig } from './pipeline-config.js';
+import { readPipelineConfig } from './pipeline-config.js';
 import type { HandlerDefinition, WorkerJob } from './runtime/types.js';
+import { runTurnJob } from './turn-job.js';
 
-export interface S2sHandlerOptions {
-  log: Logger;
+export interface S2sHandler extends HandlerDefinition {
+  engines: Engines;
+  config: PipelineConfig;
+  /** Frees the engines (and stops the TTS server process). */
+  dispose(): Promise<void>;
 }
 
-export async function createS2sHandler(options: S2sHandlerOptions): Promise<HandlerDefinition> {
-  options.log.debug('handler ready');
+export function createHandlerFor(engines: Engines, config: PipelineConfig): S2sHandler {
   return {
+    engines,
+    config,
     returnAggregateStream: true,
+    dispose: () => engines.dispose(),
     async *handle(job: WorkerJob, signal: AbortSignal) {
       const input = parseJobInput(job.input);
-      signal.throwIfAborted();
-      // The speech pipeline (VAD, ASR, LLM, TTS) lands stage by stage; until a mode's stages are
-      // all present its jobs fail with this plain message instead of pretending to answer.
-      throw new S2sError('NOT_AVAILABLE', `mode "${input.mode}" is not available yet in this build: the speech pipeline is not wired in`);
-      yield* [];
+      if (input.mode === 'session') {
+        throw new S2sError('NOT_AVAILABLE', 'mode "session" (live WebSocket sessions) is not available yet in this build; use mode "turn"');
+      }
+      yield* runTurnJob(input, engines, config, signal);
     },
   };
+}
+
+/** Reads the pipeline config from the environment and loads every engine before the first job. */
+export async function createS2sHandler(context: { log: Logger; env: NodeJS.ProcessEnv }): Promise<S2sHandler> {
+  const config = readPipelineConfig(context.env);
+  context.log.info('loading engines', { profile: config.profile, models_dir: config.modelsDir });
+  const engines = await loadEngines(config.engines, context.log);
+  return createHandlerFor(engines, config);
 }

@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../src/errors.js';
 import { Logger, errorMessage } from '../src/log/logger.js';
-import { readStartMode, readWorkerConfig, type PlatformUrls, type WorkerConfig } from './config.js';
+import { readStartMode, readWorkerConfig, type PlatformUrls, type StartMode, type WorkerConfig } from './config.js';
 import { runOneShot } from './local/one-shot.js';
 import { LocalRunpodApi } from './local/runpod-api.js';
 import type { HandlerDefinition } from './runtime/types.js';
@@ -14,7 +14,7 @@ import { QueueWorker } from './runtime/worker.js';
 export interface StartOptions {
   argv: readonly string[];
   env: NodeJS.ProcessEnv;
-  createHandler: (context: { log: Logger; config: WorkerConfig }) => Promise<HandlerDefinition>;
+  createHandler: (context: { log: Logger; config: WorkerConfig; env: NodeJS.ProcessEnv }) => Promise<HandlerDefinition & { dispose?(): Promise<void> }>;
 }
 
 /** Runs the process to its end and returns the exit code. */
@@ -42,10 +42,10 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  let handler: HandlerDefinition;
+  let handler: HandlerDefinition & { dispose?(): Promise<void> };
   try {
     const loadStarted = performance.now();
-    handler = await options.createHandler({ log, config });
+    handler = await options.createHandler({ log, config, env: options.env });
     log.info('ready', { startup_ms: Math.round(performance.now() - loadStarted) });
   } catch (error) {
     log.error('start-up failed', { error: errorMessage(error) });
@@ -53,19 +53,27 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
   }
   if (stop.signal.aborted) return 0;
 
+  try {
+    return await runMode(mode, config, handler, log, stop.signal, options.env);
+  } finally {
+    await handler.dispose?.();
+  }
+}
+
+async function runMode(mode: StartMode, config: WorkerConfig, handler: HandlerDefinition, log: Logger, stop: AbortSignal, env: NodeJS.ProcessEnv): Promise<number> {
   switch (mode.kind) {
     case 'one-shot':
-      return runOneShot(handler, mode.testInput, log, stop.signal);
+      return runOneShot(handler, mode.testInput, log, stop);
     case 'worker':
-      await runQueueWorker(config, handler, log, stop.signal);
+      await runQueueWorker(config, handler, log, stop);
       return 0;
     case 'serve-api': {
       const api = await LocalRunpodApi.start({ host: mode.host, port: mode.port, log });
       log.info('local RunPod API listening', { base_url: api.baseUrl, endpoint_id: api.endpointId });
       // The worker is wired to the local API exactly as on RunPod: through RUNPOD_WEBHOOK_* templates.
-      const localConfig = readWorkerConfig({ ...options.env, ...api.workerEnv() });
+      const localConfig = readWorkerConfig({ ...env, ...api.workerEnv() });
       try {
-        await runQueueWorker(localConfig, handler, log, stop.signal);
+        await runQueueWorker(localConfig, handler, log, stop);
       } finally {
         await api.close();
       }

@@ -39,9 +39,10 @@ export type EndReason = 'endpoint' | 'max_length' | 'end_of_input';
 
 export type VadEvent =
   | { type: 'speech_start'; startSample: number }
+  /** silence_start and speech_end carry the turn's audio from pre-roll up to `endSample`. */
   | { type: 'silence_start'; startSample: number; endSample: number; audio: Float32Array }
   | { type: 'speech_resumed'; atSample: number }
-  | { type: 'speech_end'; startSample: number; endSample: number; reason: EndReason; audio: Float32Array };
+  | { type: 'speech_end'; startSample: number; endSample: number; closedAtSample: number; reason: EndReason; audio: Float32Array };
 
 export const samplesToMs = (samples: number) => (samples * 1000) / VAD_SAMPLE_RATE;
 const msToSamples = (ms: number) => Math.round((ms * VAD_SAMPLE_RATE) / 1000);
@@ -168,7 +169,7 @@ export class Endpointer {
   }
 
   #endTurn(endSample: number, reason: EndReason): VadEvent {
-    const event: VadEvent = { type: 'speech_end', startSample: this.#speechStart, endSample, reason, audio: this.#audio(endSample) };
+    const event: VadEvent = { type: 'speech_end', startSample: this.#speechStart, endSample, closedAtSample: this.#position, reason, audio: this.#audio(endSample) };
     this.#phase = 'idle';
     return event;
   }

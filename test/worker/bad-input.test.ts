@@ -2,19 +2,24 @@
  * Bad jobs never crash the worker: each becomes a FAILED job with a clear message (where the
  * job's id can be known), and the next job is served normally.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createS2sHandler } from '../../handler/s2s-handler.js';
-import { Logger } from '../../src/log/logger.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { S2sHandler } from '../../handler/s2s-handler.js';
 import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
 import { startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { testProfileHandler } from '../helpers/test-profile.js';
 
 let harness: Harness | null = null;
+let s2s: S2sHandler;
+beforeAll(async () => {
+  s2s = await testProfileHandler();
+});
+afterAll(async () => {
+  await s2s?.dispose();
+});
 afterEach(async () => {
   await harness?.close();
   harness = null;
 });
-
-const quietLog = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
 
 function donePostFor(h: Harness, jobId: string) {
   return h.proxy!.requests.find((r) => r.method === 'POST' && r.path.endsWith(`/job-done/worker-1/${jobId}`));
@@ -42,7 +47,7 @@ describe('bad jobs', () => {
   });
 
   it('an unknown mode fails the job naming the field, through the real S2S handler', async () => {
-    harness = await startHarness({ handler: await createS2sHandler({ log: quietLog }) });
+    harness = await startHarness({ handler: s2s });
     const failed = await harness.endpoint.runSync({ input: { mode: 'karaoke' } }, 10_000);
     expect(failed.status).toBe('FAILED');
     expect(failed.error).toBe('invalid input: mode: must be "turn" or "session", got "karaoke"');
@@ -54,7 +59,7 @@ describe('bad jobs', () => {
   });
 
   it('an input that is not an object is refused with a clear message', async () => {
-    harness = await startHarness({ handler: await createS2sHandler({ log: quietLog }) });
+    harness = await startHarness({ handler: s2s });
     const failed = await harness.endpoint.runSync({ input: 'hello' }, 10_000);
     expect(failed.error).toBe('input must be a JSON object, got string');
   });

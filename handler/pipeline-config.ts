@@ -1,0 +1,179 @@
+/**
+ * The speech pipeline's configuration, read from the environment once at start and validated
+ * with zod. `S2S_PROFILE=test` swaps model files and the TTS server command (tiny generated models,
+ * the espeak-ng protocol double), never code paths.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../src/errors.js';
+import { DEFAULT_AUDIO_LIMITS, type AudioLimits } from '../src/audio/decode-input.js';
+import type { FetchLimits } from '../src/audio/fetch-audio.js';
+import type { ChunkerOptions } from '../src/llm/clause-chunker.js';
+import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
+import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, modelFiles, type Profile } from '../src/models/registry.js';
+import type { EnginesConfig } from '../src/pipeline/engines.js';
+import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
+import { formatIssues } from './config.js';
+
+const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+const num = (fallback: number, min: number, max: number) => z.coerce.number().min(min).max(max).default(fallback);
+const bool = (fallback: boolean) =>
+  z
+    .enum(['1', '0', 'true', 'false', 'yes', 'no'])
+    .transform((v) => ['1', 'true', 'yes'].includes(v))
+    .default(fallback);
+
+const envSchema = z.object({
+  S2S_PROFILE: z.enum(['production', 'test']).default('production'),
+  /** Where the builder put the models; default the network volume when mounted, else ./models. */
+  S2S_MODELS_DIR: z.string().min(1).optional(),
+  /** cuda: GPU required (fail fast without one); auto: GPU when present; cpu: never. */
+  S2S_DEVICE: z.enum(['cuda', 'auto', 'cpu']).optional(),
+  S2S_ASR_PRECISION: z.enum(['int8', 'fp32']).default('int8'),
+  S2S_LLM_QUANT: z.enum(['Q4_K_M', 'Q8_0']).default('Q4_K_M'),
+  S2S_LLM_CONTEXT: int(4096, 256, 32_768),
+  S2S_LLM_CONVERSATIONS: int(4, 1, 64),
+  S2S_LLM_THREADS: int(0, 0, 64),
+  S2S_MAX_RESPONSE_TOKENS: int(200, 1, 2048),
+  S2S_TEMPERATURE: num(0.7, 0, 2),
+  S2S_SYSTEM_PROMPT: z.string().min(1).default(SPOKEN_SYSTEM_PROMPT),
+  S2S_ASR_THREADS: int(2, 1, 32),
+  S2S_ENDPOINT_MS: int(250, 32, 5_000),
+  S2S_VAD_ACTIVATION: num(0.5, 0, 1),
+  S2S_VAD_RELEASE: num(0.35, 0, 1),
+  S2S_MIN_SPEECH_MS: int(150, 0, 5_000),
+  S2S_PRE_ROLL_MS: int(200, 0, 2_000),
+  S2S_MAX_UTTERANCE_MS: int(30_000, 1_000, 120_000),
+  S2S_FIRST_CHUNK_MAX_WORDS: int(12, 4, 100),
+  /** The TTS server command as a JSON array of strings. */
+  S2S_TTS_COMMAND: z.string().optional(),
+  /** Checkout of microsoft/VibeVoice at the pinned commit (the image puts it here). */
+  VIBEVOICE_REPO: z.string().default('/opt/VibeVoice'),
+  S2S_TTS_PORT: int(8000, 1, 65_535),
+  S2S_TTS_STARTUP_TIMEOUT_MS: int(300_000, 500, 1_800_000),
+  S2S_VOICE: z.string().min(1).optional(),
+  S2S_TTS_CFG: num(1.5, 0.1, 10),
+  S2S_TTS_STEPS: int(5, 1, 50),
+  S2S_MAX_AUDIO_MS: int(DEFAULT_AUDIO_LIMITS.maxInputMs, 1_000, 600_000),
+  S2S_MAX_AUDIO_BYTES: int(DEFAULT_AUDIO_LIMITS.maxInputBytes, 1_000, 200 * 1024 * 1024),
+  S2S_AUDIO_URL_TIMEOUT_MS: int(15_000, 100, 300_000),
+  S2S_AUDIO_URL_ALLOW_PRIVATE: bool(false),
+  /** Seed variables of the RunPod template; only these models are supported. */
+  ASR_MODEL: z.literal('small.en').default('small.en'),
+  LLM_MODEL: z.literal('Qwen/Qwen2.5-1.5B-Instruct').default('Qwen/Qwen2.5-1.5B-Instruct'),
+  MODEL_PATH: z.string().default('microsoft/VibeVoice-Realtime-0.5B'),
+  HF_HOME: z.string().optional(),
+});
+
+export interface JobDefaults {
+  systemPrompt: string;
+  voice: string | undefined;
+  maxResponseTokens: number;
+  temperature: number;
+  cfg: number;
+  steps: number;
+  chunker: Partial<ChunkerOptions>;
+}
+
+export interface PipelineConfig {
+  profile: Profile;
+  modelsDir: string;
+  engines: EnginesConfig;
+  jobs: JobDefaults;
+  audio: AudioLimits;
+  audioUrl: FetchLimits;
+}
+
+export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error.issues)}`);
+  const e = parsed.data;
+  const profile = e.S2S_PROFILE;
+  const modelsDir = resolve(e.S2S_MODELS_DIR ?? defaultModelsDir(existsSync(NETWORK_VOLUME)));
+  const files = modelFiles(profile, modelsDir, { asrPrecision: e.S2S_ASR_PRECISION, llmQuant: e.S2S_LLM_QUANT });
+  const device = e.S2S_DEVICE ?? (profile === 'test' ? 'cpu' : 'cuda');
+  if (e.S2S_VAD_RELEASE > e.S2S_VAD_ACTIVATION) {
+    throw new ConfigError(`S2S_VAD_RELEASE (${e.S2S_VAD_RELEASE}) must not exceed S2S_VAD_ACTIVATION (${e.S2S_VAD_ACTIVATION})`);
+  }
+  let command: string[];
+  if (e.S2S_TTS_COMMAND) {
+    const list = z.array(z.string().min(1)).min(1).safeParse(safeJson(e.S2S_TTS_COMMAND));
+    if (!list.success) throw new ConfigError('S2S_TTS_COMMAND must be a JSON array of strings, e.g. ["python3","-m","uvicorn",...]');
+    command = list.data;
+  } else if (profile === 'test') {
+    // The VibeVoice protocol double, speaking with espeak-ng (needs the dev dependencies).
+    command = [process.execPath, '--import', 'tsx', 'test/doubles/vibevoice-server-double.ts', '--port', String(e.S2S_TTS_PORT)];
+  } else {
+    // VibeVoice's own app, run with uvicorn on loopback only (its launcher binds 0.0.0.0).
+    command = ['python3', '-m', 'uvicorn', 'web.app:app', '--host', '127.0.0.1', '--port', String(e.S2S_TTS_PORT)];
+  }
+  const fetchHint = `fetch them with: ${fetchCommand(profile)}`;
+  return Object.freeze({
+    profile,
+    modelsDir,
+    engines: {
+      vad: {
+        ...DEFAULT_VAD_CONFIG,
+        defaults: {
+          activationThreshold: e.S2S_VAD_ACTIVATION,
+          releaseThreshold: e.S2S_VAD_RELEASE,
+          minSpeechMs: e.S2S_MIN_SPEECH_MS,
+          endpointMs: e.S2S_ENDPOINT_MS,
+          preRollMs: e.S2S_PRE_ROLL_MS,
+          maxUtteranceMs: e.S2S_MAX_UTTERANCE_MS,
+        },
+      },
+      asr: { ...files.asr, provider: device === 'cpu' ? ('cpu' as const) : ('cuda' as const), numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
+      llm: {
+        modelPath: files.llm.gguf,
+        gpu: device === 'cpu' ? (false as const) : device,
+        contextSize: e.S2S_LLM_CONTEXT,
+        maxConversations: e.S2S_LLM_CONVERSATIONS,
+        threads: e.S2S_LLM_THREADS || (profile === 'test' ? 1 : 0),
+        defaultMaxTokens: e.S2S_MAX_RESPONSE_TOKENS,
+        defaultTemperature: e.S2S_TEMPERATURE,
+      },
+      tts: {
+        sidecar: {
+          command,
+          cwd: profile === 'test' || e.S2S_TTS_COMMAND ? undefined : join(e.VIBEVOICE_REPO, 'demo'),
+          env: {
+            MODEL_PATH: files.tts.modelDir ?? e.MODEL_PATH,
+            MODEL_DEVICE: device === 'cpu' ? 'cpu' : 'cuda',
+            ...(e.S2S_VOICE ? { VOICE_PRESET: e.S2S_VOICE } : {}),
+            // The processor loads its tokenizer by hub name: it must come from the cache, never the network.
+            HF_HUB_OFFLINE: '1',
+            TRANSFORMERS_OFFLINE: '1',
+            ...(e.HF_HOME ? { HF_HOME: e.HF_HOME } : {}),
+          },
+          host: '127.0.0.1',
+          port: e.S2S_TTS_PORT,
+          startupTimeoutMs: e.S2S_TTS_STARTUP_TIMEOUT_MS,
+          restartDelayMs: 500,
+          maxRestartDelayMs: 30_000,
+        },
+        client: { cfg: e.S2S_TTS_CFG, steps: e.S2S_TTS_STEPS, ...(e.S2S_VOICE ? { defaultVoice: e.S2S_VOICE } : {}) },
+      },
+    },
+    jobs: {
+      systemPrompt: e.S2S_SYSTEM_PROMPT,
+      voice: e.S2S_VOICE,
+      maxResponseTokens: e.S2S_MAX_RESPONSE_TOKENS,
+      temperature: e.S2S_TEMPERATURE,
+      cfg: e.S2S_TTS_CFG,
+      steps: e.S2S_TTS_STEPS,
+      chunker: { firstChunkMaxWords: e.S2S_FIRST_CHUNK_MAX_WORDS },
+    },
+    audio: { maxInputMs: e.S2S_MAX_AUDIO_MS, maxInputBytes: e.S2S_MAX_AUDIO_BYTES },
+    audioUrl: { maxBytes: e.S2S_MAX_AUDIO_BYTES, timeoutMs: e.S2S_AUDIO_URL_TIMEOUT_MS, allowPrivateAddresses: e.S2S_AUDIO_URL_ALLOW_PRIVATE },
+  });
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

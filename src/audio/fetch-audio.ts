@@ -1,0 +1,62 @@
+/**
+ * Fetches a job's `audio_url`: http(s) only, a size and a time limit, and addresses inside the
+ * worker's network (loopback, private, link-local: the cloud metadata service lives there)
+ * refused unless allowed, so a job cannot make the worker reach inside.
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { InvalidInputError } from '../errors.js';
+
+export interface FetchLimits {
+  maxBytes: number;
+  timeoutMs: number;
+  allowPrivateAddresses: boolean;
+}
+
+export async function fetchAudio(url: string, limits: FetchLimits, field: string, signal: AbortSignal): Promise<Uint8Array> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidInputError(`${field}: not a valid URL`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new InvalidInputError(`${field}: only http and https URLs are fetched, got ${parsed.protocol}`);
+  }
+  if (!limits.allowPrivateAddresses) {
+    const host = parsed.hostname.replace(/^\[|\]$/g, '');
+    const addresses = isIP(host) ? [host] : await lookup(host, { all: true }).then((r) => r.map((a) => a.address), () => []);
+    if (addresses.length === 0) throw new InvalidInputError(`${field}: host ${host} could not be resolved`);
+    const inside = addresses.find(isInternalAddress);
+    if (inside) throw new InvalidInputError(`${field}: ${host} resolves to ${inside}, an internal address; such URLs are refused`);
+  }
+  let response: Response;
+  try {
+    response = await fetch(parsed, { signal: AbortSignal.any([signal, AbortSignal.timeout(limits.timeoutMs)]), redirect: 'error' });
+  } catch (cause) {
+    signal.throwIfAborted();
+    throw new InvalidInputError(`${field}: could not be fetched within ${limits.timeoutMs} ms: ${(cause as Error).message}`, { cause });
+  }
+  if (!response.ok) throw new InvalidInputError(`${field}: the server answered ${response.status}`);
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > limits.maxBytes) throw new InvalidInputError(`${field}: ${declared} bytes is over the limit of ${limits.maxBytes} bytes`);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limits.maxBytes) throw new InvalidInputError(`${field}: the download passed the limit of ${limits.maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Loopback, private (RFC 1918, unique local), link-local, CGNAT, unspecified and mapped forms of them. */
+export function isInternalAddress(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  if (isIP(v4) === 4) {
+    const [a, b] = v4.split('.').map(Number) as [number, number];
+    return a === 0 || a === 10 || a === 127 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127);
+  }
+  const v6 = address.toLowerCase();
+  return v6 === '::1' || v6 === '::' || v6.startsWith('fc') || v6.startsWith('fd') || v6.startsWith('fe80');
+}

@@ -1,0 +1,70 @@
+/**
+ * The four engines behind their interfaces, loaded once per process, concurrently, before the
+ * first job. Each load time is logged; a failure names the engine and stops the start.
+ */
+import type { Asr } from '../asr/asr.js';
+import { SherpaWhisperAsr, type WhisperAsrConfig } from '../asr/sherpa-whisper-asr.js';
+import { errorMessage, type Logger } from '../log/logger.js';
+import { LlamaCppLlm, type LlamaCppConfig } from '../llm/llama-cpp-llm.js';
+import type { Llm } from '../llm/llm.js';
+import { TtsSidecar, type SidecarConfig } from '../tts/sidecar.js';
+import type { Tts } from '../tts/tts.js';
+import { VibeVoiceClient, type VibeVoiceClientOptions } from '../tts/vibevoice-client.js';
+import { loadSileroVad, type Vad, type VadConfig } from '../vad/vad.js';
+
+export interface Engines {
+  vad: Vad;
+  asr: Asr;
+  llm: Llm;
+  tts: Tts;
+  dispose(): Promise<void>;
+}
+
+export interface EnginesConfig {
+  vad: VadConfig;
+  asr: WhisperAsrConfig;
+  llm: LlamaCppConfig;
+  tts: { sidecar: SidecarConfig; client: Partial<VibeVoiceClientOptions> };
+}
+
+export async function loadEngines(config: EnginesConfig, log: Logger): Promise<Engines> {
+  const started = performance.now();
+  const timed = async <T>(name: string, load: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      const engine = await load();
+      log.info('engine loaded', { engine: name, load_ms: Math.round(performance.now() - t0) });
+      return engine;
+    } catch (error) {
+      throw Object.assign(new Error(`${name} failed to load: ${errorMessage(error)}`, { cause: error }), { engine: name });
+    }
+  };
+  const results = await Promise.allSettled([
+    timed('vad', () => loadSileroVad(config.vad)),
+    timed('asr', () => SherpaWhisperAsr.load(config.asr, log)),
+    timed('llm', () => LlamaCppLlm.load(config.llm, log)),
+    timed('tts', async () => new VibeVoiceClient(await TtsSidecar.start(config.tts.sidecar, log), config.tts.client, log)),
+  ]);
+  const [vad, asr, llm, tts] = results;
+  if (vad.status === 'rejected' || asr.status === 'rejected' || llm.status === 'rejected' || tts.status === 'rejected') {
+    // Free what did load (the TTS server is a child process) before failing.
+    await Promise.allSettled([
+      vad.status === 'fulfilled' ? vad.value.dispose() : null,
+      llm.status === 'fulfilled' ? llm.value.dispose() : null,
+      tts.status === 'fulfilled' ? tts.value.dispose() : null,
+    ]);
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => errorMessage(r.reason));
+    throw new Error(failures.join('; '));
+  }
+  log.info('all engines loaded', { total_ms: Math.round(performance.now() - started) });
+  return {
+    vad: vad.value,
+    asr: asr.value,
+    llm: llm.value,
+    tts: tts.value,
+    async dispose() {
+      await Promise.allSettled([vad.value.dispose(), llm.value.dispose(), tts.value.dispose()]);
+      asr.value.dispose();
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * The events a turn job streams (DESIGN.md, "Turn job contract") and the per-turn metrics
+ * (DESIGN.md, "Metrics"). Names here are the public contract: change them knowingly.
+ */
+export interface TurnMetrics {
+  /** VAD compute for this turn's audio. */
+  vad_ms: number;
+  /** Silence waited (in audio time) before the turn was closed. */
+  endpoint_ms: number;
+  /** ASR decode time. */
+  asr_ms: number;
+  /** LLM request to first token. */
+  llm_ttft_ms: number;
+  /** LLM request to the first piece handed to TTS. */
+  llm_first_clause_ms: number;
+  /** First TTS request to its first audio chunk. */
+  tts_ttfb_ms: number;
+  /** End of the user's speech to the first audio chunk leaving the worker (endpoint silence included). */
+  first_audio_ms: number;
+  /** first_audio_ms minus the endpoint and model time on its critical path: our own glue. */
+  overhead_ms: number;
+  /** Length of the spoken answer. */
+  audio_out_ms: number;
+  /** TTS wall time divided by audio_out_ms (below 1 is faster than real time). */
+  rtf: number;
+  /** ASR time that was not hidden inside the endpoint wait (on the critical path). */
+  asr_critical_ms: number;
+  /** The ASR result came from the speculative run started at the first silent frame. */
+  asr_speculative: boolean;
+  llm_tokens_in: number;
+  llm_tokens_out: number;
+  /** The response was stopped early. */
+  interrupted: boolean;
+}
+
+export type TurnEvent =
+  | { type: 'vad'; turn: number; start_ms: number; end_ms: number }
+  | { type: 'transcript'; turn: number; text: string }
+  | { type: 'text'; turn: number; delta: string }
+  | { type: 'audio'; turn: number; seq: number; sample_rate: number; format: 'pcm16'; data: string }
+  | ({ type: 'metrics'; turn: number } & TurnMetrics);
+
+export interface DoneEvent {
+  type: 'done';
+  turns: number;
+  /** What a per-request bill is made of. */
+  audio_in_s: number;
+  audio_out_s: number;
+  llm_tokens_in: number;
+  llm_tokens_out: number;
+  execution_ms: number;
+}
+
+export type JobEvent = TurnEvent | DoneEvent;

@@ -1,0 +1,100 @@
+/**
+ * One spoken answer: the LLM streams text, the clause chunker cuts it, TTS speaks the pieces in
+ * order. All three overlap: the LLM keeps generating while earlier pieces are spoken. Text deltas
+ * and audio chunks come out of one stream as they are made. The signal stops everything.
+ */
+import { ClauseChunker, type ChunkerOptions } from '../llm/clause-chunker.js';
+import type { Conversation, ReplyStats } from '../llm/llm.js';
+import { speakInOrder, type PieceReport } from '../tts/speaker.js';
+import type { Tts } from '../tts/tts.js';
+import { AsyncQueue } from '../util/async-queue.js';
+
+export type ResponseItem = { kind: 'text'; delta: string } | { kind: 'audio'; pcm: Int16Array };
+
+export interface ResponseOptions {
+  signal: AbortSignal;
+  voice?: string;
+  maxTokens?: number;
+  temperature?: number;
+  cfg?: number;
+  steps?: number;
+  chunker?: Partial<ChunkerOptions>;
+}
+
+/** performance.now() marks along the response's critical path, filled in as it runs. */
+export interface ResponseTimings {
+  requestedAt: number;
+  firstTokenAt: number | null;
+  firstPieceAt: number | null;
+  firstAudioAt: number | null;
+  lastAudioAt: number | null;
+  audioSamples: number;
+  pieces: PieceReport[];
+  llm: ReplyStats | null;
+}
+
+export interface Response {
+  items: AsyncIterable<ResponseItem>;
+  timings: ResponseTimings;
+}
+
+export function respond(conversation: Conversation, tts: Tts, userText: string, options: ResponseOptions): Response {
+  const stop = new AbortController();
+  const signal = AbortSignal.any([options.signal, stop.signal]);
+  const out = new AsyncQueue<ResponseItem>(() => stop.abort());
+  const pieces = new AsyncQueue<string>();
+  const timings: ResponseTimings = {
+    requestedAt: performance.now(),
+    firstTokenAt: null,
+    firstPieceAt: null,
+    firstAudioAt: null,
+    lastAudioAt: null,
+    audioSamples: 0,
+    pieces: [],
+    llm: null,
+  };
+
+  const generate = async () => {
+    const chunker = new ClauseChunker(options.chunker);
+    const handOver = (texts: string[]) => {
+      for (const text of texts) {
+        timings.firstPieceAt ??= performance.now();
+        pieces.push(text);
+      }
+    };
+    try {
+      for await (const delta of conversation.reply(userText, { signal, maxTokens: options.maxTokens, temperature: options.temperature })) {
+        timings.firstTokenAt ??= performance.now();
+        out.push({ kind: 'text', delta });
+        handOver(chunker.push(delta));
+      }
+      if (!signal.aborted) handOver(chunker.flush());
+      pieces.end();
+    } catch (error) {
+      pieces.fail(error);
+      throw error;
+    } finally {
+      timings.llm = conversation.lastStats;
+    }
+  };
+
+  const speak = async () => {
+    const speech = speakInOrder(tts, pieces, { signal, voice: options.voice, cfg: options.cfg, steps: options.steps });
+    timings.pieces = speech.pieces;
+    for await (const chunk of speech) {
+      timings.firstAudioAt ??= performance.now();
+      timings.lastAudioAt = performance.now();
+      timings.audioSamples += chunk.pcm.length;
+      out.push({ kind: 'audio', pcm: chunk.pcm });
+    }
+  };
+
+  Promise.all([generate(), speak()]).then(
+    () => out.end(),
+    (error: unknown) => {
+      stop.abort();
+      out.fail(error);
+    },
+  );
+  return { items: out, timings };
+}
