@@ -5,7 +5,7 @@
  */
 import { decodeBase64Audio, decodeInputAudio, type InputAudio } from '../src/audio/decode-input.js';
 import { fetchAudio } from '../src/audio/fetch-audio.js';
-import { S2sError } from '../src/errors.js';
+import { InvalidInputError, S2sError } from '../src/errors.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import type { JobEvent } from '../src/pipeline/events.js';
 import { runTurn } from '../src/pipeline/turn.js';
@@ -23,7 +23,7 @@ async function loadAudio(item: AudioItem, field: string, config: PipelineConfig,
     return await decodeInputAudio(bytes, encoding, config.audio);
   } catch (error) {
     // Name the field in every audio error, so a client with many turns knows which one.
-    if (error instanceof S2sError && !error.message.startsWith(field)) error.message = `${field}: ${error.message}`;
+    if (error instanceof S2sError && !error.message.startsWith(`${field}:`)) error.message = `${field}: ${error.message}`;
     throw error;
   }
 }
@@ -33,14 +33,14 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
   const items: { item: AudioItem; field: string }[] = input.turns
     ? input.turns.map((item, i) => ({ item, field: `turns.${i}.audio` }))
     : [{ item: input, field: 'audio' }];
-  const audios: InputAudio[] = [];
-  for (const { item, field } of items) audios.push(await loadAudio(item, field, config, signal));
-
   const jobs = config.jobs;
   const voice = input.voice ?? jobs.voice;
   if (voice !== undefined && !engines.tts.voices.includes(voice)) {
-    throw new S2sError('INVALID_INPUT', `voice: unknown voice "${voice}"; valid voices: ${engines.tts.voices.join(', ')}`);
+    throw new InvalidInputError(`voice: unknown voice "${voice}"; valid voices: ${engines.tts.voices.join(', ')}`);
   }
+  const audios: InputAudio[] = [];
+  for (const { item, field } of items) audios.push(await loadAudio(item, field, config, signal));
+
   const conversation = await engines.llm.openConversation({ systemPrompt: input.system_prompt ?? jobs.systemPrompt, history: input.history });
   const totals = { audioOutSamples: 0, llmTokensIn: 0, llmTokensOut: 0 };
   try {

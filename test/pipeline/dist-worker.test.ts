@@ -1,0 +1,155 @@
+/**
+ * The shipped bundle end to end: `node dist/handler.mjs` with S2S_PROFILE=test (tiny generated
+ * models, real Silero VAD, real sherpa-onnx and node-llama-cpp, the VibeVoice protocol double with
+ * espeak-ng speech) behind the local RunPod API, driven by the real runpod-sdk client.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
+import { concatFloat32, resample } from '../../src/audio/resample.js';
+import { pcm16ToFloat32 } from '../../src/audio/pcm.js';
+import { loadSileroVad } from '../../src/vad/vad.js';
+import { makeUtterance, wavOf } from '../fixtures/speech.js';
+import { waitFor } from '../helpers/harness.js';
+import { sdkEndpoint, type SdkEndpoint } from '../helpers/sdk.js';
+import { testProfileEnv } from '../helpers/test-profile.js';
+
+type Event = { type: string; turn?: number; [key: string]: unknown };
+
+let api: LocalRunpodApi;
+let endpoint: SdkEndpoint;
+let worker: ChildProcess;
+let workerLog = '';
+let question: string;
+
+beforeAll(async () => {
+  api = await LocalRunpodApi.start({ port: 0 });
+  endpoint = sdkEndpoint(api.baseUrl, api.endpointId);
+  const env = await testProfileEnv({ RUNPOD_POD_ID: 'dist-worker', RUNPOD_PING_INTERVAL: '500' });
+  worker = spawn(process.execPath, ['dist/handler.mjs'], { env: { ...process.env, ...env, ...api.workerEnv() }, stdio: ['ignore', 'ignore', 'pipe'] });
+  worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
+  await waitFor(() => api.workersFirstSeen.has('dist-worker'), 30_000);
+  const utterance = await makeUtterance([{ silenceMs: 400 }, { say: 'What is the capital of France?' }, { silenceMs: 700 }]);
+  question = wavOf(utterance.samples, 16_000).toString('base64');
+}, 60_000);
+
+afterAll(async () => {
+  worker?.kill('SIGTERM');
+  await new Promise((resolve) => worker?.once('exit', resolve));
+  await api?.close();
+});
+
+async function streamEvents(id: string): Promise<Event[]> {
+  const events: Event[] = [];
+  for await (const chunk of endpoint.stream(id)) events.push(chunk.output as Event);
+  return events;
+}
+
+const METRICS = ['vad_ms', 'endpoint_ms', 'asr_ms', 'llm_ttft_ms', 'llm_first_clause_ms', 'tts_ttfb_ms', 'first_audio_ms', 'overhead_ms', 'audio_out_ms', 'rtf'];
+
+describe('dist/handler.mjs on the test profile through runpod-sdk', () => {
+  it('answers a spoken question: events in contract order, speech out, every metric present and consistent', async () => {
+    const { id } = await endpoint.run({ input: { audio: question } });
+    const events = await streamEvents(id);
+    const types = events.map((e) => e.type);
+    // vad, transcript, then text and audio interleaved, then metrics, then done.
+    expect(types[0]).toBe('vad');
+    expect(types[1]).toBe('transcript');
+    expect(types.at(-2)).toBe('metrics');
+    expect(types.at(-1)).toBe('done');
+    expect(new Set(types.slice(2, -2))).toEqual(new Set(['text', 'audio']));
+    expect(events[1]).toEqual({ type: 'transcript', turn: 0, text: 'hello world' });
+    const vad = events[0]!;
+    expect(vad.start_ms as number).toBeGreaterThan(300);
+    expect(vad.end_ms as number).toBeGreaterThan(vad.start_ms as number);
+
+    const audio = events.filter((e) => e.type === 'audio');
+    expect(audio.map((e) => e.seq)).toEqual(audio.map((_, i) => i));
+    expect(audio.every((e) => e.sample_rate === 24_000 && e.format === 'pcm16')).toBe(true);
+    const pcm = audio.map((e) => {
+      const bytes = Buffer.from(e.data as string, 'base64');
+      return pcm16ToFloat32(new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2));
+    });
+    const vadEngine = await loadSileroVad();
+    const stream = vadEngine.openStream();
+    const speech = [...(await stream.push(await resample(concatFloat32([...pcm, new Float32Array(12_000)]), 24_000, 16_000))), ...stream.flush()];
+    expect(speech.some((e) => e.type === 'speech_end')).toBe(true);
+    await vadEngine.dispose();
+
+    const metrics = events.at(-2)!;
+    for (const name of METRICS) expect(typeof metrics[name], name).toBe('number');
+    const m = metrics as Record<string, number>;
+    const parts = m['endpoint_ms']! + m['asr_critical_ms']! + m['llm_first_clause_ms']! + m['tts_ttfb_ms']!;
+    expect(m['first_audio_ms']!).toBeGreaterThanOrEqual(parts - 0.05);
+    expect(m['overhead_ms']!).toBeCloseTo(m['first_audio_ms']! - parts, 1);
+    expect(m['overhead_ms']!).toBeGreaterThanOrEqual(0);
+    expect(m['first_audio_ms']!).toBeGreaterThanOrEqual(m['endpoint_ms']!);
+    expect(m['endpoint_ms']!).toBeGreaterThanOrEqual(250);
+    expect(m['llm_first_clause_ms']!).toBeGreaterThanOrEqual(m['llm_ttft_ms']!);
+    expect(m['audio_out_ms']!).toBeCloseTo((pcm.reduce((n, p) => n + p.length, 0) / 24_000) * 1000, 0);
+
+    const done = events.at(-1)!;
+    expect(done).toMatchObject({ type: 'done', turns: 1, llm_tokens_out: 17 });
+    expect(done['audio_in_s'] as number).toBeGreaterThan(2);
+    expect(done['audio_out_s'] as number).toBeCloseTo(m['audio_out_ms']! / 1000, 2);
+    // return_aggregate_stream: the same list is the job's output.
+    expect((await endpoint.status(id)).output).toEqual(events);
+  });
+
+  it('a three-turn scripted conversation keeps one conversation: later turns evaluate only their new tokens', async () => {
+    const result = await endpoint.runSync({ input: { turns: [{ audio: question }, { audio: question }, { audio: question }] } }, 60_000);
+    expect(result.status).toBe('COMPLETED');
+    const events = result.output as Event[];
+    const metrics = events.filter((e) => e.type === 'metrics') as unknown as Record<string, number>[];
+    expect(metrics.map((m) => m['turn'])).toEqual([0, 1, 2]);
+    // The first turn reads the system prompt; later turns add only their own message to the same KV cache.
+    expect(metrics[1]!['llm_tokens_in']!).toBeLessThan(metrics[0]!['llm_tokens_in']! / 3);
+    expect(metrics[2]!['llm_tokens_in']!).toBeLessThan(metrics[0]!['llm_tokens_in']! / 3);
+    expect(events.at(-1)).toMatchObject({ type: 'done', turns: 3 });
+  }, 60_000);
+
+  it('audio without speech gives an empty transcript and no answer, not an error', async () => {
+    const silence = wavOf(new Float32Array(16_000 * 2), 16_000).toString('base64');
+    const result = await endpoint.runSync({ input: { audio: silence } }, 30_000);
+    expect(result.status).toBe('COMPLETED');
+    const types = (result.output as Event[]).map((e) => e.type);
+    expect(types).toEqual(['transcript', 'metrics', 'done']);
+    expect((result.output as Event[])[0]).toEqual({ type: 'transcript', turn: 0, text: '' });
+  });
+
+  it.each([
+    ['invalid base64', { audio: '!!!not base64!!!' }, /^audio: is not valid base64$/],
+    ['non-audio bytes', { audio: Buffer.from('just some text, definitely not a wav').toString('base64') }, /^audio: audio is not a WAV file/],
+    ['a WAV over the size limit', { audio: wavOf(new Float32Array(16_000 * 130), 16_000).toString('base64') }, /^audio: audio is .* over the limit/],
+    ['wrong field types', { audio: 12, temperature: 'warm' }, /audio: .*expected string.*temperature: /],
+    ['empty turns', { turns: [] }, /turns: must hold at least one turn/],
+    ['a bad second turn', { turns: [{ audio: 'QUJD' }, { audio: '%%%' }] }, /^turns\.0\.audio: audio is not a WAV file/],
+    ['an unknown voice', { audio: 'AAAA', voice: 'en-Nobody' }, /^voice: unknown voice "en-Nobody"; valid voices: en-Carter_man/],
+  ])('bad input (%s) fails the job with a clear message naming the field, and the next job is served', async (_name, input, message) => {
+    const failed = await endpoint.runSync({ input }, 30_000);
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toMatch(message);
+    const next = await endpoint.runSync({ input: { audio: wavOf(new Float32Array(8000), 16_000).toString('base64') } }, 30_000);
+    expect(next.status).toBe('COMPLETED');
+  }, 60_000);
+
+  it('a private audio_url is refused', async () => {
+    const failed = await endpoint.runSync({ input: { audio_url: 'http://127.0.0.1:9/secret.wav' } }, 30_000);
+    expect(failed.error).toMatch(/audio_url: 127\.0\.0\.1 resolves to 127\.0\.0\.1, an internal address/);
+  });
+
+  it('cancel mid-response: nothing more is posted and the worker serves the next job', async () => {
+    const { id } = await endpoint.run({ input: { audio: question } });
+    for await (const chunk of endpoint.stream(id)) {
+      if ((chunk.output as Event).type === 'audio') break;
+    }
+    await endpoint.cancel(id);
+    const posted = api.job(id)!.stream.length;
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(api.job(id)!.stream.length).toBeLessThanOrEqual(posted + 1);
+    expect(api.job(id)!.postsAfterEnd).toBe(0);
+    const next = await endpoint.runSync({ input: { audio: question } }, 30_000);
+    expect(next.status).toBe('COMPLETED');
+    expect(workerLog).toContain('job-stop received');
+  }, 60_000);
+});
