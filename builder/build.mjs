@@ -1,25 +1,30 @@
 // Bundles the worker into dist/handler.mjs. Native addons and packages that load
 // files relative to their own folder stay external and are resolved from node_modules.
 import { build } from 'esbuild';
+import { chmod } from 'node:fs/promises';
 
 
 
 
 const started = performance.now();
 await build({
-  entryPoints: ['handler/main.ts'],
-  outfile: 'dist/handler.mjs',
+  // The worker, and the batch client users run against an endpoint.
+  entryPoints: { handler: 'handler/main.ts', 's2s-batch': 'cli/s2s-batch.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'esm',
   sourcemap: 'linked',
   // Native addons (.node files, shared libraries) cannot be bundled.
-  external: ['onnxruntime-node', 'sherpa-onnx-node', 'node-llama-cpp'],
+  // runpod-sdk reads its own package.json relative to its file, so it must load from node_modules too.
+  external: ['onnxruntime-node', 'sherpa-onnx-node', 'node-llama-cpp', 'runpod-sdk'],
   // Some bundled CommonJS packages call require(); give the ESM bundle one.
   banner: {
-    js: "import { createRequire as __s2sCreateRequire } from 'node:module'; const require = __s2sCreateRequire(import.meta.url);",
+    js: "#!/usr/bin/env node\nimport { createRequire as __s2sCreateRequire } from 'node:module'; const require = __s2sCreateRequire(import.meta.url);",
   },
   logLevel: 'warning',
 });
-console.log(`built dist/handler.mjs in ${Math.round(performance.now() - started)} ms`);
+await chmod('dist/s2s-batch.mjs', 0o755);
+console.log(`built dist/handler.mjs and dist/s2s-batch.mjs in ${Math.round(performance.now() - started)} ms`);

@@ -4,6 +4,10 @@
  * espeak-ng speech) behind the local RunPod API, driven by the real runpod-sdk client.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeWav } from '../../src/audio/wav.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
 import { concatFloat32, resample } from '../../src/audio/resample.js';
@@ -137,6 +141,33 @@ describe('dist/handler.mjs on the test profile through runpod-sdk', () => {
     const failed = await endpoint.runSync({ input: { audio_url: 'http://127.0.0.1:9/secret.wav' } }, 30_000);
     expect(failed.error).toMatch(/audio_url: 127\.0\.0\.1 resolves to 127\.0\.0\.1, an internal address/);
   });
+
+  it('the batch runner answers a folder of three WAVs and writes replies, texts and a summary', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 's2s-batch-'));
+    await mkdir(join(dir, 'in'));
+    for (const [i, say] of ['How are you today?', 'What is the weather like?', 'Tell me a joke please.'].entries()) {
+      const utterance = await makeUtterance([{ silenceMs: 300 }, { say }, { silenceMs: 600 }]);
+      await writeFile(join(dir, 'in', `q${i + 1}.wav`), wavOf(utterance.samples, 16_000));
+    }
+    const run = spawn(process.execPath, ['dist/s2s-batch.mjs', '--local', '--base-url', api.baseUrl, '--out', join(dir, 'out'), join(dir, 'in')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    run.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    expect(await new Promise((resolve) => run.once('exit', resolve))).toBe(0);
+    for (const name of ['q1', 'q2', 'q3']) {
+      const wav = decodeWav(await readFile(join(dir, 'out', name, 'turn-0.wav')));
+      expect(wav.sampleRate).toBe(24_000);
+      expect(wav.channels[0]!.length).toBeGreaterThan(24_000);
+      expect(await readFile(join(dir, 'out', name, 'turn-0.transcript.txt'), 'utf8')).toBe('hello world\n');
+      expect(await readFile(join(dir, 'out', name, 'turn-0.response.txt'), 'utf8')).toContain('tiny model');
+    }
+    const summary = JSON.parse(await readFile(join(dir, 'out', 'summary.json'), 'utf8')) as { turns: unknown[]; percentiles: Record<string, { p50: number; p90: number }> };
+    expect(summary.turns).toHaveLength(3);
+    expect(summary.percentiles['first_audio_ms']!.p50).toBeGreaterThan(250);
+    expect(summary.percentiles['first_audio_ms']!.p90).toBeGreaterThanOrEqual(summary.percentiles['first_audio_ms']!.p50);
+    expect(stdout).toMatch(/first_audio_ms\s+\d+\s+\d+/);
+  }, 60_000);
 
   it('cancel mid-response: nothing more is posted and the worker serves the next job', async () => {
     const { id } = await endpoint.run({ input: { audio: question } });
