@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
 import { waitFor } from '../helpers/harness.js';
 import { sdkEndpoint } from '../helpers/sdk.js';
+import { testProfileEnv } from '../helpers/test-profile.js';
 
 let api: LocalRunpodApi | null = null;
 afterEach(async () => {
@@ -53,9 +54,25 @@ describe('worker process', () => {
   });
 
   it('local mode runs --test_input once with the bundled worker and exits 1 on a failed job', async () => {
-    const run = spawnNode(['dist/handler.mjs', '--test_input', '{"input":{"mode":"karaoke"}}'], {});
+    const run = spawnNode(['dist/handler.mjs', '--test_input', '{"input":{"mode":"karaoke"}}'], await testProfileEnv());
     expect(await run.exited).toBe(1);
     expect(JSON.parse(run.output().stdout)).toEqual({ error: 'invalid input: mode: must be "turn" or "session", got "karaoke"' });
+  });
+
+  it('local mode runs test_input.json (a real spoken question) once and exits 0 with the events', async () => {
+    const run = spawnNode(['dist/handler.mjs'], await testProfileEnv());
+    expect(await run.exited).toBe(0);
+    const { output } = JSON.parse(run.output().stdout) as { output: { type: string }[] };
+    expect(output[0]!.type).toBe('vad');
+    expect(output.filter((e) => e.type === 'audio').length).toBeGreaterThan(5);
+    expect(output.at(-1)!.type).toBe('done');
+  }, 60_000);
+
+  it('a missing model stops start-up at once, naming the file and the command that fetches it', async () => {
+    const run = spawnNode(['dist/handler.mjs'], { S2S_PROFILE: 'production', S2S_MODELS_DIR: '/nonexistent/models', S2S_TTS_COMMAND: '["true"]' });
+    expect(await run.exited).toBe(1);
+    expect(run.output().stderr).toMatch(/ASR encoder file is missing: \/nonexistent\/models\/asr\/sherpa-onnx-whisper-small\.en\/small\.en-encoder\.int8\.onnx \(fetch them with: npm run models\)/);
+    expect(run.output().stderr).toMatch(/LLM model file is missing: .*qwen2\.5-1\.5b-instruct-q4_k_m\.gguf/);
   });
 
   it('local mode runs --test_input once and exits 0 with the result', async () => {
