@@ -7,6 +7,7 @@ import { cpus } from 'node:os';
 import { formatTable, meetsGoal, type BenchResult } from './stats.js';
 import { benchAudioVad } from './audio-vad-bench.js';
 import { benchLlm } from './llm-bench.js';
+import { benchPipeline } from './pipeline-bench.js';
 import { benchTts } from './tts-bench.js';
 import { benchWorker } from './worker-bench.js';
 
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   'audio-vad': benchAudioVad,
   llm: benchLlm,
   tts: benchTts,
+  pipeline: benchPipeline,
 };
 
 const only = process.argv.slice(2);

@@ -2,11 +2,13 @@
  * Worker runtime benchmarks, each measuring one thing:
  *  - event latency: a handler yields an event -> a runpod-sdk stream client receives it through the local API
  *  - job-to-job gap: one job's handler finishes -> the next queued job's first event
- *  - start to first job-take: process spawn of the bundled worker -> its first job-take request
+ *  - start to first job-take, runtime only: the worker runtime bundled with the scripted handler double
+ *  - cold start to first job-take of dist/handler.mjs on the test profile (all four engines, tiny models)
  *  - idle SIGTERM to exit
- * The worker runs as its own process (the scripted handler double for the first two, the bundled
- * dist/handler.mjs for the last two); the local API and the client share this process.
+ * The worker runs as its own process; the local API and the client share this process.
  */
+import { build } from 'esbuild';
+import { testProfileEnv } from '../test/helpers/test-profile.js';
 import { spawn } from 'node:child_process';
 import { LocalRunpodApi } from '../handler/local/runpod-api.js';
 import { sdkEndpoint } from '../test/helpers/sdk.js';
@@ -64,23 +66,38 @@ export async function benchWorker(): Promise<BenchResult[]> {
     await worker.exited;
   }
 
-  // Start-up and shutdown of the bundled worker (no models yet on this path).
-  const startups: number[] = [];
-  const exits: number[] = [];
-  for (let run = 0; run < 10; run++) {
-    const workerId = `bench-start-${run}`;
-    const spawned = now();
-    const bundled = startWorker(['dist/handler.mjs'], { ...api.workerEnv(), RUNPOD_POD_ID: workerId, RUNPOD_DEBUG_LEVEL: 'WARN' });
-    await waitUntil(() => api.workersFirstSeen.has(workerId), 20_000);
-    startups.push(api.workersFirstSeen.get(workerId)! - spawned);
-    const signalled = now();
-    bundled.child.kill('SIGTERM');
-    const code = await bundled.exited;
-    exits.push(now() - signalled);
-    if (code !== 0) throw new Error(`worker exited ${code} on SIGTERM: ${bundled.stderr()}`);
-  }
-  results.push(summarize('process start -> first job-take (bundle)', 'ms', startups, { median: 500 }));
-  results.push(summarize('idle SIGTERM -> exit (bundle)', 'ms', exits, { median: 1000 }));
+  // Start-up and shutdown. The runtime alone: the scripted double bundled like the real worker.
+  await build({
+    entryPoints: ['test/doubles/scripted-worker-double.ts'],
+    outfile: '.bench/scripted-worker.mjs',
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    logLevel: 'warning',
+  });
+  const timeStartAndStop = async (args: string[], env: Record<string, string>, runs: number) => {
+    const startups: number[] = [];
+    const exits: number[] = [];
+    for (let run = 0; run < runs; run++) {
+      const workerId = `bench-start-${startups.length + exits.length}-${run}-${Math.random().toString(36).slice(2, 8)}`;
+      const spawned = now();
+      const worker = startWorker(args, { ...env, ...api.workerEnv(), RUNPOD_POD_ID: workerId, RUNPOD_DEBUG_LEVEL: 'WARN' });
+      await waitUntil(() => api.workersFirstSeen.has(workerId), 60_000);
+      startups.push(api.workersFirstSeen.get(workerId)! - spawned);
+      const signalled = now();
+      worker.child.kill('SIGTERM');
+      const code = await worker.exited;
+      exits.push(now() - signalled);
+      if (code !== 0) throw new Error(`worker exited ${code} on SIGTERM: ${worker.stderr()}`);
+    }
+    return { startups, exits };
+  };
+  const runtime = await timeStartAndStop(['.bench/scripted-worker.mjs'], {}, 10);
+  results.push(summarize('process start -> first job-take (runtime only)', 'ms', runtime.startups, { median: 500 }));
+  results.push(summarize('idle SIGTERM -> exit (runtime only)', 'ms', runtime.exits, { median: 1000 }));
+  const full = await timeStartAndStop(['dist/handler.mjs'], await testProfileEnv(), 5);
+  results.push(summarize('cold start -> first job-take (dist, test profile, 4 engines)', 'ms', full.startups, { median: 1500 }));
+  results.push(summarize('idle SIGTERM -> exit (dist, engines loaded)', 'ms', full.exits, { median: 1000 }));
   await api.close();
   return results;
 }
