@@ -1,0 +1,84 @@
+/**
+ * Where every model file lives under the models folder, per profile. The builder fills the
+ * folder (`npm run models`); engines only read it and never download. A missing file is named
+ * together with the command that fetches it.
+ */
+import { join } from 'node:path';
+
+export type Profile = 'production' | 'test';
+export type AsrPrecision = 'int8' | 'fp32';
+export type LlmQuant = 'Q4_K_M' | 'Q8_0';
+
+export interface ModelChoice {
+  asrPrecision: AsrPrecision;
+  llmQuant: LlmQuant;
+}
+
+export const DEFAULT_MODEL_CHOICE: ModelChoice = { asrPrecision: 'int8', llmQuant: 'Q4_K_M' };
+
+/** The network volume RunPod mounts on Serverless workers. */
+export const NETWORK_VOLUME = '/runpod-volume';
+
+export function defaultModelsDir(volumeExists: boolean): string {
+  return volumeExists ? join(NETWORK_VOLUME, 's2s-models') : 'models';
+}
+
+export interface ModelFiles {
+  asr: { encoder: string; decoder: string; tokens: string };
+  llm: { gguf: string };
+  /** The VibeVoice model folder (production); the test profile speaks with espeak-ng instead. */
+  tts: { modelDir: string | null };
+}
+
+export interface RequiredFile {
+  stage: 'asr' | 'llm' | 'tts';
+  path: string;
+  what: string;
+}
+
+export function modelFiles(profile: Profile, modelsDir: string, choice: ModelChoice = DEFAULT_MODEL_CHOICE): ModelFiles {
+  if (profile === 'test') {
+    const dir = join(modelsDir, 'test');
+    return {
+      asr: {
+        encoder: join(dir, 'tiny-whisper', 'tiny-encoder.onnx'),
+        decoder: join(dir, 'tiny-whisper', 'tiny-decoder.onnx'),
+        tokens: join(dir, 'tiny-whisper', 'tiny-tokens.txt'),
+      },
+      llm: { gguf: join(dir, 'tiny-qwen.gguf') },
+      tts: { modelDir: null },
+    };
+  }
+  const asrDir = join(modelsDir, 'asr', 'sherpa-onnx-whisper-small.en');
+  const suffix = choice.asrPrecision === 'int8' ? '.int8' : '';
+  return {
+    asr: {
+      encoder: join(asrDir, `small.en-encoder${suffix}.onnx`),
+      decoder: join(asrDir, `small.en-decoder${suffix}.onnx`),
+      tokens: join(asrDir, 'small.en-tokens.txt'),
+    },
+    llm: { gguf: join(modelsDir, 'llm', `qwen2.5-1.5b-instruct-${choice.llmQuant.toLowerCase()}.gguf`) },
+    tts: { modelDir: join(modelsDir, 'tts', 'VibeVoice-Realtime-0.5B') },
+  };
+}
+
+export function requiredFiles(files: ModelFiles): RequiredFile[] {
+  const required: RequiredFile[] = [
+    { stage: 'asr', path: files.asr.encoder, what: 'Whisper encoder' },
+    { stage: 'asr', path: files.asr.decoder, what: 'Whisper decoder' },
+    { stage: 'asr', path: files.asr.tokens, what: 'Whisper tokens' },
+    { stage: 'llm', path: files.llm.gguf, what: 'Qwen2.5 GGUF' },
+  ];
+  if (files.tts.modelDir) {
+    required.push(
+      { stage: 'tts', path: join(files.tts.modelDir, 'config.json'), what: 'VibeVoice config' },
+      { stage: 'tts', path: join(files.tts.modelDir, 'model.safetensors'), what: 'VibeVoice weights' },
+    );
+  }
+  return required;
+}
+
+/** The command that fills the models folder for a profile. */
+export function fetchCommand(profile: Profile): string {
+  return profile === 'test' ? 'npm run models -- --profile test' : 'npm run models';
+}
