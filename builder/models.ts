@@ -1,58 +1,136 @@
 /**
  * `npm run models`: fills the models folder (default: the network volume when mounted, else ./models).
  *
- *   npm run models -- --profile test    writes the tiny generated test models (no network)
- *   npm run models -- --check           verifies what is there, lists what is missing, exits 1 if anything is
- *   npm run models                      downloads the production models (lands with the deployment work)
+ *   npm run models                       downloads the production models from the Hugging Face Hub
+ *   npm run models -- --check            verifies what is there (sizes, checksums), lists what is missing, exits 1 if anything is
+ *   npm run models -- --profile test     writes the tiny generated test models (no network)
+ *
+ * Options: --models-dir DIR, --asr-precision int8|fp32, --llm-quant Q4_K_M|Q8_0, --revision REV.
+ * Environment: HF_TOKEN (gated repos), HF_ENDPOINT (a hub mirror), HF_HOME (tokenizer cache for VibeVoice).
+ * Interrupted downloads resume from their `.part` file; every file is verified before it is placed.
  */
+import { MultiBar, Presets } from 'cli-progress';
 import { existsSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { fetchFile, fetchIntoHfCache, listRemoteFiles, manifestKey, readManifest, verify, writeManifest, type HubOptions } from './hub-download.js';
+import { productionSources } from './model-sources.js';
 import { writeTinyQwen } from './tiny-models/tiny-qwen.js';
 import { writeTinyWhisper } from './tiny-models/tiny-whisper.js';
-import { DEFAULT_MODEL_CHOICE, NETWORK_VOLUME, defaultModelsDir, fetchCommand, modelFiles, requiredFiles, type Profile } from '../src/models/registry.js';
+import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, requiredFiles, type Profile } from '../src/models/registry.js';
 
-const { values } = parseArgs({
-  options: {
-    profile: { type: 'string', default: 'production' },
-    'models-dir': { type: 'string' },
-    check: { type: 'boolean', default: false },
-  },
+const argsSchema = z.object({
+  profile: z.enum(['production', 'test']),
+  'models-dir': z.string().optional(),
+  check: z.boolean(),
+  'asr-precision': z.enum(['int8', 'fp32']),
+  'llm-quant': z.enum(['Q4_K_M', 'Q8_0']),
+  revision: z.string().min(1),
 });
-const profile = values.profile as Profile;
-if (profile !== 'production' && profile !== 'test') {
-  console.error(`--profile must be "production" or "test", got "${values.profile}"`);
-  process.exit(2);
-}
-const modelsDir = values['models-dir'] ?? defaultModelsDir(existsSync(NETWORK_VOLUME));
-const files = modelFiles(profile, modelsDir, DEFAULT_MODEL_CHOICE);
 
-async function missing(): Promise<string[]> {
-  const absent: string[] = [];
-  for (const file of requiredFiles(files)) {
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      profile: { type: 'string', default: 'production' },
+      'models-dir': { type: 'string' },
+      check: { type: 'boolean', default: false },
+      'asr-precision': { type: 'string', default: 'int8' },
+      'llm-quant': { type: 'string', default: 'Q4_K_M' },
+      revision: { type: 'string', default: 'main' },
+    },
+  });
+  const parsed = argsSchema.safeParse(values);
+  if (!parsed.success) {
+    console.error(`npm run models: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    return 2;
+  }
+  const args = parsed.data;
+  const profile: Profile = args.profile;
+  const modelsDir = resolve(args['models-dir'] ?? process.env['S2S_MODELS_DIR'] ?? defaultModelsDir(existsSync(NETWORK_VOLUME)));
+  const choice = { asrPrecision: args['asr-precision'], llmQuant: args['llm-quant'] };
+  const files = modelFiles(profile, modelsDir, choice);
+
+  if (args.check) return check(profile, modelsDir, choice);
+
+  if (profile === 'test') {
+    await writeTinyWhisper(dirname(files.asr.encoder));
+    await writeTinyQwen(files.llm.gguf);
+    console.log(`wrote the tiny test models to ${dirname(files.llm.gguf)}`);
+    return 0;
+  }
+
+  const hub: HubOptions = {
+    hubUrl: process.env['HF_ENDPOINT'],
+    accessToken: process.env['HF_TOKEN'] ?? process.env['HUGGING_FACE_HUB_TOKEN'],
+  };
+  const bars = new MultiBar(
+    { format: '{bar} {percentage}% | {value}/{total} MB | {file}', hideCursor: true, noTTYOutput: true, notTTYSchedule: 10_000, clearOnComplete: false },
+    Presets.shades_classic,
+  );
+  const manifest = await readManifest(modelsDir);
+  const started = Date.now();
+  let downloaded = 0;
+  try {
+    for (const source of productionSources(modelsDir, choice, args.revision)) {
+      if (source.kind === 'hf-cache') {
+        const cacheDir = join(hfHome(modelsDir, process.env['HF_HOME']), 'hub');
+        await fetchIntoHfCache(source.repo, source.revision, source.paths, cacheDir, hub);
+        console.log(`cached ${source.repo} (${source.paths.length} files) in ${cacheDir}`);
+        continue;
+      }
+      const wanted = source.kind === 'files' ? source.files : null;
+      const remote = await listRemoteFiles(source.repo, source.revision, hub, wanted?.map((f) => f.path));
+      for (const file of remote) {
+        if (source.kind === 'snapshot' && source.skip.test(file.path)) continue;
+        const dest = source.kind === 'files' ? wanted!.find((f) => f.path === file.path)!.dest : join(source.destDir, file.path);
+        const mb = (n: number) => Math.round(n / 1e5) / 10;
+        const bar = bars.create(mb(file.size), 0, { file: `${source.repo}/${file.path}` });
+        const outcome = await fetchFile(file, dest, manifest, manifestKey(modelsDir, dest), {
+          ...hub,
+          onProgress: (_path, done) => bar.update(mb(done)),
+        });
+        bar.update(mb(file.size));
+        if (outcome === 'downloaded') downloaded++;
+        // Record progress after every file, so an interrupted run keeps what it finished.
+        await writeManifest(modelsDir, manifest);
+      }
+    }
+  } catch (error) {
+    bars.stop();
+    console.error(`\nnpm run models: ${(error as Error).message}`);
+    return 1;
+  }
+  bars.stop();
+  console.log(`\n${downloaded} file(s) downloaded in ${Math.round((Date.now() - started) / 1000)} s; models in ${modelsDir}`);
+  return check(profile, modelsDir, choice);
+}
+
+/** Lists missing files, and re-verifies every file the manifest records (size and checksum). */
+async function check(profile: Profile, modelsDir: string, choice: { asrPrecision: 'int8' | 'fp32'; llmQuant: 'Q4_K_M' | 'Q8_0' }): Promise<number> {
+  const problems: string[] = [];
+  for (const file of requiredFiles(modelFiles(profile, modelsDir, choice))) {
     const size = await stat(file.path).then((s) => s.size, () => 0);
-    if (size === 0) absent.push(`${file.stage}: ${file.what}: ${file.path}`);
+    if (size === 0) problems.push(`missing  ${file.stage}: ${file.what}: ${file.path}`);
   }
-  return absent;
-}
-
-if (values.check) {
-  const absent = await missing();
-  if (absent.length) {
-    console.error(`missing ${absent.length} model file(s) in ${modelsDir} (profile ${profile}):\n  ${absent.join('\n  ')}\nfetch them with: ${fetchCommand(profile)}`);
-    process.exit(1);
+  const manifest = await readManifest(modelsDir);
+  for (const [key, entry] of Object.entries(manifest.files)) {
+    const path = join(modelsDir, key);
+    const size = await stat(path).then((s) => s.size, () => null);
+    if (size === null) problems.push(`missing  ${key} (listed in the manifest)`);
+    else if (size !== entry.size) problems.push(`corrupt  ${key}: ${size} bytes, expected ${entry.size}`);
+    else {
+      const mismatch = await verify(path, { size: entry.size, sha256: entry.sha256, gitSha1: entry.git_sha1 });
+      if (mismatch) problems.push(`corrupt  ${key}: ${mismatch}`);
+    }
   }
-  console.log(`all ${requiredFiles(files).length} model files of profile ${profile} are present in ${modelsDir}`);
-  process.exit(0);
+  if (problems.length > 0) {
+    console.error(`${problems.length} problem(s) in ${modelsDir} (profile ${profile}):\n  ${problems.join('\n  ')}\nfetch the models with: ${fetchCommand(profile)}`);
+    return 1;
+  }
+  console.log(`models of profile ${profile} are complete in ${modelsDir} (${Object.keys(manifest.files).length} files verified against the manifest)`);
+  return 0;
 }
 
-if (profile === 'test') {
-  await writeTinyWhisper(dirname(files.asr.encoder));
-  await writeTinyQwen(files.llm.gguf);
-  console.log(`wrote the tiny test models to ${dirname(files.llm.gguf)}`);
-  process.exit(0);
-}
-
-console.error('downloading the production models is not built yet (deployment issue); use --profile test or --check');
-process.exit(1);
+process.exit(await main());

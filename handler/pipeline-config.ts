@@ -14,6 +14,7 @@ import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
 import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, modelFiles, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
+import { hfHome } from '../src/models/registry.js';
 import { formatIssues } from './config.js';
 
 const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -145,7 +146,8 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
             // The processor loads its tokenizer by hub name: it must come from the cache, never the network.
             HF_HUB_OFFLINE: '1',
             TRANSFORMERS_OFFLINE: '1',
-            ...(e.HF_HOME ? { HF_HOME: e.HF_HOME } : {}),
+            // Where `npm run models` cached that tokenizer.
+            HF_HOME: hfHome(modelsDir, e.HF_HOME),
           },
           host: '127.0.0.1',
           port: e.S2S_TTS_PORT,

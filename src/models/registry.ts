@@ -69,16 +69,17 @@ export function requiredFiles(files: ModelFiles): RequiredFile[] {
     { stage: 'asr', path: files.asr.tokens, what: 'Whisper tokens' },
     { stage: 'llm', path: files.llm.gguf, what: 'Qwen2.5 GGUF' },
   ];
-  if (files.tts.modelDir) {
-    required.push(
-      { stage: 'tts', path: join(files.tts.modelDir, 'config.json'), what: 'VibeVoice config' },
-      { stage: 'tts', path: join(files.tts.modelDir, 'model.safetensors'), what: 'VibeVoice weights' },
-    );
-  }
+  // The VibeVoice folder is a whole repository snapshot; the builder's manifest lists its weights.
+  if (files.tts.modelDir) required.push({ stage: 'tts', path: join(files.tts.modelDir, 'config.json'), what: 'VibeVoice model' });
   return required;
 }
 
 /** The command that fills the models folder for a profile. */
 export function fetchCommand(profile: Profile): string {
   return profile === 'test' ? 'npm run models -- --profile test' : 'npm run models';
+}
+
+/** HF_HOME for the TTS server: the environment's, else a folder beside the models (where `npm run models` caches). */
+export function hfHome(modelsDir: string, fromEnv: string | undefined): string {
+  return fromEnv ?? join(modelsDir, 'hf-home');
 }
