@@ -29,6 +29,9 @@ const envSchema = z.object({
   S2S_CONCURRENCY: intFromEnv(1, 1, 64),
   /** Jobs asked for per job-take; above 1 the batch path `/job-take-batch/` is used. */
   S2S_JOB_TAKE_BATCH: intFromEnv(1, 1, 64),
+  /** Load-balancing endpoints: the HTTP port, and the port of the `/ping` health check. */
+  PORT: z.coerce.number().int().min(1).max(65_535).optional(),
+  PORT_HEALTH: z.coerce.number().int().min(1).max(65_535).optional(),
 });
 
 export interface PlatformUrls {
@@ -52,12 +55,15 @@ export interface WorkerConfig {
   jsonLogs: boolean;
   /** Null in local mode (no RUNPOD_WEBHOOK_GET_JOB). */
   platform: PlatformUrls | null;
+  /** Set on a load-balancing endpoint: serve `/ping` here from the first moment. */
+  healthPort: number | null;
 }
 
 export type StartMode =
   | { kind: 'worker' }
   | { kind: 'one-shot'; testInput: string | null }
-  | { kind: 'serve-api'; host: string; port: number };
+  | { kind: 'serve-api'; host: string; port: number }
+  | { kind: 'load-balancer' };
 
 export interface StartConfig {
   worker: WorkerConfig;
@@ -99,6 +105,7 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     logLevel: e.RUNPOD_DEBUG_LEVEL,
     jsonLogs: Boolean(e.RUNPOD_ENDPOINT_ID),
     platform,
+    healthPort: e.PORT_HEALTH ?? e.PORT ?? null,
   });
 }
 
@@ -124,6 +131,7 @@ export function readStartMode(argv: readonly string[], worker: WorkerConfig): St
     if (!port.success) throw new ConfigError(`--rp_api_port must be a port number, got ${values.rp_api_port}`);
     return { kind: 'serve-api', host: values.rp_api_host ?? '127.0.0.1', port: port.data };
   }
+  if (values.test_input === undefined && !worker.platform && worker.healthPort !== null) return { kind: 'load-balancer' };
   if (values.test_input !== undefined || !worker.platform) {
     return { kind: 'one-shot', testInput: values.test_input ?? null };
   }

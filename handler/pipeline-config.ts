@@ -125,7 +125,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
           maxUtteranceMs: e.S2S_MAX_UTTERANCE_MS,
         },
       },
-      asr: { ...files.asr, provider: device === 'cpu' ? ('cpu' as const) : ('cuda' as const), numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
+      asr: { ...files.asr, provider: device === 'cpu' ? ('cpu' as const) : ('cuda' as const), allowCpuFallback: device === 'auto', numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
       llm: {
         modelPath: files.llm.gguf,
         gpu: device === 'cpu' ? (false as const) : device,

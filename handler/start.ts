@@ -7,6 +7,7 @@ import { ConfigError } from '../src/errors.js';
 import { Logger, errorMessage } from '../src/log/logger.js';
 import { readStartMode, readWorkerConfig, type PlatformUrls, type StartMode, type WorkerConfig } from './config.js';
 import { runOneShot } from './local/one-shot.js';
+import { HealthServer } from './local/health-server.js';
 import { LocalRunpodApi } from './local/runpod-api.js';
 import type { HandlerDefinition } from './runtime/types.js';
 import { QueueWorker } from './runtime/worker.js';
@@ -42,6 +43,8 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
+  // A load-balancing endpoint must answer /ping (204) while the models load.
+  const health = config.healthPort !== null ? await HealthServer.start(config.healthPort) : null;
   let handler: HandlerDefinition & { dispose?(): Promise<void> };
   try {
     const loadStarted = performance.now();
@@ -49,19 +52,27 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
     log.info('ready', { startup_ms: Math.round(performance.now() - loadStarted) });
   } catch (error) {
     log.error('start-up failed', { error: errorMessage(error) });
+    if (health) health.state = 'failed';
+    await health?.close();
     return 1;
   }
-  if (stop.signal.aborted) return 0;
-
+  if (health) health.state = 'ready';
   try {
+    if (stop.signal.aborted) return 0;
     return await runMode(mode, config, handler, log, stop.signal, options.env);
   } finally {
+    await health?.close();
     await handler.dispose?.();
   }
 }
 
 async function runMode(mode: StartMode, config: WorkerConfig, handler: HandlerDefinition, log: Logger, stop: AbortSignal, env: NodeJS.ProcessEnv): Promise<number> {
   switch (mode.kind) {
+    case 'load-balancer':
+      // Serves /ping until SIGTERM; live sessions on /ws land with the session work.
+      log.info('load-balancing mode: serving /ping', { port: config.healthPort });
+      await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
+      return 0;
     case 'one-shot':
       return runOneShot(handler, mode.testInput, log, stop);
     case 'worker':

@@ -20,6 +20,8 @@ export interface WhisperAsrConfig {
   tokens: string;
   /** 'cuda' needs sherpa-onnx's GPU libraries swapped into the npm package (the image does this). */
   provider: 'cuda' | 'cpu';
+  /** With provider 'cuda': run on CPU (logged once) when sherpa-onnx has no CUDA libraries, instead of failing. */
+  allowCpuFallback: boolean;
   numThreads: number;
   /** Hint shown in the error for missing files (how to fetch them). */
   fetchHint?: string;
@@ -49,6 +51,9 @@ export class SherpaWhisperAsr implements Asr {
     await validateWhisperFiles(config);
     let provider = config.provider;
     if (provider === 'cuda' && !sherpaHasCuda()) {
+      if (!config.allowCpuFallback) {
+        throw new ConfigError('ASR: CUDA was required but sherpa-onnx has no CUDA libraries (the GPU image swaps them in); set S2S_DEVICE=auto to allow CPU');
+      }
       log.warn('ASR: sherpa-onnx has no CUDA libraries installed, running Whisper on CPU', { requested: 'cuda' });
       provider = 'cpu';
     }

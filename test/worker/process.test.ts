@@ -8,6 +8,7 @@ import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
 import { waitFor } from '../helpers/harness.js';
 import { sdkEndpoint } from '../helpers/sdk.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
+import { freePort } from '../helpers/tts-sidecar.js';
 
 let api: LocalRunpodApi | null = null;
 afterEach(async () => {
@@ -66,6 +67,21 @@ describe('worker process', () => {
     expect(output[0]!.type).toBe('vad');
     expect(output.filter((e) => e.type === 'audio').length).toBeGreaterThan(5);
     expect(output.at(-1)!.type).toBe('done');
+  }, 60_000);
+
+  it('on a load-balancing endpoint /ping answers 204 while the models load, 200 when ready, and SIGTERM exits 0', async () => {
+    const port = await freePort();
+    const worker = spawnNode(['dist/handler.mjs'], await testProfileEnv({ PORT: String(port), PORT_HEALTH: String(port) }));
+    const statuses: number[] = [];
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline && statuses.at(-1) !== 200) {
+      const status = await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status, () => 0);
+      if (status && statuses.at(-1) !== status) statuses.push(status);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(statuses).toEqual([204, 200]);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
   }, 60_000);
 
   it('a missing model stops start-up at once, naming the file and the command that fetches it', async () => {

@@ -1,0 +1,43 @@
+/**
+ * The HTTP server of a RunPod load-balancing endpoint (PROTOCOLS.md section 3): `GET /ping` answers
+ * 204 while the models load, 200 once the worker is ready, 503 if start-up failed. It starts before
+ * the engines so the platform sees the worker as initializing rather than dead.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type HealthState = 'loading' | 'ready' | 'failed';
+
+export class HealthServer {
+  state: HealthState = 'loading';
+  readonly #server: Server;
+
+  private constructor() {
+    this.#server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url?.split('?')[0] === '/ping') {
+        const status = this.state === 'ready' ? 200 : this.state === 'loading' ? 204 : 503;
+        res.writeHead(status, { 'content-type': 'application/json' }).end(status === 204 ? undefined : JSON.stringify({ status: this.state }));
+        return;
+      }
+      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no such path: ${req.url}` }));
+    });
+  }
+
+  static async start(port: number, host = '0.0.0.0'): Promise<HealthServer> {
+    const server = new HealthServer();
+    await new Promise<void>((resolve, reject) => {
+      server.#server.once('error', reject);
+      server.#server.listen(port, host, resolve);
+    });
+    return server;
+  }
+
+  get port(): number {
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
