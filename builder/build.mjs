@@ -8,8 +8,8 @@ import { chmod } from 'node:fs/promises';
 
 const started = performance.now();
 await build({
-  // The worker, and the batch client users run against an endpoint.
-  entryPoints: { handler: 'handler/main.ts', 's2s-batch': 'cli/s2s-batch.ts' },
+  // The worker, the batch client users run against an endpoint, and the model builder (usable inside the image).
+  entryPoints: { handler: 'handler/main.ts', 's2s-batch': 'cli/s2s-batch.ts', models: 'builder/models.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   bundle: true,
@@ -19,7 +19,8 @@ await build({
   sourcemap: 'linked',
   // Native addons (.node files, shared libraries) cannot be bundled.
   // runpod-sdk reads its own package.json relative to its file, so it must load from node_modules too.
-  external: ['onnxruntime-node', 'sherpa-onnx-node', 'node-llama-cpp', 'runpod-sdk'],
+  // @huggingface/hub loads its own chunks and WebAssembly at run time.
+  external: ['onnxruntime-node', 'sherpa-onnx-node', 'node-llama-cpp', 'runpod-sdk', '@huggingface/hub'],
   // Some bundled CommonJS packages call require(); give the ESM bundle one.
   banner: {
     js: "#!/usr/bin/env node\nimport { createRequire as __s2sCreateRequire } from 'node:module'; const require = __s2sCreateRequire(import.meta.url);",
@@ -27,4 +28,4 @@ await build({
   logLevel: 'warning',
 });
 await chmod('dist/s2s-batch.mjs', 0o755);
-console.log(`built dist/handler.mjs and dist/s2s-batch.mjs in ${Math.round(performance.now() - started)} ms`);
+console.log(`built dist/handler.mjs, dist/s2s-batch.mjs and dist/models.mjs in ${Math.round(performance.now() - started)} ms`);

@@ -92,6 +92,14 @@ describe('npm run models against a fake hub', () => {
     expect(result.out).toContain('fetch the models with: npm run models');
   });
 
+  it('the bundled builder (dist/models.mjs, as used inside the image) checks a folder', async () => {
+    const child = spawn(process.execPath, ['dist/models.mjs', '--check', '--models-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(1);
+    expect(out).toContain('missing');
+  });
+
   it('a gated repo needs HF_TOKEN', async () => {
     hub.gated.set(LLM_REPO, 'hf_secret_token');
     const denied = await runBuilder([]);
