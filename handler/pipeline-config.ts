@@ -11,10 +11,9 @@ import { DEFAULT_AUDIO_LIMITS, type AudioLimits } from '../src/audio/decode-inpu
 import type { FetchLimits } from '../src/audio/fetch-audio.js';
 import type { ChunkerOptions } from '../src/llm/clause-chunker.js';
 import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
-import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, modelFiles, type Profile } from '../src/models/registry.js';
+import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
-import { hfHome } from '../src/models/registry.js';
 import { formatIssues } from './config.js';
 
 const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);

@@ -54,8 +54,13 @@ export interface SimulatedJob {
   stream: unknown[];
   streamSent: number;
   retries: number;
-  /** Posts from a worker that arrived after the job had ended (a correct worker sends none). */
-  postsAfterEnd: number;
+  /**
+   * When (epoch ms) each worker post arrived after the job had ended. A worker can have one post in
+   * flight when the platform ends a job; after it has heard job-stop it must send none.
+   */
+  latePosts: number[];
+  /** When job-stop for this job was delivered to its worker (epoch ms). */
+  stopDeliveredAt: number | null;
 }
 
 interface InternalJob extends SimulatedJob {
@@ -268,7 +273,8 @@ export class LocalRunpodApi {
       stream: [],
       streamSent: 0,
       retries: 0,
-      postsAfterEnd: 0,
+      latePosts: [],
+      stopDeliveredAt: null,
       timers: [],
       changed: new Set(),
     };
@@ -450,7 +456,7 @@ export class LocalRunpodApi {
     const body = (await readJson(req, WORKER_BODY_LIMIT)) as Record<string, unknown> | null;
     const job = this.#mustGet(jobId);
     if (job.status !== 'IN_PROGRESS' || job.workerId !== workerId) {
-      job.postsAfterEnd++;
+      job.latePosts.push(Date.now());
       this.#log?.warn('worker posted for a job it does not hold', { job_id: job.id, op, status: job.status });
       return sendJson(res, 404, { error: `job ${job.id} is ${job.status}, not in progress on worker ${workerId}` });
     }
@@ -503,6 +509,10 @@ export class LocalRunpodApi {
       return;
     }
     this.#stopsByWorker.delete(workerId);
+    for (const id of ids) {
+      const job = this.#jobs.get(id);
+      if (job) job.stopDeliveredAt = Date.now();
+    }
     sendJson(res, 200, { jobsToStop: [...ids] });
   }
 

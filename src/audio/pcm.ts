@@ -51,3 +51,15 @@ export function assertFinite(samples: Float32Array): void {
 export function* chunkSamples<T extends Int16Array | Float32Array>(samples: T, size: number): Generator<T> {
   for (let start = 0; start < samples.length; start += size) yield samples.subarray(start, start + size) as T;
 }
+
+/** Joins float32 chunks into one array. */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

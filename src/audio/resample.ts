@@ -6,6 +6,7 @@
  */
 import samplerate from '@alexanderolsen/libsamplerate-js';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { concatFloat32 } from './pcm.js';
 
 const { create, ConverterType } = samplerate;
 
@@ -79,14 +80,4 @@ export async function resample(samples: Float32Array, fromRate: number, toRate: 
   } finally {
     converter.dispose();
   }
-}
-
-export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
 }

@@ -5,6 +5,7 @@
  * the turn closes on exactly the audio it heard, and thrown away if speech resumed.
  */
 import type { Asr, Transcript } from '../asr/asr.js';
+import { concatFloat32 } from '../audio/pcm.js';
 import { samplesToMs, type Endpointer } from '../vad/endpointer.js';
 
 /** Audio is fed in slices like a live stream would arrive, so speculation can start early. */
@@ -82,7 +83,7 @@ export async function listenForTurn(endpointer: Endpointer, asr: Asr, samples: F
     asrStartedAt = speculation.startedAt;
   } else {
     asrStartedAt = performance.now();
-    transcript = await asr.transcribe(concat(parts), { signal });
+    transcript = await asr.transcribe(concatFloat32(parts), { signal });
   }
   const transcriptAt = performance.now();
   return {
@@ -98,13 +99,3 @@ export async function listenForTurn(endpointer: Endpointer, asr: Asr, samples: F
   };
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

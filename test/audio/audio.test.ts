@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBase64 } from '../../src/audio/base64.js';
 import { decodeBase64Audio, decodeInputAudio, DEFAULT_AUDIO_LIMITS } from '../../src/audio/decode-input.js';
-import { float32ToPcm16, pcm16ToFloat32 } from '../../src/audio/pcm.js';
-import { resample, StreamResampler, concatFloat32 } from '../../src/audio/resample.js';
+import { resample, StreamResampler } from '../../src/audio/resample.js';
+import { concatFloat32, float32ToPcm16, pcm16ToFloat32 } from '../../src/audio/pcm.js';
 import { decodeWav, encodeWav } from '../../src/audio/wav.js';
 import { InvalidInputError } from '../../src/errors.js';
 import { run, synth, wavOf } from '../fixtures/speech.js';

@@ -3,7 +3,7 @@
  * `runpod-sdk` client pointed at it.
  */
 import { readWorkerConfig } from '../../handler/config.js';
-import { LocalRunpodApi, type LocalRunpodApiOptions } from '../../handler/local/runpod-api.js';
+import { LocalRunpodApi, type LocalRunpodApiOptions, type SimulatedJob } from '../../handler/local/runpod-api.js';
 import type { HandlerDefinition } from '../../handler/runtime/types.js';
 import { QueueWorker } from '../../handler/runtime/worker.js';
 import { Logger } from '../../src/log/logger.js';
@@ -63,5 +63,19 @@ export async function waitFor<T>(probe: () => T | undefined | false | null, time
     if (value) return value;
     if (Date.now() > deadline) throw new Error('waitFor: condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Checks that a worker posted nothing for a job after it heard job-stop: at most the one post that
+ * may already have been in flight (arriving within 100 ms), and nothing later.
+ */
+export async function expectNothingPostedAfterStop(job: () => Readonly<SimulatedJob> | undefined): Promise<void> {
+  await waitFor(() => job()?.stopDeliveredAt !== null);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const { stopDeliveredAt, latePosts } = job()!;
+  const afterStop = latePosts.filter((at) => at > stopDeliveredAt!);
+  if (afterStop.length > 1 || afterStop.some((at) => at > stopDeliveredAt! + 100)) {
+    throw new Error(`worker posted ${afterStop.length} time(s) after job-stop, the last ${afterStop.at(-1)! - stopDeliveredAt!} ms after it`);
   }
 }

@@ -111,6 +111,10 @@ describe('LlamaCppLlm on the tiny Qwen2 model', () => {
     await small.dispose();
   });
 
+  it('fails fast with a clear error when CUDA is required and there is no GPU', async () => {
+    await expect(LlamaCppLlm.load(config(await tinyQwenPath(), { gpu: 'cuda' }), log)).rejects.toThrow(/node-llama-cpp could not load a CUDA binary|CUDA was required/);
+  });
+
   it('refuses a missing or corrupt model file with a clear error naming it', async () => {
     const dir = await scratchDir();
     await expect(LlamaCppLlm.load(config(join(dir, 'nope.gguf')), log)).rejects.toThrow(ConfigError);

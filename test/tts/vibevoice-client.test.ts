@@ -3,8 +3,8 @@
  * (test/doubles/vibevoice-server-double.ts) with real espeak-ng speech.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resample, concatFloat32 } from '../../src/audio/resample.js';
-import { pcm16ToFloat32 } from '../../src/audio/pcm.js';
+import { resample } from '../../src/audio/resample.js';
+import { concatFloat32, pcm16ToFloat32 } from '../../src/audio/pcm.js';
 import { InvalidInputError } from '../../src/errors.js';
 import { Logger } from '../../src/log/logger.js';
 import { speakInOrder } from '../../src/tts/speaker.js';

@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
-import { API_KEY, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { API_KEY, expectNothingPostedAfterStop, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
 import { sdkEndpoint } from '../helpers/sdk.js';
 
@@ -50,7 +50,7 @@ describe('local RunPod API', () => {
     await waitFor(() => handler.seen.aborted.includes(id));
     const status = await harness.endpoint.status(id);
     expect(status.status).toBe('TIMED_OUT');
-    expect(harness.api.job(id)!.postsAfterEnd).toBe(0);
+    await expectNothingPostedAfterStop(() => harness!.api.job(id));
 
     const retry = await fetch(`${harness.api.baseUrl}/local/retry/${id}`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } });
     expect(await retry.json()).toEqual({ id, status: 'IN_QUEUE' });

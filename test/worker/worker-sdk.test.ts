@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
-import { startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { expectNothingPostedAfterStop, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 
 let harness: Harness | null = null;
 afterEach(async () => {
@@ -62,12 +62,8 @@ describe('queue worker through runpod-sdk', () => {
     const cancelled = await harness.endpoint.cancel(id);
     expect(cancelled.status).toBe('CANCELLED');
     await waitFor(() => handler.seen.aborted.includes(id));
-    const postedAtStop = harness.api.job(id)!.stream.length;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const job = harness.api.job(id)!;
-    expect(job.status).toBe('CANCELLED');
-    expect(job.stream.length).toBe(postedAtStop);
-    expect(job.postsAfterEnd).toBe(0);
+    await expectNothingPostedAfterStop(() => harness!.api.job(id));
+    expect(harness.api.job(id)!.status).toBe('CANCELLED');
     expect(handler.seen.finished).not.toContain(id);
     // The worker keeps serving.
     const next = await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
@@ -82,7 +78,7 @@ describe('queue worker through runpod-sdk', () => {
     await harness.endpoint.cancel(id);
     const next = await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
     expect(next.status).toBe('COMPLETED');
-    expect(harness.api.job(id)!.postsAfterEnd).toBe(0);
+    await expectNothingPostedAfterStop(() => harness!.api.job(id));
   });
 
   it('health reports jobs and workers', async () => {
@@ -139,7 +135,7 @@ describe('queue worker through runpod-sdk', () => {
     const donePosts = harness.proxy!.requests.filter((r) => r.path.includes('/job-done/'));
     expect(donePosts.map((r) => r.answered)).toEqual(['canned', 'canned', 'forwarded']);
     expect(donePosts[2]!.query).toContain('isStream=true');
-    expect(harness.api.job(result.id)!.postsAfterEnd).toBe(0);
+    expect(harness.api.job(result.id)!.latePosts).toEqual([]);
   });
 
   it('a stream post failing with 503 is retried without losing or reordering events', async () => {
