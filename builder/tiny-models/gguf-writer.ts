@@ -73,12 +73,22 @@ class ByteWriter {
 }
 
 function writeValue(w: ByteWriter, value: GgufValue): void {
-  if ('u32' in value) (w.u32(ValueType.UINT32), w.u32(value.u32));
-  else if ('i32' in value) (w.u32(ValueType.INT32), w.i32(value.i32));
-  else if ('f32' in value) (w.u32(ValueType.FLOAT32), w.f32(value.f32));
-  else if ('bool' in value) (w.u32(ValueType.BOOL), w.push(Buffer.from([value.bool ? 1 : 0])));
-  else if ('str' in value) (w.u32(ValueType.STRING), w.str(value.str));
-  else if ('strings' in value) {
+  if ('u32' in value) {
+    w.u32(ValueType.UINT32);
+    w.u32(value.u32);
+  } else if ('i32' in value) {
+    w.u32(ValueType.INT32);
+    w.i32(value.i32);
+  } else if ('f32' in value) {
+    w.u32(ValueType.FLOAT32);
+    w.f32(value.f32);
+  } else if ('bool' in value) {
+    w.u32(ValueType.BOOL);
+    w.push(Buffer.from([value.bool ? 1 : 0]));
+  } else if ('str' in value) {
+    w.u32(ValueType.STRING);
+    w.str(value.str);
+  } else if ('strings' in value) {
     w.u32(ValueType.ARRAY);
     w.u32(ValueType.STRING);
     w.u64(value.strings.length);

@@ -167,7 +167,8 @@ export function cleanForSpeech(raw: string): string {
     .replace(/<\/?[a-z][^>]*>/gi, ' ')
     .replace(/\*+/g, '')
     .replace(/(^|[\s(])_+|_+(?=[\s).,!?;:]|$)/g, '$1')
-    .replace(/[\p{Extended_Pictographic}\u{1F1E6}-\u{1F1FF}\u{1F3FB}-\u{1F3FF}\u{FE0F}\u{200D}\u{20E3}]/gu, '')
+    // Emoji, flags, skin tones and the joiners and selectors that combine them.
+    .replace(/\p{Extended_Pictographic}|[\u{1F1E6}-\u{1F1FF}]|[\u{1F3FB}-\u{1F3FF}]|\u{FE0F}|\u{200D}|\u{20E3}/gu, '')
     .replace(/\s+([.,!?;:])/g, '$1')
     .replace(/^[\s,;:]+/, '')
     .replace(/\s+/g, ' ')

@@ -30,14 +30,12 @@ const TEMPLATE_TOKENS_PER_MESSAGE = 6;
 
 export class LlamaCppLlm implements Llm {
   readonly config: LlamaCppConfig;
-  readonly #llama: Llama;
   readonly #model: LlamaModel;
   readonly #context: LlamaContext;
   readonly #log: Logger;
 
-  private constructor(config: LlamaCppConfig, llama: Llama, model: LlamaModel, context: LlamaContext, log: Logger) {
+  private constructor(config: LlamaCppConfig, model: LlamaModel, context: LlamaContext, log: Logger) {
     this.config = config;
-    this.#llama = llama;
     this.#model = model;
     this.#context = context;
     this.#log = log;
@@ -67,7 +65,7 @@ export class LlamaCppLlm implements Llm {
       ...(config.threads > 0 ? { threads: config.threads } : {}),
     });
     log.info('LLM loaded', { gpu: llama.gpu || 'cpu', context_size: context.contextSize, sequences: config.maxConversations });
-    return new LlamaCppLlm(config, llama, model, context, log);
+    return new LlamaCppLlm(config, model, context, log);
   }
 
   async openConversation(options: ConversationOptions = {}): Promise<Conversation> {

@@ -24,7 +24,11 @@ export class PlatformProxyDouble {
 
   private constructor(target: string) {
     this.#target = target;
-    this.#server = createServer(async (req, res) => {
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+  }
+
+  async #handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): Promise<void> {
+    {
       const url = new URL(req.url ?? '/', 'http://proxy');
       const method = req.method ?? 'GET';
       const chunks: Buffer[] = [];
@@ -54,7 +58,7 @@ export class PlatformProxyDouble {
       } catch {
         if (!res.headersSent) res.writeHead(502).end();
       }
-    });
+    }
   }
 
   static async start(target: string): Promise<PlatformProxyDouble> {
