@@ -1,14 +1,17 @@
 /**
- * Finds the user's turn in audio that is already complete (a turn job): runs the endpointer over
- * it and transcribes the speech. ASR starts speculatively at each `silence_start`, as it would in
- * a live session where it hides inside the endpoint wait; a speculative result is used only when
- * the turn closes on exactly the audio it heard, and thrown away if speech resumed.
+ * Turns audio into user turns: runs the endpointer and transcribes each turn's speech. ASR starts
+ * speculatively at each `silence_start`, so in a live session its time hides inside the endpoint
+ * wait; a speculative result is used only when the turn closes on exactly the audio it heard, and
+ * thrown away if speech resumed.
+ *
+ * Live sessions close a turn at every `speech_end`; a turn job joins every segment of its audio item
+ * into one turn (the user paused, but it is one question).
  */
 import type { Asr, Transcript } from '../asr/asr.js';
 import { concatFloat32 } from '../audio/pcm.js';
-import { samplesToMs, type Endpointer } from '../vad/endpointer.js';
+import { samplesToMs, type Endpointer, type VadEvent } from '../vad/endpointer.js';
 
-/** Audio is fed in slices like a live stream would arrive, so speculation can start early. */
+/** Audio of a complete item is fed in slices like a live stream would arrive, so speculation can start early. */
 const FEED_SAMPLES = 4_096;
 
 export interface HeardTurn {
@@ -26,76 +29,124 @@ export interface HeardTurn {
   transcriptAt: number;
 }
 
+export type ListenEvent =
+  | { type: 'speech_start'; startSample: number }
+  | { type: 'speech_resumed'; atSample: number }
+  | { type: 'speech_end'; startSample: number; endSample: number }
+  /** A closed turn; its transcript is on the way. */
+  | { type: 'turn'; heard: Promise<HeardTurn> };
+
 interface Speculation {
   endSample: number;
   startedAt: number;
   result: Promise<Transcript>;
 }
 
-export async function listenForTurn(endpointer: Endpointer, asr: Asr, samples: Float32Array, signal: AbortSignal): Promise<HeardTurn | null> {
-  const vadBefore = endpointer.vadMs;
-  const segments: HeardTurn['segments'] = [];
-  // Held in one object so the event handler below can update it.
-  const state: {
-    speculation: Speculation | null;
-    firstStart: number | null;
-    closed: { endSample: number; closedAtSample: number; at: number } | null;
-  } = {
-    speculation: null,
-    firstStart: null,
-    closed: null,
-  };
-  const parts: Float32Array[] = [];
+export class TurnListener {
+  readonly endpointer: Endpointer;
+  readonly #asr: Asr;
+  readonly #signal: AbortSignal;
+  readonly #joinSegments: boolean;
+  #speculation: Speculation | null = null;
+  #segments: HeardTurn['segments'] = [];
+  #parts: Float32Array[] = [];
+  #closed: { endSample: number; closedAtSample: number; at: number } | null = null;
+  #vadMsAtTurnStart = 0;
 
-  const handle = (events: Awaited<ReturnType<Endpointer['push']>>) => {
+  constructor(endpointer: Endpointer, asr: Asr, signal: AbortSignal, options: { joinSegments: boolean }) {
+    this.endpointer = endpointer;
+    this.#asr = asr;
+    this.#signal = signal;
+    this.#joinSegments = options.joinSegments;
+  }
+
+  async push(samples: Float32Array): Promise<ListenEvent[]> {
+    return this.#handle(await this.endpointer.push(samples));
+  }
+
+  /** Ends the input: an open turn is closed (reason end_of_input). */
+  flush(): ListenEvent[] {
+    return this.#handle(this.endpointer.flush());
+  }
+
+  /** For joined turns: the one turn of everything pushed, or null when there was no speech. */
+  finishJoined(): Promise<HeardTurn> | null {
+    return this.#closed ? this.#transcribe() : null;
+  }
+
+  /** Forgets a turn in progress (a barge-in blip that is not a turn of its own). */
+  discardTurn(): void {
+    this.#reset();
+  }
+
+  #handle(events: VadEvent[]): ListenEvent[] {
+    const out: ListenEvent[] = [];
     for (const event of events) {
       if (event.type === 'speech_start') {
-        state.firstStart ??= event.startSample;
-        state.speculation = null;
+        this.#speculation = null;
+        out.push({ type: 'speech_start', startSample: event.startSample });
       } else if (event.type === 'speech_resumed') {
-        state.speculation = null;
+        this.#speculation = null;
+        out.push({ type: 'speech_resumed', atSample: event.atSample });
       } else if (event.type === 'silence_start') {
         // Only a single-segment turn can be transcribed from the endpointer's audio alone.
-        state.speculation =
-          segments.length === 0 ? { endSample: event.endSample, startedAt: performance.now(), result: asr.transcribe(event.audio, { signal }) } : null;
-        state.speculation?.result.catch(() => undefined);
-      } else if (event.type === 'speech_end') {
-        segments.push({ startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
-        parts.push(event.audio);
-        state.closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at: performance.now() };
+        this.#speculation =
+          this.#segments.length === 0 ? { endSample: event.endSample, startedAt: performance.now(), result: this.#asr.transcribe(event.audio, { signal: this.#signal }) } : null;
+        this.#speculation?.result.catch(() => undefined);
+      } else {
+        this.#segments.push({ startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
+        this.#parts.push(event.audio);
+        this.#closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at: performance.now() };
+        out.push({ type: 'speech_end', startSample: event.startSample, endSample: event.endSample });
+        if (!this.#joinSegments) out.push({ type: 'turn', heard: this.#transcribe() });
       }
     }
-  };
+    return out;
+  }
 
-  for (let at = 0; at < samples.length; at += FEED_SAMPLES) {
-    signal.throwIfAborted();
-    handle(await endpointer.push(samples.subarray(at, at + FEED_SAMPLES)));
+  /** Transcribes the closed turn (speculative result when usable) and starts a new one. */
+  #transcribe(): Promise<HeardTurn> {
+    const closed = this.#closed!;
+    const segments = this.#segments;
+    const parts = this.#parts;
+    const speculation = this.#speculation;
+    const vadMs = this.endpointer.vadMs - this.#vadMsAtTurnStart;
+    this.#reset();
+    const usable = segments.length === 1 && speculation !== null && speculation.endSample === closed.endSample;
+    return (async () => {
+      const asrStartedAt = usable ? speculation.startedAt : performance.now();
+      const transcript = usable ? await speculation.result : await this.#asr.transcribe(concatFloat32(parts), { signal: this.#signal });
+      const transcriptAt = performance.now();
+      return {
+        segments,
+        transcript: transcript.text,
+        vadMs,
+        endpointMs: samplesToMs(closed.closedAtSample - closed.endSample),
+        asrMs: transcript.asrMs,
+        asrCriticalMs: Math.max(0, transcriptAt - Math.max(closed.at, asrStartedAt)),
+        asrSpeculative: usable,
+        closedAt: closed.at,
+        transcriptAt,
+      };
+    })();
   }
-  handle(endpointer.flush());
-  const { closed: last, speculation } = state;
-  if (!last || state.firstStart === null) return null;
-  const closedAt = last.at;
-  const usable = segments.length === 1 && speculation !== null && speculation.endSample === last.endSample;
-  let transcript: Transcript;
-  let asrStartedAt: number;
-  if (usable) {
-    transcript = await speculation.result;
-    asrStartedAt = speculation.startedAt;
-  } else {
-    asrStartedAt = performance.now();
-    transcript = await asr.transcribe(concatFloat32(parts), { signal });
+
+  #reset(): void {
+    this.#segments = [];
+    this.#parts = [];
+    this.#closed = null;
+    this.#speculation = null;
+    this.#vadMsAtTurnStart = this.endpointer.vadMs;
   }
-  const transcriptAt = performance.now();
-  return {
-    segments,
-    transcript: transcript.text,
-    vadMs: endpointer.vadMs - vadBefore,
-    endpointMs: samplesToMs(last.closedAtSample - last.endSample),
-    asrMs: transcript.asrMs,
-    asrCriticalMs: Math.max(0, transcriptAt - Math.max(closedAt, asrStartedAt)),
-    asrSpeculative: usable,
-    closedAt,
-    transcriptAt,
-  };
 }
 
+/** A turn job's audio item: every segment joined into one turn; null when there is no speech. */
+export async function listenForTurn(endpointer: Endpointer, asr: Asr, samples: Float32Array, signal: AbortSignal): Promise<HeardTurn | null> {
+  const listener = new TurnListener(endpointer, asr, signal, { joinSegments: true });
+  for (let at = 0; at < samples.length; at += FEED_SAMPLES) {
+    signal.throwIfAborted();
+    await listener.push(samples.subarray(at, at + FEED_SAMPLES));
+  }
+  listener.flush();
+  return listener.finishJoined();
+}

@@ -8,7 +8,8 @@ import type { Conversation } from '../llm/llm.js';
 import { TTS_SAMPLE_RATE } from '../tts/tts.js';
 import type { EndpointerOptions } from '../vad/endpointer.js';
 import type { Engines } from './engines.js';
-import type { TurnEvent, TurnMetrics } from './events.js';
+import type { TurnEvent } from './events.js';
+import { turnMetrics } from './metrics.js';
 import { listenForTurn } from './listen.js';
 import { respond, type ResponseOptions } from './respond.js';
 
@@ -34,36 +35,13 @@ export async function* runTurn(
 ): AsyncGenerator<TurnEvent, TurnSummary> {
   const endpointer = engines.vad.openStream(options.vad);
   const heard = await listenForTurn(endpointer, engines.asr, samples, signal);
-  const metrics: TurnMetrics = {
-    vad_ms: round(heard?.vadMs ?? endpointer.vadMs),
-    endpoint_ms: 0,
-    asr_ms: 0,
-    llm_ttft_ms: 0,
-    llm_first_clause_ms: 0,
-    tts_ttfb_ms: 0,
-    first_audio_ms: 0,
-    overhead_ms: 0,
-    audio_out_ms: 0,
-    rtf: 0,
-    asr_critical_ms: 0,
-    asr_speculative: false,
-    llm_tokens_in: 0,
-    llm_tokens_out: 0,
-    interrupted: false,
-  };
   for (const segment of heard?.segments ?? []) yield { type: 'vad', turn, start_ms: round(segment.startMs), end_ms: round(segment.endMs) };
   yield { type: 'transcript', turn, text: heard?.transcript ?? '' };
   if (!heard || !heard.transcript) {
     // No speech (or nothing recognisable): no answer, not an error.
-    yield { type: 'metrics', turn, ...metrics };
+    yield { type: 'metrics', turn, ...turnMetrics(heard, null, null, false, endpointer.vadMs) };
     return { audioOutSamples: 0, llmTokensIn: 0, llmTokensOut: 0 };
   }
-  Object.assign(metrics, {
-    endpoint_ms: round(heard.endpointMs),
-    asr_ms: round(heard.asrMs),
-    asr_critical_ms: round(heard.asrCriticalMs),
-    asr_speculative: heard.asrSpeculative,
-  });
 
   const response = respond(conversation, engines.tts, heard.transcript, { ...options, signal });
   let seq = 0;
@@ -77,25 +55,7 @@ export async function* runTurn(
     firstOutAt ??= performance.now();
     yield { type: 'audio', turn, seq: seq++, sample_rate: TTS_SAMPLE_RATE, format: 'pcm16', data: encodeBase64(bytes) };
   }
-
-  const t = response.timings;
-  const firstPiece = t.pieces[0]?.stats;
-  const llmFirstClause = t.firstPieceAt === null ? 0 : t.firstPieceAt - t.requestedAt;
-  const ttsTtfb = firstPiece?.ttfbMs ?? 0;
-  const firstAudio = firstOutAt === null ? 0 : heard.endpointMs + (firstOutAt - heard.closedAt);
-  const audioOutMs = (t.audioSamples / TTS_SAMPLE_RATE) * 1000;
-  Object.assign(metrics, {
-    llm_ttft_ms: round(t.firstTokenAt === null ? 0 : t.firstTokenAt - t.requestedAt),
-    llm_first_clause_ms: round(llmFirstClause),
-    tts_ttfb_ms: round(ttsTtfb),
-    first_audio_ms: round(firstAudio),
-    overhead_ms: round(firstOutAt === null ? 0 : firstAudio - heard.endpointMs - heard.asrCriticalMs - llmFirstClause - ttsTtfb),
-    audio_out_ms: round(audioOutMs),
-    rtf: audioOutMs > 0 && t.firstAudioAt !== null && t.lastAudioAt !== null ? round((t.lastAudioAt - t.firstAudioAt + ttsTtfb) / audioOutMs) : 0,
-    llm_tokens_in: t.llm?.inputTokens ?? 0,
-    llm_tokens_out: t.llm?.outputTokens ?? 0,
-    interrupted: signal.aborted || (t.llm?.aborted ?? false),
-  });
+  const metrics = turnMetrics(heard, response.timings, firstOutAt, signal.aborted);
   yield { type: 'metrics', turn, ...metrics };
-  return { audioOutSamples: t.audioSamples, llmTokensIn: metrics.llm_tokens_in, llmTokensOut: metrics.llm_tokens_out };
+  return { audioOutSamples: response.timings.audioSamples, llmTokensIn: metrics.llm_tokens_in, llmTokensOut: metrics.llm_tokens_out };
 }

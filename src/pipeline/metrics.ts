@@ -1,0 +1,57 @@
+/**
+ * A turn's metrics (DESIGN.md "Metrics") from the marks its stages left, computed in one place for
+ * turn jobs and live sessions. first_audio_ms = the endpoint silence (audio time) plus the wall time
+ * from the turn closing to its first audio chunk leaving; overhead_ms is what remains of that after
+ * the endpoint and the model time on the critical path.
+ */
+import { TTS_SAMPLE_RATE } from '../tts/tts.js';
+import type { TurnMetrics } from './events.js';
+import type { HeardTurn } from './listen.js';
+import type { ResponseTimings } from './respond.js';
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
+
+export function turnMetrics(
+  heard: HeardTurn | null,
+  response: ResponseTimings | null,
+  firstOutAt: number | null,
+  interrupted: boolean,
+  vadMsIfNoTurn = 0,
+): TurnMetrics {
+  const metrics: TurnMetrics = {
+    vad_ms: round(heard?.vadMs ?? vadMsIfNoTurn),
+    endpoint_ms: round(heard?.endpointMs ?? 0),
+    asr_ms: round(heard?.asrMs ?? 0),
+    llm_ttft_ms: 0,
+    llm_first_clause_ms: 0,
+    tts_ttfb_ms: 0,
+    first_audio_ms: 0,
+    overhead_ms: 0,
+    audio_out_ms: 0,
+    rtf: 0,
+    asr_critical_ms: round(heard?.asrCriticalMs ?? 0),
+    asr_speculative: heard?.asrSpeculative ?? false,
+    llm_tokens_in: 0,
+    llm_tokens_out: 0,
+    interrupted,
+  };
+  if (!heard || !response) return metrics;
+  const t = response;
+  const llmFirstClause = t.firstPieceAt === null ? 0 : t.firstPieceAt - t.requestedAt;
+  const ttsTtfb = t.pieces[0]?.stats.ttfbMs ?? 0;
+  const firstAudio = firstOutAt === null ? 0 : heard.endpointMs + (firstOutAt - heard.closedAt);
+  const audioOutMs = (t.audioSamples / TTS_SAMPLE_RATE) * 1000;
+  return {
+    ...metrics,
+    llm_ttft_ms: round(t.firstTokenAt === null ? 0 : t.firstTokenAt - t.requestedAt),
+    llm_first_clause_ms: round(llmFirstClause),
+    tts_ttfb_ms: round(ttsTtfb),
+    first_audio_ms: round(firstAudio),
+    overhead_ms: round(firstOutAt === null ? 0 : firstAudio - heard.endpointMs - heard.asrCriticalMs - llmFirstClause - ttsTtfb),
+    audio_out_ms: round(audioOutMs),
+    rtf: audioOutMs > 0 && t.firstAudioAt !== null && t.lastAudioAt !== null ? round((t.lastAudioAt - t.firstAudioAt + ttsTtfb) / audioOutMs) : 0,
+    llm_tokens_in: t.llm?.inputTokens ?? 0,
+    llm_tokens_out: t.llm?.outputTokens ?? 0,
+    interrupted: interrupted || (t.llm?.aborted ?? false),
+  };
+}
