@@ -59,6 +59,19 @@ const envSchema = z.object({
   S2S_MAX_AUDIO_BYTES: int(DEFAULT_AUDIO_LIMITS.maxInputBytes, 1_000, 200 * 1024 * 1024),
   S2S_AUDIO_URL_TIMEOUT_MS: int(15_000, 100, 300_000),
   S2S_AUDIO_URL_ALLOW_PRIVATE: bool(false),
+  /** Live sessions: the port session jobs listen on (exposed as a TCP port on RunPod). */
+  S2S_SESSION_PORT: int(8005, 1, 65_535),
+  S2S_SESSION_HOST: z.string().default('0.0.0.0'),
+  /** Load-balancing endpoints: the token clients give on /ws (browsers cannot send headers). */
+  S2S_SESSION_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  S2S_MIN_INTERRUPTION_MS: int(400, 50, 5_000),
+  S2S_OUTPUT_LEAD_MS: int(250, 0, 10_000),
+  S2S_SESSION_IDLE_MS: int(60_000, 1_000, 3_600_000),
+  S2S_SESSION_MAX_MS: int(1_800_000, 10_000, 86_400_000),
+  S2S_SESSION_CONNECT_TIMEOUT_MS: int(120_000, 1_000, 3_600_000),
+  /** Set by RunPod for exposed TCP ports: where clients reach this worker. */
+  RUNPOD_PUBLIC_IP: z.string().optional(),
+  RUNPOD_TCP_PORT_8005: z.coerce.number().int().min(1).max(65_535).optional(),
   /** Seed variables of the RunPod template; only these models are supported. */
   ASR_MODEL: z.literal('small.en').default('small.en'),
   LLM_MODEL: z.literal('Qwen/Qwen2.5-1.5B-Instruct').default('Qwen/Qwen2.5-1.5B-Instruct'),
@@ -76,8 +89,22 @@ export interface JobDefaults {
   chunker: Partial<ChunkerOptions>;
 }
 
+export interface SessionConfig {
+  port: number;
+  host: string;
+  /** The URL clients are told to connect to (ws://public-ip:public-port/ws on RunPod). */
+  publicUrl: string;
+  standingToken: string | null;
+  minInterruptionMs: number;
+  outputLeadMs: number;
+  idleTimeoutMs: number;
+  maxDurationMs: number;
+  connectTimeoutMs: number;
+}
+
 export interface PipelineConfig {
   profile: Profile;
+  sessions: SessionConfig;
   modelsDir: string;
   engines: EnginesConfig;
   jobs: JobDefaults;
@@ -109,8 +136,21 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
     command = ['python3', '-m', 'uvicorn', 'web.app:app', '--host', '127.0.0.1', '--port', String(e.S2S_TTS_PORT)];
   }
   const fetchHint = `fetch them with: ${fetchCommand(profile)}`;
+  const publicHost = e.RUNPOD_PUBLIC_IP ?? '127.0.0.1';
+  const publicPort = e.RUNPOD_PUBLIC_IP && e.RUNPOD_TCP_PORT_8005 ? e.RUNPOD_TCP_PORT_8005 : e.S2S_SESSION_PORT;
   return Object.freeze({
     profile,
+    sessions: {
+      port: e.S2S_SESSION_PORT,
+      host: e.S2S_SESSION_HOST,
+      publicUrl: `ws://${publicHost}:${publicPort}/ws`,
+      standingToken: e.S2S_SESSION_TOKEN ?? null,
+      minInterruptionMs: e.S2S_MIN_INTERRUPTION_MS,
+      outputLeadMs: e.S2S_OUTPUT_LEAD_MS,
+      idleTimeoutMs: e.S2S_SESSION_IDLE_MS,
+      maxDurationMs: e.S2S_SESSION_MAX_MS,
+      connectTimeoutMs: e.S2S_SESSION_CONNECT_TIMEOUT_MS,
+    },
     modelsDir,
     engines: {
       vad: {

@@ -2,34 +2,59 @@
  * The speech-to-speech job handler: validates the input contract, then runs the job's mode on
  * engines loaded once at start.
  */
-import { S2sError } from '../src/errors.js';
+import type { Server } from 'node:http';
 import type { Logger } from '../src/log/logger.js';
+import { SessionServer } from '../src/session/session-server.js';
 import { loadEngines, type Engines } from '../src/pipeline/engines.js';
 import { parseJobInput } from './job-input.js';
 import type { PipelineConfig } from './pipeline-config.js';
 import { readPipelineConfig } from './pipeline-config.js';
 import type { HandlerDefinition, WorkerJob } from './runtime/types.js';
+import { runLiveSession, runSessionJob } from './session-job.js';
 import { runTurnJob } from './turn-job.js';
 
 export interface S2sHandler extends HandlerDefinition {
   engines: Engines;
   config: PipelineConfig;
-  /** Frees the engines (and stops the TTS server process). */
+  /**
+   * Serves live sessions on `/ws` of an HTTP server that exists already (the local API, the
+   * load-balancing server) instead of a port of their own. With `standingToken`, every client
+   * that presents it gets a new session (load-balancing endpoints).
+   */
+  serveSessionsOn(server: Server, standingToken: string | null, publicUrl?: string): void;
+  /** Frees the engines (and stops the TTS server process and the session server). */
   dispose(): Promise<void>;
 }
 
-export function createHandlerFor(engines: Engines, config: PipelineConfig): S2sHandler {
+export function createHandlerFor(engines: Engines, config: PipelineConfig, log: Logger): S2sHandler {
+  let sessions: Promise<SessionServer> | null = null;
+  let publicUrl = config.sessions.publicUrl;
+  const sessionServer = () => (sessions ??= SessionServer.listen(config.sessions.port, config.sessions.host, log));
   return {
     engines,
     config,
     returnAggregateStream: true,
-    dispose: () => engines.dispose(),
+    serveSessionsOn(server, standingToken, url) {
+      if (url) publicUrl = url;
+      const attached = SessionServer.attach(server, log);
+      if (standingToken) {
+        attached.setStandingToken(standingToken, (ws) => {
+          runLiveSession(ws, engines, config, {}, log, new AbortController().signal).catch((error: unknown) => {
+            log.error('live session failed', { error: (error as Error).message });
+            ws.close(1011, 'session failed');
+          });
+        });
+      }
+      sessions = Promise.resolve(attached);
+    },
+    async dispose() {
+      await (await sessions)?.close();
+      await engines.dispose();
+    },
     async *handle(job: WorkerJob, signal: AbortSignal) {
       const input = parseJobInput(job.input);
-      if (input.mode === 'session') {
-        throw new S2sError('NOT_AVAILABLE', 'mode "session" (live WebSocket sessions) is not available yet in this build; use mode "turn"');
-      }
-      yield* runTurnJob(input, engines, config, signal);
+      if (input.mode === 'session') yield* runSessionJob(input, engines, config, await sessionServer(), publicUrl, job, signal);
+      else yield* runTurnJob(input, engines, config, signal);
     },
   };
 }
@@ -39,5 +64,5 @@ export async function createS2sHandler(context: { log: Logger; env: NodeJS.Proce
   const config = readPipelineConfig(context.env);
   context.log.info('loading engines', { profile: config.profile, models_dir: config.modelsDir });
   const engines = await loadEngines(config.engines, context.log);
-  return createHandlerFor(engines, config);
+  return createHandlerFor(engines, config, context.log);
 }

@@ -10,6 +10,7 @@ import { runOneShot } from './local/one-shot.js';
 import { HealthServer } from './local/health-server.js';
 import { LocalRunpodApi } from './local/runpod-api.js';
 import type { HandlerDefinition } from './runtime/types.js';
+import type { S2sHandler } from './s2s-handler.js';
 import { QueueWorker } from './runtime/worker.js';
 
 export interface StartOptions {
@@ -56,7 +57,14 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
     await health?.close();
     return 1;
   }
-  if (health) health.state = 'ready';
+  if (health) {
+    // Load-balancing endpoints: live sessions on /ws of the same server, for clients with the token.
+    if (isSessionCapable(handler)) {
+      handler.serveSessionsOn(health.httpServer, handler.config.sessions.standingToken);
+      if (!handler.config.sessions.standingToken) log.warn('S2S_SESSION_TOKEN is not set: /ws refuses every client');
+    }
+    health.state = 'ready';
+  }
   try {
     if (stop.signal.aborted) return 0;
     return await runMode(mode, config, handler, log, stop.signal, options.env);
@@ -81,6 +89,8 @@ async function runMode(mode: StartMode, config: WorkerConfig, handler: HandlerDe
     case 'serve-api': {
       const api = await LocalRunpodApi.start({ host: mode.host, port: mode.port, log });
       log.info('local RunPod API listening', { base_url: api.baseUrl, endpoint_id: api.endpointId });
+      // Session jobs get their WebSocket on the same port locally (/ws).
+      if (isSessionCapable(handler)) handler.serveSessionsOn(api.httpServer, null, `${api.url.replace(/^http/, 'ws')}/ws`);
       // The worker is wired to the local API exactly as on RunPod: through RUNPOD_WEBHOOK_* templates.
       const localConfig = readWorkerConfig({ ...env, ...api.workerEnv() });
       try {
@@ -99,6 +109,10 @@ async function runQueueWorker(config: WorkerConfig, handler: HandlerDefinition, 
   stop.addEventListener('abort', () => worker.drain(), { once: true });
   if (stop.aborted) worker.drain();
   await worker.run();
+}
+
+function isSessionCapable(handler: HandlerDefinition): handler is S2sHandler {
+  return 'serveSessionsOn' in handler;
 }
 
 export type { PlatformUrls };

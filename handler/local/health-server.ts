@@ -32,6 +32,11 @@ export class HealthServer {
     return server;
   }
 
+  /** The HTTP server, so live sessions can be served on its `/ws`. */
+  get httpServer(): Server {
+    return this.#server;
+  }
+
   get port(): number {
     return (this.#server.address() as AddressInfo).port;
   }

@@ -141,6 +141,11 @@ export class LocalRunpodApi {
     return api;
   }
 
+  /** The HTTP server, so live sessions can share its port (`/ws`). */
+  get httpServer(): Server {
+    return this.#server;
+  }
+
   /** `http://host:port` */
   get url(): string {
     const address = this.#server.address() as AddressInfo;

@@ -80,6 +80,11 @@ export class Endpointer {
     return this.#position + this.#pending.length;
   }
 
+  /** Speech is going on right now (not the silence after it, before the endpoint). */
+  get speaking(): boolean {
+    return this.#phase === 'speech';
+  }
+
   get inSpeech(): boolean {
     return this.#phase === 'speech' || this.#phase === 'trailing_silence';
   }

@@ -17,6 +17,8 @@ import { makeUtterance, wavOf } from '../fixtures/speech.js';
 import { expectNothingPostedAfterStop, waitFor } from '../helpers/harness.js';
 import { sdkEndpoint, type SdkEndpoint } from '../helpers/sdk.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
+import { SessionClient } from '../helpers/session-client.js';
+import { freePort } from '../helpers/tts-sidecar.js';
 
 type Event = { type: string; turn?: number; [key: string]: unknown };
 
@@ -29,7 +31,7 @@ let question: string;
 beforeAll(async () => {
   api = await LocalRunpodApi.start({ port: 0 });
   endpoint = sdkEndpoint(api.baseUrl, api.endpointId);
-  const env = await testProfileEnv({ RUNPOD_POD_ID: 'dist-worker', RUNPOD_PING_INTERVAL: '500' });
+  const env = await testProfileEnv({ RUNPOD_POD_ID: 'dist-worker', RUNPOD_PING_INTERVAL: '500', S2S_SESSION_PORT: String(await freePort()) });
   worker = spawn(process.execPath, ['dist/handler.mjs'], { env: { ...process.env, ...env, ...api.workerEnv() }, stdio: ['ignore', 'ignore', 'pipe'] });
   worker.stderr!.on('data', (d: Buffer) => (workerLog += d.toString()));
   await waitFor(() => api.workersFirstSeen.has('dist-worker'), 30_000);
@@ -167,6 +169,39 @@ describe('dist/handler.mjs on the test profile through runpod-sdk', () => {
     expect(summary.percentiles['first_audio_ms']!.p50).toBeGreaterThan(250);
     expect(summary.percentiles['first_audio_ms']!.p90).toBeGreaterThanOrEqual(summary.percentiles['first_audio_ms']!.p50);
     expect(stdout).toMatch(/first_audio_ms\s+\d+\s+\d+/);
+  }, 60_000);
+
+  it('a session job publishes its URL and token, serves a live conversation, and ends with a summary', async () => {
+    const { id } = await endpoint.run({ input: { mode: 'session', voice: 'en-Emma_woman' } });
+    const stream = endpoint.stream(id)[Symbol.asyncIterator]();
+    const invitation = (await stream.next()).value!.output as Event;
+    expect(invitation).toMatchObject({ type: 'session', sample_rate_in: 16_000, sample_rate_out: 24_000, format: 'pcm16' });
+    // Also published as a progress update, for clients that poll /status.
+    await waitFor(() => api.job(id)?.output !== undefined);
+    expect((await endpoint.status(id)).output).toEqual(invitation);
+    const client = await SessionClient.connect(`${invitation['url'] as string}?token=${invitation['token'] as string}`);
+    expect(await client.waitFor((e) => e.type === 'ready')).toMatchObject({ voice: 'en-Emma_woman' });
+    const utterance = await makeUtterance([{ silenceMs: 300 }, { say: 'What is the capital of France?' }, { silenceMs: 600 }]);
+    await client.sendAudio(utterance.samples);
+    await client.waitFor((e) => e.type === 'metrics');
+    client.send({ type: 'end' });
+    const rest: Event[] = [];
+    for (let next = await stream.next(); !next.done; next = await stream.next()) rest.push(next.value.output as Event);
+    expect(rest).toEqual([expect.objectContaining({ type: 'done', reason: 'client_end', turns: 1 })]);
+    expect((await endpoint.status(id)).status).toBe('COMPLETED');
+    // The token was for one connection only.
+    await expect(SessionClient.connect(`${invitation['url'] as string}?token=${invitation['token'] as string}`)).rejects.toThrow(/401/);
+  }, 60_000);
+
+  it('cancelling a session job ends its live session', async () => {
+    const { id } = await endpoint.run({ input: { mode: 'session' } });
+    const stream = endpoint.stream(id)[Symbol.asyncIterator]();
+    const invitation = (await stream.next()).value!.output as Event;
+    const client = await SessionClient.connect(`${invitation['url'] as string}?token=${invitation['token'] as string}`);
+    await client.waitFor((e) => e.type === 'ready');
+    await endpoint.cancel(id);
+    expect(await client.waitFor((e) => e.type === 'session_end')).toMatchObject({ reason: 'stopped' });
+    expect((await client.closed).code).toBe(1000);
   }, 60_000);
 
   it('cancel mid-response: nothing more is posted and the worker serves the next job', async () => {

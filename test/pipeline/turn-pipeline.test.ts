@@ -64,7 +64,7 @@ describe('turn pipeline', () => {
   it('keeps the conversation across turns: each transcript and answer joins the history', async () => {
     const real = await testProfileHandler();
     const llm = new ScriptedLlmDouble({ replies: ['Paris is the capital, my friend.', 'Madrid, I believe, is the answer.', 'And Rome is the last one.'] });
-    const handler = createHandlerFor({ ...real.engines, llm }, real.config);
+    const handler = createHandlerFor({ ...real.engines, llm }, real.config, log);
     const events: { type: string; [k: string]: unknown }[] = [];
     for await (const event of handler.handle(job({ turns: [{ audio: question }, { audio: question }, { audio: question }], history: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }] }), new AbortController().signal)) {
       events.push(event as { type: string });
