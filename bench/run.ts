@@ -8,6 +8,7 @@ import { formatTable, meetsGoal, type BenchResult } from './stats.js';
 import { benchAudioVad } from './audio-vad-bench.js';
 import { benchLlm } from './llm-bench.js';
 import { benchPipeline } from './pipeline-bench.js';
+import { benchSession } from './session-bench.js';
 import { benchTts } from './tts-bench.js';
 import { benchWorker } from './worker-bench.js';
 
@@ -17,6 +18,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   llm: benchLlm,
   tts: benchTts,
   pipeline: benchPipeline,
+  session: benchSession,
 };
 
 const only = process.argv.slice(2);

@@ -9,6 +9,7 @@ import { waitFor } from '../helpers/harness.js';
 import { sdkEndpoint } from '../helpers/sdk.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
 import { freePort } from '../helpers/tts-sidecar.js';
+import { SessionClient } from '../helpers/session-client.js';
 
 let api: LocalRunpodApi | null = null;
 afterEach(async () => {
@@ -69,9 +70,10 @@ describe('worker process', () => {
     expect(output.at(-1)!.type).toBe('done');
   }, 60_000);
 
-  it('on a load-balancing endpoint /ping answers 204 while the models load, 200 when ready, and SIGTERM exits 0', async () => {
+  it('on a load-balancing endpoint /ping answers 204 while loading, 200 when ready, /ws serves sessions, SIGTERM exits 0', async () => {
     const port = await freePort();
-    const worker = spawnNode(['dist/handler.mjs'], await testProfileEnv({ PORT: String(port), PORT_HEALTH: String(port) }));
+    const token = 'lb-session-token-0123456789';
+    const worker = spawnNode(['dist/handler.mjs'], await testProfileEnv({ PORT: String(port), PORT_HEALTH: String(port), S2S_SESSION_TOKEN: token }));
     const statuses: number[] = [];
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && statuses.at(-1) !== 200) {
@@ -80,6 +82,15 @@ describe('worker process', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect(statuses).toEqual([204, 200]);
+    // Live sessions on /ws of the same server, for clients with the endpoint's session token.
+    await expect(SessionClient.connect(`ws://127.0.0.1:${port}/ws?token=wrong`)).rejects.toThrow(/401/);
+    const client = await SessionClient.connect(`ws://127.0.0.1:${port}/ws`);
+    client.send({ type: 'auth', token });
+    await client.waitFor((e) => e.type === 'ready');
+    client.send({ type: 'text', text: 'Hello there.' });
+    await client.waitFor((e) => e.type === 'metrics');
+    expect(client.audioSamples()).toBeGreaterThan(24_000);
+    client.ws.close();
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
   }, 60_000);
