@@ -77,8 +77,8 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
 async function runMode(mode: StartMode, config: WorkerConfig, handler: HandlerDefinition, log: Logger, stop: AbortSignal, env: NodeJS.ProcessEnv): Promise<number> {
   switch (mode.kind) {
     case 'load-balancer':
-      // Serves /ping until SIGTERM; live sessions on /ws land with the session work.
-      log.info('load-balancing mode: serving /ping', { port: config.healthPort });
+      // Serves /ping and live sessions on /ws (attached above) until SIGTERM.
+      log.info('load-balancing mode: serving /ping and /ws', { port: config.healthPort });
       await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
       return 0;
     case 'one-shot':
