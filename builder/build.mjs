@@ -1,7 +1,7 @@
 // Bundles the worker into dist/handler.mjs. Native addons and packages that load
 // files relative to their own folder stay external and are resolved from node_modules.
 import { build } from 'esbuild';
-import { chmod } from 'node:fs/promises';
+import { chmod, cp } from 'node:fs/promises';
 
 
 
@@ -28,4 +28,6 @@ await build({
   logLevel: 'warning',
 });
 await chmod('dist/s2s-batch.mjs', 0o755);
+// The browser client is plain modules: copied as they are.
+await cp('src/web', 'dist/web', { recursive: true });
 console.log(`built dist/handler.mjs, dist/s2s-batch.mjs and dist/models.mjs in ${Math.round(performance.now() - started)} ms`);

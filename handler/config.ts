@@ -32,6 +32,8 @@ const envSchema = z.object({
   /** Load-balancing endpoints: the HTTP port, and the port of the `/ping` health check. */
   PORT: z.coerce.number().int().min(1).max(65_535).optional(),
   PORT_HEALTH: z.coerce.number().int().min(1).max(65_535).optional(),
+  /** Local development (--rp_serve_api): the port of the browser client; 0 turns it off. */
+  S2S_WEB_PORT: intFromEnv(3000, 0, 65_535),
 });
 
 export interface PlatformUrls {
@@ -57,6 +59,7 @@ export interface WorkerConfig {
   platform: PlatformUrls | null;
   /** Set on a load-balancing endpoint: serve `/ping` here from the first moment. */
   healthPort: number | null;
+  webPort: number;
 }
 
 export type StartMode =
@@ -106,6 +109,7 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     jsonLogs: Boolean(e.RUNPOD_ENDPOINT_ID),
     platform,
     healthPort: e.PORT_HEALTH ?? e.PORT ?? null,
+    webPort: e.S2S_WEB_PORT,
   });
 }
 

@@ -9,6 +9,7 @@ import { readStartMode, readWorkerConfig, type PlatformUrls, type StartMode, typ
 import { runOneShot } from './local/one-shot.js';
 import { HealthServer } from './local/health-server.js';
 import { LocalRunpodApi } from './local/runpod-api.js';
+import { startWebServer } from './local/static-files.js';
 import type { HandlerDefinition } from './runtime/types.js';
 import type { S2sHandler } from './s2s-handler.js';
 import { QueueWorker } from './runtime/worker.js';
@@ -91,11 +92,15 @@ async function runMode(mode: StartMode, config: WorkerConfig, handler: HandlerDe
       log.info('local RunPod API listening', { base_url: api.baseUrl, endpoint_id: api.endpointId });
       // Session jobs get their WebSocket on the same port locally (/ws).
       if (isSessionCapable(handler)) handler.serveSessionsOn(api.httpServer, null, `${api.url.replace(/^http/, 'ws')}/ws`);
+      const web = config.webPort ? await startWebServer(config.webPort, mode.host) : null;
+      if (web) log.info('browser client', { url: `http://${mode.host}:${config.webPort}/?api=${encodeURIComponent(api.baseUrl)}` });
       // The worker is wired to the local API exactly as on RunPod: through RUNPOD_WEBHOOK_* templates.
       const localConfig = readWorkerConfig({ ...env, ...api.workerEnv() });
       try {
         await runQueueWorker(localConfig, handler, log, stop);
       } finally {
+        web?.closeAllConnections();
+        web?.close();
         await api.close();
       }
       return 0;

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { WEB_DIR, serveStatic } from './static-files.js';
 
 export type HealthState = 'loading' | 'ready' | 'failed';
 
@@ -19,7 +20,10 @@ export class HealthServer {
         res.writeHead(status, { 'content-type': 'application/json' }).end(status === 204 ? undefined : JSON.stringify({ status: this.state }));
         return;
       }
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no such path: ${req.url}` }));
+      // The browser client, so the endpoint's own URL opens a page to talk to it.
+      void serveStatic(req, res, WEB_DIR).then((served) => {
+        if (!served) res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no such path: ${req.url}` }));
+      });
     });
   }
 

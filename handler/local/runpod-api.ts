@@ -80,6 +80,13 @@ const runRequestSchema = z.object({
     .optional(),
 });
 
+/** A local development tool: any page may call it (the browser client runs on its own port). */
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-allow-headers': 'authorization, content-type',
+};
+
 const RUN_BODY_LIMIT = 10 * 1024 * 1024;
 const RUNSYNC_BODY_LIMIT = 20 * 1024 * 1024;
 const WORKER_BODY_LIMIT = 2 * 1024 * 1024 * 1024;
@@ -201,6 +208,11 @@ export class LocalRunpodApi {
       throw new HttpError(404, `unknown endpoint "${endpointId}": this local API serves "${this.#options.endpointId}"`);
     }
     const method = req.method ?? 'GET';
+    if (method === 'OPTIONS') {
+      // The browser client (another port) calls the API: answer CORS preflights.
+      res.writeHead(204, CORS_HEADERS).end();
+      return;
+    }
     const workerOps = ['job-take', 'job-take-batch', 'job-stream', 'job-done', 'ping', 'job-stop'];
     this.#checkAuth(req, workerOps.includes(op));
     const route = `${method} ${op}`;
@@ -595,6 +607,6 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   if (res.headersSent || res.destroyed) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...CORS_HEADERS });
   res.end(text);
 }
