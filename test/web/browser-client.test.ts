@@ -64,10 +64,10 @@ describe('browser client', () => {
     page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(`http://127.0.0.1:${webPort}/?api=${encodeURIComponent(`http://127.0.0.1:${apiPort}/v2`)}&autostart=1`);
     // The whole answer has been played out when its metrics arrive.
-    await page.waitForFunction(() => (window as unknown as { s2s: { events: { type: string }[] } }).s2s.events.some((e) => e.type === 'metrics'), undefined, {
+    await page.waitForFunction(() => (globalThis as unknown as { s2s: { events: { type: string }[] } }).s2s.events.some((e) => e.type === 'metrics'), undefined, {
       timeout: 30_000,
     });
-    const state = await page.evaluate(() => (window as unknown as { s2s: { status: string; transcripts: string[]; responses: string[]; audioSamples: number } }).s2s);
+    const state = await page.evaluate(() => (globalThis as unknown as { s2s: { status: string; transcripts: string[]; responses: string[]; audioSamples: number } }).s2s);
     expect(state.transcripts).toContain('hello world');
     expect(state.responses.join(' ')).toContain('tiny model');
     expect(state.audioSamples).toBeGreaterThan(24_000);
