@@ -40,7 +40,10 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
       if (standingToken) {
         attached.setStandingToken(standingToken, (ws) => {
           runLiveSession(ws, engines, config, {}, log, new AbortController().signal).catch((error: unknown) => {
-            log.error('live session failed', { error: (error as Error).message });
+            // For example every LLM conversation slot in use: tell the client why before closing.
+            const message = (error as Error).message;
+            log.error('live session failed', { error: message });
+            ws.send(JSON.stringify({ type: 'error', code: (error as { code?: string }).code ?? 'SESSION_FAILED', message }));
             ws.close(1011, 'session failed');
           });
         });

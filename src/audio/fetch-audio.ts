@@ -13,7 +13,41 @@ export interface FetchLimits {
   allowPrivateAddresses: boolean;
 }
 
+const MAX_REDIRECTS = 5;
+
 export async function fetchAudio(url: string, limits: FetchLimits, field: string, signal: AbortSignal): Promise<Uint8Array> {
+  const deadline = AbortSignal.any([signal, AbortSignal.timeout(limits.timeoutMs)]);
+  let target = await checkUrl(url, limits, field);
+  let response: Response;
+  // Redirects are followed by hand, so every hop is checked like the first URL.
+  for (let hop = 0; ; hop++) {
+    try {
+      response = await fetch(target, { signal: deadline, redirect: 'manual' });
+    } catch (cause) {
+      signal.throwIfAborted();
+      throw new InvalidInputError(`${field}: could not be fetched within ${limits.timeoutMs} ms: ${(cause as Error).message}`, { cause });
+    }
+    const location = response.headers.get('location');
+    if (response.status < 300 || response.status >= 400 || !location) break;
+    await response.body?.cancel();
+    if (hop >= MAX_REDIRECTS) throw new InvalidInputError(`${field}: more than ${MAX_REDIRECTS} redirects`);
+    target = await checkUrl(new URL(location, target).href, limits, field);
+  }
+  if (!response.ok) throw new InvalidInputError(`${field}: the server answered ${response.status}`);
+  const declared = Number(response.headers.get('content-length') ?? '0');
+  if (declared > limits.maxBytes) throw new InvalidInputError(`${field}: ${declared} bytes is over the limit of ${limits.maxBytes} bytes`);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    size += chunk.byteLength;
+    if (size > limits.maxBytes) throw new InvalidInputError(`${field}: the download passed the limit of ${limits.maxBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** An http(s) URL whose host does not resolve inside the worker's network (unless allowed). */
+async function checkUrl(url: string, limits: FetchLimits, field: string): Promise<URL> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -30,24 +64,7 @@ export async function fetchAudio(url: string, limits: FetchLimits, field: string
     const inside = addresses.find(isInternalAddress);
     if (inside) throw new InvalidInputError(`${field}: ${host} resolves to ${inside}, an internal address; such URLs are refused`);
   }
-  let response: Response;
-  try {
-    response = await fetch(parsed, { signal: AbortSignal.any([signal, AbortSignal.timeout(limits.timeoutMs)]), redirect: 'error' });
-  } catch (cause) {
-    signal.throwIfAborted();
-    throw new InvalidInputError(`${field}: could not be fetched within ${limits.timeoutMs} ms: ${(cause as Error).message}`, { cause });
-  }
-  if (!response.ok) throw new InvalidInputError(`${field}: the server answered ${response.status}`);
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > limits.maxBytes) throw new InvalidInputError(`${field}: ${declared} bytes is over the limit of ${limits.maxBytes} bytes`);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    size += chunk.byteLength;
-    if (size > limits.maxBytes) throw new InvalidInputError(`${field}: the download passed the limit of ${limits.maxBytes} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  return parsed;
 }
 
 /** Loopback, private (RFC 1918, unique local), link-local, CGNAT, unspecified and mapped forms of them. */

@@ -5,6 +5,7 @@
  * WebSocket, in a first message `{"type":"auth","token":"..."}`. Dead connections are dropped by a
  * ping/pong heartbeat.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -100,7 +101,10 @@ export class SessionServer {
       this.#tokens.delete(token);
       return once.onConnect;
     }
-    return this.#standing && token === this.#standing.token ? this.#standing.onConnect : null;
+    if (!this.#standing) return null;
+    const given = Buffer.from(token);
+    const expected = Buffer.from(this.#standing.token);
+    return given.length === expected.length && timingSafeEqual(given, expected) ? this.#standing.onConnect : null;
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
