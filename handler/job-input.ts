@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { InvalidInputError } from '../src/errors.js';
 import { formatIssues } from './config.js';
+import type { EndpointerOptions } from '../src/vad/endpointer.js';
 
 const audioFields = {
   /** Base64 of a WAV file, or of raw PCM16 when `audio_format` is "pcm16". */
@@ -97,4 +98,16 @@ export function parseJobInput(input: unknown): JobInput {
   const parsed = schema.safeParse({ ...input, mode });
   if (!parsed.success) throw new InvalidInputError(`invalid input: ${formatIssues(parsed.error.issues)}`);
   return parsed.data;
+}
+
+/** The job's `vad` overrides, in the endpointer's own names. */
+export function endpointerOverrides(vad: z.infer<typeof vadOverridesSchema> | undefined): Partial<EndpointerOptions> {
+  return {
+    ...(vad?.activation_threshold !== undefined && { activationThreshold: vad.activation_threshold }),
+    ...(vad?.release_threshold !== undefined && { releaseThreshold: vad.release_threshold }),
+    ...(vad?.min_speech_ms !== undefined && { minSpeechMs: vad.min_speech_ms }),
+    ...(vad?.endpoint_ms !== undefined && { endpointMs: vad.endpoint_ms }),
+    ...(vad?.pre_roll_ms !== undefined && { preRollMs: vad.pre_roll_ms }),
+    ...(vad?.max_utterance_ms !== undefined && { maxUtteranceMs: vad.max_utterance_ms }),
+  };
 }

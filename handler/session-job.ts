@@ -13,27 +13,19 @@ import { LiveSession, type LiveSessionOptions, type SessionSummary } from '../sr
 import { SESSION_INPUT_SAMPLE_RATE, SESSION_OUTPUT_SAMPLE_RATE } from '../src/session/protocol.js';
 import type { SessionServer } from '../src/session/session-server.js';
 import { InvalidInputError } from '../src/errors.js';
-import type { SessionJobInput } from './job-input.js';
+import { endpointerOverrides, type SessionJobInput } from './job-input.js';
+import type { DoneEvent } from '../src/pipeline/events.js';
 import type { PipelineConfig } from './pipeline-config.js';
 
 export type SessionJobEvent =
   | { type: 'session'; url: string; token: string; expires_in_s: number; sample_rate_in: number; sample_rate_out: number; format: 'pcm16' }
-  | {
-      type: 'done';
-      reason: SessionSummary['reason'];
-      turns: number;
-      audio_in_s: number;
-      audio_out_s: number;
-      llm_tokens_in: number;
-      llm_tokens_out: number;
-      execution_ms: number;
-    };
+  /** The bill of a turn job's `done`, and why the session ended. */
+  | (DoneEvent & { reason: SessionSummary['reason'] });
 
 /** Session settings from the worker's config, with what a job or an LB client may override. */
 export function sessionOptions(config: PipelineConfig, input: Partial<SessionJobInput>, voices: readonly string[]): LiveSessionOptions {
   const voice = input.voice ?? config.jobs.voice ?? voices[0] ?? 'en-Carter_man';
   if (!voices.includes(voice)) throw new InvalidInputError(`voice: unknown voice "${voice}"; valid voices: ${voices.join(', ')}`);
-  const vad = input.vad;
   return {
     voice,
     maxTokens: input.max_response_tokens ?? config.jobs.maxResponseTokens,
@@ -41,14 +33,7 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     cfg: config.jobs.cfg,
     steps: config.jobs.steps,
     chunker: config.jobs.chunker,
-    vad: {
-      ...(vad?.activation_threshold !== undefined && { activationThreshold: vad.activation_threshold }),
-      ...(vad?.release_threshold !== undefined && { releaseThreshold: vad.release_threshold }),
-      ...(vad?.min_speech_ms !== undefined && { minSpeechMs: vad.min_speech_ms }),
-      ...(vad?.endpoint_ms !== undefined && { endpointMs: vad.endpoint_ms }),
-      ...(vad?.pre_roll_ms !== undefined && { preRollMs: vad.pre_roll_ms }),
-      ...(vad?.max_utterance_ms !== undefined && { maxUtteranceMs: vad.max_utterance_ms }),
-    },
+    vad: endpointerOverrides(input.vad),
     minInterruptionMs: config.sessions.minInterruptionMs,
     outputLeadMs: config.sessions.outputLeadMs,
     idleTimeoutMs: input.idle_timeout_ms ?? config.sessions.idleTimeoutMs,

@@ -10,7 +10,7 @@ import type { Engines } from '../src/pipeline/engines.js';
 import type { JobEvent } from '../src/pipeline/events.js';
 import { runTurn } from '../src/pipeline/turn.js';
 import { TTS_SAMPLE_RATE } from '../src/tts/tts.js';
-import type { TurnJobInput } from './job-input.js';
+import { endpointerOverrides, type TurnJobInput } from './job-input.js';
 import type { PipelineConfig } from './pipeline-config.js';
 
 type AudioItem = Pick<TurnJobInput, 'audio' | 'audio_url' | 'audio_format' | 'sample_rate'>;
@@ -58,14 +58,7 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
           cfg: jobs.cfg,
           steps: jobs.steps,
           chunker: jobs.chunker,
-          vad: {
-            ...(input.vad?.activation_threshold !== undefined && { activationThreshold: input.vad.activation_threshold }),
-            ...(input.vad?.release_threshold !== undefined && { releaseThreshold: input.vad.release_threshold }),
-            ...(input.vad?.min_speech_ms !== undefined && { minSpeechMs: input.vad.min_speech_ms }),
-            ...(input.vad?.endpoint_ms !== undefined && { endpointMs: input.vad.endpoint_ms }),
-            ...(input.vad?.pre_roll_ms !== undefined && { preRollMs: input.vad.pre_roll_ms }),
-            ...(input.vad?.max_utterance_ms !== undefined && { maxUtteranceMs: input.vad.max_utterance_ms }),
-          },
+          vad: endpointerOverrides(input.vad),
         },
         signal,
       );
