@@ -46,6 +46,9 @@ export interface SessionSummary {
   durationMs: number;
 }
 
+/** Unprocessed client frames that mean the VAD is not keeping up (at 200 ms a frame, about 5 s). */
+const BACKLOG_WARNING_FRAMES = 25;
+
 interface ActiveAnswer {
   turn: number;
   abort: AbortController;
@@ -152,6 +155,10 @@ export class LiveSession {
         return;
       }
       this.#audioQueue.push(bytesToPcm16(data));
+      if (this.#audioQueue.length === BACKLOG_WARNING_FRAMES) {
+        // Audio arrives faster than it is processed: turns will be detected late.
+        this.#log.warn('session audio processing is falling behind real time', { session_id: this.id, frames_waiting: this.#audioQueue.length });
+      }
       void this.#pump();
       return;
     }
