@@ -29,7 +29,10 @@ export async function runOneShot(handler: HandlerDefinition, testInput: string |
       signal,
       async (event) => {
         events.push(event);
-        jobLog.debug('event', { type: (event as { type?: unknown }).type });
+        const typed = event as { type?: unknown; url?: unknown; token?: unknown };
+        // A session job waits for a client: say where to connect while it waits.
+        if (typed.type === 'session') jobLog.info('session open: connect a client', { url: typed.url, token: typed.token });
+        else jobLog.debug('event', { type: typed.type });
       },
     );
   } catch (error) {
