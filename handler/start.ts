@@ -44,6 +44,10 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // A promise nobody awaited must not take the worker (and every job on it) down: log it loudly.
+  process.on('unhandledRejection', (reason) => {
+    log.error('unhandled promise rejection (a bug): worker keeps serving', { error: errorMessage(reason), stack: (reason as Error)?.stack });
+  });
 
   // A load-balancing endpoint must answer /ping (204) while the models load.
   const health = config.healthPort !== null ? await HealthServer.start(config.healthPort) : null;
