@@ -69,6 +69,8 @@ const envSchema = z.object({
   S2S_SESSION_IDLE_MS: int(60_000, 1_000, 3_600_000),
   S2S_SESSION_MAX_MS: int(1_800_000, 10_000, 86_400_000),
   S2S_SESSION_CONNECT_TIMEOUT_MS: int(120_000, 1_000, 3_600_000),
+  /** On SIGTERM, live sessions get this long to wrap up before they end. */
+  S2S_SESSION_SHUTDOWN_GRACE_MS: int(5_000, 0, 600_000),
   /** Set by RunPod for exposed TCP ports: where clients reach this worker. */
   RUNPOD_PUBLIC_IP: z.string().optional(),
   RUNPOD_TCP_PORT_8005: z.coerce.number().int().min(1).max(65_535).optional(),
@@ -100,6 +102,7 @@ export interface SessionConfig {
   idleTimeoutMs: number;
   maxDurationMs: number;
   connectTimeoutMs: number;
+  shutdownGraceMs: number;
 }
 
 export interface PipelineConfig {
@@ -150,6 +153,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
       idleTimeoutMs: e.S2S_SESSION_IDLE_MS,
       maxDurationMs: e.S2S_SESSION_MAX_MS,
       connectTimeoutMs: e.S2S_SESSION_CONNECT_TIMEOUT_MS,
+      shutdownGraceMs: e.S2S_SESSION_SHUTDOWN_GRACE_MS,
     },
     modelsDir,
     engines: {

@@ -38,14 +38,23 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     outputLeadMs: config.sessions.outputLeadMs,
     idleTimeoutMs: input.idle_timeout_ms ?? config.sessions.idleTimeoutMs,
     maxDurationMs: config.sessions.maxDurationMs,
+    shutdownGraceMs: config.sessions.shutdownGraceMs,
   };
 }
 
 /** Runs one live session on an accepted socket. */
-export async function runLiveSession(ws: WebSocket, engines: Engines, config: PipelineConfig, input: Partial<SessionJobInput>, log: Logger, signal: AbortSignal): Promise<SessionSummary> {
+export async function runLiveSession(
+  ws: WebSocket,
+  engines: Engines,
+  config: PipelineConfig,
+  input: Partial<SessionJobInput>,
+  log: Logger,
+  signal: AbortSignal,
+  shutdown?: AbortSignal,
+): Promise<SessionSummary> {
   const options = sessionOptions(config, input, engines.tts.voices);
   const conversation = await engines.llm.openConversation({ systemPrompt: input.system_prompt ?? config.jobs.systemPrompt, history: input.history });
-  return new LiveSession(ws, engines, conversation, options, log, signal).run();
+  return new LiveSession(ws, engines, conversation, options, log, signal, shutdown).run();
 }
 
 export async function* runSessionJob(
@@ -54,7 +63,7 @@ export async function* runSessionJob(
   config: PipelineConfig,
   sessions: SessionServer,
   publicUrl: string,
-  job: { progress(update: unknown): Promise<void>; log: Logger },
+  job: { progress(update: unknown): Promise<void>; log: Logger; shutdown?: AbortSignal },
   signal: AbortSignal,
 ): AsyncGenerator<SessionJobEvent> {
   const started = performance.now();
@@ -80,12 +89,14 @@ export async function* runSessionJob(
     connected,
     new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.sessions.connectTimeoutMs))),
     new Promise<'stopped'>((resolve) => signal.addEventListener('abort', () => resolve('stopped'), { once: true })),
+    // A worker shutting down invites nobody new.
+    new Promise<'stopped'>((resolve) => job.shutdown?.addEventListener('abort', () => resolve('stopped'), { once: true })),
   ]);
   clearTimeout(timer);
   withdraw();
   if (waited === 'stopped') return;
   if (waited === 'timeout') throw new S2sError('SESSION_NOT_JOINED', `no client connected within ${config.sessions.connectTimeoutMs} ms`);
-  const summary = await runLiveSession(waited, engines, config, input, job.log, signal);
+  const summary = await runLiveSession(waited, engines, config, input, job.log, signal, job.shutdown);
   yield {
     type: 'done',
     reason: summary.reason,

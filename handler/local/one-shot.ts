@@ -25,7 +25,7 @@ export async function runOneShot(handler: HandlerDefinition, testInput: string |
   const events: unknown[] = [];
   try {
     await consumeUntilAborted(
-      handler.handle({ id, input: job.input, log: jobLog, progress: async () => undefined }, signal),
+      handler.handle({ id, input: job.input, log: jobLog, progress: async () => undefined, shutdown: signal }, signal),
       signal,
       async (event) => {
         events.push(event);

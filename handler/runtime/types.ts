@@ -7,6 +7,11 @@ export interface WorkerJob {
   readonly log: Logger;
   /** Publishes a progress update, seen by clients as `output` of `/status` while the job runs. */
   progress(update: unknown): Promise<void>;
+  /**
+   * Fires when the worker is asked to stop (SIGTERM). The job may finish, but a long one (a live
+   * session) should wrap up soon. Unlike the handler's signal, it does not mean "stop now".
+   */
+  readonly shutdown?: AbortSignal;
 }
 
 /**

@@ -186,6 +186,7 @@ export class QueueWorker {
       id: taken.id,
       input: taken.input,
       log,
+      shutdown: this.#draining.signal,
       progress: (update) =>
         this.#client.post(this.#urls.jobDone(taken.id, false), { status: 'IN_PROGRESS', output: update }, { jobId: taken.id, signal }),
     };

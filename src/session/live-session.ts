@@ -34,6 +34,8 @@ export interface LiveSessionOptions {
   /** The session ends after this long without audio or messages from the client. */
   idleTimeoutMs: number;
   maxDurationMs: number;
+  /** After the worker is asked to stop, the session gets this long to wrap up. */
+  shutdownGraceMs: number;
 }
 
 export interface SessionSummary {
@@ -78,7 +80,15 @@ export class LiveSession {
   readonly #ended: Promise<SessionSummary>;
   #resolveEnded!: (summary: SessionSummary) => void;
 
-  constructor(ws: WebSocket, engines: Engines, conversation: Conversation, options: LiveSessionOptions, log: Logger, signal: AbortSignal) {
+  constructor(
+    ws: WebSocket,
+    engines: Engines,
+    conversation: Conversation,
+    options: LiveSessionOptions,
+    log: Logger,
+    signal: AbortSignal,
+    shutdown?: AbortSignal,
+  ) {
     this.#ws = ws;
     this.#engines = engines;
     this.#conversation = conversation;
@@ -89,6 +99,15 @@ export class LiveSession {
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     signal.addEventListener('abort', () => this.end('stopped'), { once: true });
     if (signal.aborted) queueMicrotask(() => this.end('stopped'));
+    shutdown?.addEventListener(
+      'abort',
+      () => {
+        // The worker is going away: warn the client, let the answer in progress finish, then end.
+        this.#error('WORKER_SHUTTING_DOWN', `this worker is shutting down; the session ends in ${options.shutdownGraceMs} ms`);
+        setTimeout(() => this.end('stopped'), options.shutdownGraceMs).unref();
+      },
+      { once: true },
+    );
   }
 
   /** Starts the conversation; resolves when it ends, with what a bill is made of. */

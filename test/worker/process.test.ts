@@ -44,6 +44,24 @@ describe('worker process', () => {
     expect(worker.output().stderr).toContain('draining');
   });
 
+  it('SIGTERM during a live session: the client is warned, the session ends after the grace, the job completes, exit 0', async () => {
+    api = await LocalRunpodApi.start({ port: 0 });
+    const endpoint = sdkEndpoint(api.baseUrl, api.endpointId);
+    const env = await testProfileEnv({ S2S_SESSION_PORT: String(await freePort()), S2S_SESSION_SHUTDOWN_GRACE_MS: '500' });
+    const worker = spawnNode(['dist/handler.mjs'], { ...env, ...api.workerEnv(), RUNPOD_POD_ID: 'w-session-term' });
+    const { id } = await endpoint.run({ input: { mode: 'session' } });
+    await waitFor(() => api!.job(id)?.stream.length === 1, 30_000);
+    const invitation = api.job(id)!.stream[0] as { url: string; token: string };
+    const client = await SessionClient.connect(`${invitation.url}?token=${invitation.token}`);
+    await client.waitFor((e) => e.type === 'ready');
+    worker.child.kill('SIGTERM');
+    expect(await client.waitFor((e) => e.type === 'error')).toMatchObject({ code: 'WORKER_SHUTTING_DOWN' });
+    expect(await client.waitFor((e) => e.type === 'session_end')).toMatchObject({ reason: 'stopped' });
+    expect(await worker.exited).toBe(0);
+    expect(api.job(id)!.status).toBe('COMPLETED');
+    expect(api.job(id)!.stream.at(-1)).toMatchObject({ type: 'done', reason: 'stopped' });
+  }, 60_000);
+
   it('an idle worker exits 0 on SIGTERM without waiting out its long poll', async () => {
     api = await LocalRunpodApi.start({ port: 0, workerPollHoldMs: 60_000 });
     const worker = spawnNode(DOUBLE_WORKER, { ...api.workerEnv(), RUNPOD_POD_ID: 'w-idle' });
