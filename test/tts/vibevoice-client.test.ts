@@ -128,10 +128,9 @@ describe('TTS sidecar lifecycle', () => {
     await client.dispose();
   }, 60_000);
 
+  // The server would listen only after 10 minutes: the failure comes from our start-up timeout.
   it('a server that never becomes ready fails start-up with a clear error within the timeout', async () => {
-    const started = Date.now();
-    await expect(startDoubleSidecar(log, ['--startup-ms', '30000'], { startupTimeoutMs: 1500 })).rejects.toThrow(/did not answer http:\/\/127\.0\.0\.1:\d+\/config within 1500 ms/);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    await expect(startDoubleSidecar(log, ['--startup-ms', '600000'], { startupTimeoutMs: 1500 })).rejects.toThrow(/did not answer http:\/\/127\.0\.0\.1:\d+\/config within 1500 ms/);
   });
 
   it('a command that cannot run fails start-up at once', async () => {

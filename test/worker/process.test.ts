@@ -62,15 +62,14 @@ describe('worker process', () => {
     expect(api.job(id)!.stream.at(-1)).toMatchObject({ type: 'done', reason: 'stopped' });
   }, 60_000);
 
+  // The poll is held for 10 minutes: waiting it out would run past the test's timeout. The time
+  // SIGTERM takes is a benchmark ("idle SIGTERM -> exit").
   it('an idle worker exits 0 on SIGTERM without waiting out its long poll', async () => {
-    api = await LocalRunpodApi.start({ port: 0, workerPollHoldMs: 60_000 });
+    api = await LocalRunpodApi.start({ port: 0, workerPollHoldMs: 600_000 });
     const worker = spawnNode(DOUBLE_WORKER, { ...api.workerEnv(), RUNPOD_POD_ID: 'w-idle' });
     await waitFor(() => worker.output().stderr.includes('worker started'), 15_000);
-    const sent = Date.now();
     worker.child.kill('SIGTERM');
     expect(await worker.exited).toBe(0);
-    // Far below the 60 s poll: the held request was abandoned.
-    expect(Date.now() - sent).toBeLessThan(10_000);
   });
 
   it('local mode runs --test_input once with the bundled worker and exits 1 on a failed job', async () => {
