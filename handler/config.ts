@@ -68,11 +68,6 @@ export type StartMode =
   | { kind: 'serve-api'; host: string; port: number }
   | { kind: 'load-balancer' };
 
-export interface StartConfig {
-  worker: WorkerConfig;
-  mode: StartMode;
-}
-
 /** Formats zod issues as `field: problem; field: problem`. */
 export function formatIssues(issues: readonly z.core.$ZodIssue[]): string {
   return issues

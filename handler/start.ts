@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../src/errors.js';
 import { Logger, errorMessage } from '../src/log/logger.js';
-import { readStartMode, readWorkerConfig, type PlatformUrls, type StartMode, type WorkerConfig } from './config.js';
+import { readStartMode, readWorkerConfig, type StartMode, type WorkerConfig } from './config.js';
 import { runOneShot } from './local/one-shot.js';
 import { HealthServer } from './local/health-server.js';
 import { LocalRunpodApi } from './local/runpod-api.js';
@@ -123,5 +123,3 @@ async function runQueueWorker(config: WorkerConfig, handler: HandlerDefinition, 
 function isSessionCapable(handler: HandlerDefinition): handler is S2sHandler {
   return 'serveSessionsOn' in handler;
 }
-
-export type { PlatformUrls };

@@ -23,10 +23,6 @@ export function bytesToPcm16(bytes: Uint8Array): Int16Array {
   return new Int16Array(bytes.slice().buffer);
 }
 
-export function pcm16ToBytes(pcm: Int16Array): Buffer {
-  return Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
-}
-
 /** Averages the channels into one. */
 export function downmix(channels: readonly Float32Array[]): Float32Array {
   if (channels.length === 1) return channels[0]!;
@@ -45,11 +41,6 @@ export function assertFinite(samples: Float32Array): void {
       throw new InvalidInputError(`audio holds a non-finite sample (${samples[i]}) at sample ${i}`);
     }
   }
-}
-
-/** Splits PCM into chunks of `size` samples (the last one may be shorter). */
-export function* chunkSamples<T extends Int16Array | Float32Array>(samples: T, size: number): Generator<T> {
-  for (let start = 0; start < samples.length; start += size) yield samples.subarray(start, start + size) as T;
 }
 
 /** Joins float32 chunks into one array. */

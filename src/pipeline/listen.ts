@@ -74,11 +74,6 @@ export class TurnListener {
     return this.#closed ? this.#transcribe() : null;
   }
 
-  /** Forgets a turn in progress (a barge-in blip that is not a turn of its own). */
-  discardTurn(): void {
-    this.#reset();
-  }
-
   #handle(events: VadEvent[]): ListenEvent[] {
     const out: ListenEvent[] = [];
     for (const event of events) {

@@ -29,8 +29,6 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('end') }),
 ]);
 
-export type ClientMessage = z.infer<typeof clientMessageSchema>;
-
 export type SessionEndReason = 'client_end' | 'client_left' | 'idle_timeout' | 'max_duration' | 'stopped' | 'error';
 
 export type ServerEvent =

@@ -68,7 +68,6 @@ export class Endpointer {
   #busy = false;
   /** Total model compute time, ms. */
   vadMs = 0;
-  frames = 0;
 
   constructor(model: SileroVadModel, options: EndpointerOptions) {
     this.#model = model;
@@ -126,7 +125,6 @@ export class Endpointer {
     const started = performance.now();
     const probability = await this.#model.probability(this.#input, this.#state);
     this.vadMs += performance.now() - started;
-    this.frames++;
     this.#remember(frame);
     this.#position += VAD_FRAME_SAMPLES;
     const { activationThreshold, releaseThreshold } = this.options;
