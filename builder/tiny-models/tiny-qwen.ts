@@ -33,6 +33,8 @@ function bytesToUnicode(): string[] {
   return table;
 }
 
+const BYTE_CHARS = bytesToUnicode();
+
 interface Vocab {
   tokens: string[];
   types: number[];
@@ -41,8 +43,7 @@ interface Vocab {
 }
 
 function buildVocab(): Vocab {
-  const byteChars = bytesToUnicode();
-  const tokens = [...byteChars];
+  const tokens = [...BYTE_CHARS];
   const merges: string[] = [];
   const id = new Map(tokens.map((t, i) => [t, i]));
   const add = (token: string) => {
@@ -53,7 +54,7 @@ function buildVocab(): Vocab {
   };
   // Each reply word, merged one byte-character at a time, so the BPE tables stay consistent.
   for (const word of REPLY_WORDS) {
-    const chars = [...Buffer.from(word, 'utf8')].map((b) => byteChars[b]!);
+    const chars = [...Buffer.from(word, 'utf8')].map((b) => BYTE_CHARS[b]!);
     let prefix = chars[0]!;
     for (const char of chars.slice(1)) {
       merges.push(`${prefix} ${char}`);
@@ -70,7 +71,7 @@ function buildVocab(): Vocab {
 }
 
 function encodeWord(vocab: Vocab, word: string): number {
-  const chars = [...Buffer.from(word, 'utf8')].map((b) => bytesToUnicode()[b]!).join('');
+  const chars = [...Buffer.from(word, 'utf8')].map((b) => BYTE_CHARS[b]!).join('');
   const id = vocab.id.get(chars);
   if (id === undefined) throw new Error(`tiny-qwen: no token for ${JSON.stringify(word)}`);
   return id;

@@ -48,7 +48,7 @@ export class SherpaWhisperAsr implements Asr {
   }
 
   static async load(config: WhisperAsrConfig, log: Logger): Promise<SherpaWhisperAsr> {
-    await validateWhisperFiles(config);
+    const metadata = await validateWhisperFiles(config);
     let provider = config.provider;
     if (provider === 'cuda' && !sherpaHasCuda()) {
       if (!config.allowCpuFallback) {
@@ -58,7 +58,7 @@ export class SherpaWhisperAsr implements Asr {
       provider = 'cpu';
     }
     const recognizer = await sherpa.OfflineRecognizer.createAsync({
-      featConfig: { sampleRate: SAMPLE_RATE, featureDim: Number((await readOnnxMetadata(config.encoder))['n_mels']) },
+      featConfig: { sampleRate: SAMPLE_RATE, featureDim: Number(metadata['n_mels']) },
       modelConfig: {
         whisper: { encoder: config.encoder, decoder: config.decoder, language: 'en', task: 'transcribe' },
         tokens: config.tokens,
@@ -96,8 +96,11 @@ export class SherpaWhisperAsr implements Asr {
   }
 }
 
-/** Checks files and metadata so sherpa-onnx never sees a configuration that would end the process. */
-export async function validateWhisperFiles(config: WhisperAsrConfig): Promise<void> {
+/**
+ * Checks files and metadata so sherpa-onnx never sees a configuration that would end the process.
+ * Returns the encoder's metadata.
+ */
+export async function validateWhisperFiles(config: WhisperAsrConfig): Promise<Record<string, string>> {
   const hint = config.fetchHint;
   await assertReadableFile(config.encoder, 'ASR encoder', hint);
   await assertReadableFile(config.decoder, 'ASR decoder', hint);
@@ -119,6 +122,7 @@ export async function validateWhisperFiles(config: WhisperAsrConfig): Promise<vo
       throw new ConfigError(`ASR encoder ${config.encoder} is multilingual but its language tables are missing or lack "en"`);
     }
   }
+  return metadata;
 }
 
 function sherpaHasCuda(): boolean {

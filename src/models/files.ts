@@ -1,4 +1,4 @@
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { ConfigError } from '../errors.js';
 
 /** Fails with a ConfigError naming the file, and how to get it, when a model file is missing or empty. */
@@ -19,7 +19,6 @@ export async function assertReadableFile(path: string, what: string, fetchHint =
  * loader can hang on a file that is not GGUF at all.
  */
 export async function assertGgufHeader(path: string, what: string): Promise<void> {
-  const { open } = await import('node:fs/promises');
   const file = await open(path, 'r');
   try {
     const header = Buffer.alloc(24);
