@@ -36,9 +36,13 @@ export class PlatformClient {
    * POSTs a JSON body, retrying transient failures. Resolves on 2xx; throws PlatformError
    * when the platform refuses (4xx other than 429) or retries run out.
    */
-  async post(url: string, body: unknown, options: { jobId: string; signal?: AbortSignal; retry?: RetryPolicy }) {
+  async post(url: string, body: unknown, options: { jobId: string; signal?: AbortSignal; retry?: RetryPolicy }): Promise<void> {
+    return this.postJson(url, JSON.stringify(body), options);
+  }
+
+  /** `post` for a body that is already JSON text (stream chunks are serialized once, to check their size). */
+  async postJson(url: string, payload: string, options: { jobId: string; signal?: AbortSignal; retry?: RetryPolicy }): Promise<void> {
     const retry = options.retry ?? RESULT_RETRY;
-    const payload = JSON.stringify(body);
     // The Python SDK sends this content type with a JSON body; the platform accepts it.
     const headers = { 'content-type': 'application/x-www-form-urlencoded', 'x-request-id': options.jobId };
     let delayMs = retry.firstDelayMs;

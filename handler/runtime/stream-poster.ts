@@ -1,6 +1,7 @@
 /**
  * Posts one job's stream events to the platform strictly in order, one request in flight, without
- * blocking the handler: `push` returns at once unless too many events wait (backpressure).
+ * blocking the handler: `push` returns at once unless too many events wait (backpressure). Each event
+ * arrives as the JSON text of its post body, `{"output": ...}`.
  * After `discard()` (job stopped) nothing more is posted.
  */
 import type { PlatformClient } from './platform-client.js';
@@ -12,7 +13,7 @@ export class StreamPoster {
   readonly #url: string;
   readonly #jobId: string;
   readonly #signal: AbortSignal;
-  readonly #queue: unknown[] = [];
+  readonly #queue: string[] = [];
   #pump: Promise<void> | null = null;
   #failure: Error | null = null;
   #discarded = false;
@@ -30,9 +31,9 @@ export class StreamPoster {
     return this.#failure;
   }
 
-  push(output: unknown): Promise<void> {
+  push(body: string): Promise<void> {
     if (this.#discarded || this.#failure) return Promise.resolve();
-    this.#queue.push(output);
+    this.#queue.push(body);
     this.#pump ??= this.#run();
     if (this.#queue.length < HIGH_WATER) return Promise.resolve();
     return new Promise((resolve) => (this.#drained = resolve));
@@ -52,10 +53,10 @@ export class StreamPoster {
   async #run(): Promise<void> {
     try {
       while (this.#queue.length > 0 && !this.#discarded) {
-        const output = this.#queue.shift();
+        const body = this.#queue.shift()!;
         if (this.#queue.length < HIGH_WATER / 2) this.#release();
         try {
-          await this.#client.post(this.#url, { output }, { jobId: this.#jobId, signal: this.#signal });
+          await this.#client.postJson(this.#url, body, { jobId: this.#jobId, signal: this.#signal });
         } catch (error) {
           if (this.#discarded) break;
           this.#failure = error as Error;

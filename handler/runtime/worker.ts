@@ -194,12 +194,14 @@ export class QueueWorker {
     let result: { output: unknown } | { error: string };
     try {
       await consumeUntilAborted(this.#handler.handle(job, signal), signal, async (event) => {
-        const bytes = Buffer.byteLength(JSON.stringify({ output: event }));
+        // Serialized once: the size check and the post use the same text.
+        const body = JSON.stringify({ output: event });
+        const bytes = Buffer.byteLength(body);
         if (bytes > MAX_STREAM_CHUNK_BYTES) {
           throw new S2sError('EVENT_TOO_LARGE', `an event of ${bytes} bytes exceeds RunPod's 1 MB stream chunk limit`);
         }
         aggregate?.push(event);
-        await poster.push(event);
+        await poster.push(body);
         if (poster.failure) throw poster.failure;
       });
       await poster.flush();
