@@ -166,6 +166,11 @@ export class LlamaConversation implements Conversation {
   /** Drops the oldest user/assistant pairs until history + new message + reply budget fit the context. */
   #fitContext(userText: string, maxTokens: number): number {
     const budget = this.#session.sequence.contextSize - maxTokens;
+    const incoming = this.#model.tokenize(userText).length + 2 * TEMPLATE_TOKENS_PER_MESSAGE;
+    // The sequence knows how many tokens its context holds: while that plus the new turn fits, there is
+    // nothing to count. (Before the first turn it holds none yet, so a restored history is counted.)
+    const held = this.#session.sequence.nextTokenIndex;
+    if (held > 0 && held + incoming <= budget) return 0;
     const items = this.#session.getChatHistory();
     const cost = (item: ChatHistoryItem) => {
       const text =
@@ -176,7 +181,7 @@ export class LlamaConversation implements Conversation {
             : item.text;
       return this.#model.tokenize(text).length + TEMPLATE_TOKENS_PER_MESSAGE;
     };
-    let total = items.reduce((sum, item) => sum + cost(item), 0) + this.#model.tokenize(userText).length + 2 * TEMPLATE_TOKENS_PER_MESSAGE;
+    let total = items.reduce((sum, item) => sum + cost(item), 0) + incoming;
     let dropped = 0;
     while (total > budget) {
       const oldest = items.findIndex((item) => item.type !== 'system');
