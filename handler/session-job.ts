@@ -6,13 +6,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { S2sError } from '../src/errors.js';
+import { InvalidInputError, S2sError } from '../src/errors.js';
 import type { Logger } from '../src/log/logger.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import { LiveSession, type LiveSessionOptions, type SessionSummary } from '../src/session/live-session.js';
 import { SESSION_INPUT_SAMPLE_RATE, SESSION_OUTPUT_SAMPLE_RATE } from '../src/session/protocol.js';
 import type { SessionServer } from '../src/session/session-server.js';
-import { InvalidInputError } from '../src/errors.js';
 import { endpointerOverrides, type SessionJobInput } from './job-input.js';
 import type { DoneEvent } from '../src/pipeline/events.js';
 import type { PipelineConfig } from './pipeline-config.js';

@@ -89,16 +89,18 @@ function writeValue(w: ByteWriter, value: GgufValue): void {
     w.u32(ValueType.STRING);
     w.str(value.str);
   } else if ('strings' in value) {
-    w.u32(ValueType.ARRAY);
-    w.u32(ValueType.STRING);
-    w.u64(value.strings.length);
-    for (const s of value.strings) w.str(s);
+    writeArray(w, ValueType.STRING, value.strings, (s) => w.str(s));
   } else {
-    w.u32(ValueType.ARRAY);
-    w.u32(ValueType.INT32);
-    w.u64(value.i32s.length);
-    for (const v of value.i32s) w.i32(v);
+    writeArray(w, ValueType.INT32, value.i32s, (v) => w.i32(v));
   }
+}
+
+/** An array value: its element type, its length, then the elements. */
+function writeArray<T>(w: ByteWriter, elementType: ValueType, items: readonly T[], writeItem: (item: T) => void): void {
+  w.u32(ValueType.ARRAY);
+  w.u32(elementType);
+  w.u64(items.length);
+  for (const item of items) writeItem(item);
 }
 
 export function encodeGguf(metadata: Record<string, GgufValue>, tensors: GgufTensor[]): Buffer {

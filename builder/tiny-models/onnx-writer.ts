@@ -18,15 +18,7 @@ function varint(value: number | bigint): number[] {
   return out;
 }
 
-const concat = (parts: readonly Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-};
+const concat = (parts: readonly Uint8Array[]): Uint8Array => Buffer.concat(parts);
 
 const int = (field: number, value: number | bigint): Field => Uint8Array.from([...varint(field << 3), ...varint(value)]);
 const bytes = (field: number, data: Uint8Array): Field => concat([Uint8Array.from([...varint((field << 3) | 2), ...varint(data.length)]), data]);

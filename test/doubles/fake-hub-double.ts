@@ -103,7 +103,8 @@ export class FakeHubDouble {
       const key = `${repoName}/${filePath}`;
       let content = file.content;
       if (this.corrupt.has(key)) content = Buffer.from(content.map((b) => b ^ 0xff));
-      const etag = `"${(this.#info(filePath, file).lfs?.oid ?? this.#info(filePath, file).oid)}"`;
+      const info = this.#info(filePath, file);
+      const etag = `"${info.lfs?.oid ?? info.oid}"`;
       const common = { etag, 'x-repo-commit': FAKE_COMMIT, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
       const range = /^bytes=(\d+)-(\d*)$/.exec(String(headers.range ?? ''));
       let start = 0;

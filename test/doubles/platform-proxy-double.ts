@@ -3,7 +3,7 @@
  * except those matching a rule, which get a canned answer instead (a 500, malformed JSON, a job
  * without input). Lets tests play a flaky or misbehaving platform.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface ProxyRule {
@@ -27,37 +27,35 @@ export class PlatformProxyDouble {
     this.#server = createServer((req, res) => void this.#handle(req, res));
   }
 
-  async #handle(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): Promise<void> {
-    {
-      const url = new URL(req.url ?? '/', 'http://proxy');
-      const method = req.method ?? 'GET';
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const rule = this.#rules.find((r) => r.times > 0 && r.method === method && r.path.test(url.pathname));
-      if (rule) {
-        rule.times--;
-        this.requests.push({ method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'canned' });
-        res.writeHead(rule.status, { 'content-type': 'application/json' }).end(rule.body);
-        return;
-      }
-      this.requests.push({ method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'forwarded' });
-      try {
-        const headers = Object.fromEntries(
-          Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k)),
-        ) as Record<string, string>;
-        const abort = new AbortController();
-        req.once('close', () => res.writableEnded || abort.abort());
-        const upstream = await fetch(this.#target + url.pathname + url.search, {
-          method,
-          headers,
-          body: chunks.length ? Buffer.concat(chunks) : undefined,
-          signal: abort.signal,
-        });
-        const text = await upstream.text();
-        res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(text);
-      } catch {
-        if (!res.headersSent) res.writeHead(502).end();
-      }
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const method = req.method ?? 'GET';
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const rule = this.#rules.find((r) => r.times > 0 && r.method === method && r.path.test(url.pathname));
+    if (rule) {
+      rule.times--;
+      this.requests.push({ method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'canned' });
+      res.writeHead(rule.status, { 'content-type': 'application/json' }).end(rule.body);
+      return;
+    }
+    this.requests.push({ method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'forwarded' });
+    try {
+      const headers = Object.fromEntries(
+        Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k)),
+      ) as Record<string, string>;
+      const abort = new AbortController();
+      req.once('close', () => res.writableEnded || abort.abort());
+      const upstream = await fetch(this.#target + url.pathname + url.search, {
+        method,
+        headers,
+        body: chunks.length ? Buffer.concat(chunks) : undefined,
+        signal: abort.signal,
+      });
+      const text = await upstream.text();
+      res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(text);
+    } catch {
+      if (!res.headersSent) res.writeHead(502).end();
     }
   }
 

@@ -11,6 +11,7 @@ import { ConfigError } from '../../src/errors.js';
 import { LlamaConversation, LlamaCppLlm, type LlamaCppConfig } from '../../src/llm/llama-cpp-llm.js';
 import { Logger } from '../../src/log/logger.js';
 import { scratchDir, tinyQwenPath } from '../helpers/tiny-models.js';
+import { collect } from '../helpers/collect.js';
 
 const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
 const config = (modelPath: string, overrides: Partial<LlamaCppConfig> = {}): LlamaCppConfig => ({
@@ -34,12 +35,6 @@ afterAll(async () => {
   await llm?.dispose();
   await endless?.dispose();
 });
-
-async function collect(stream: AsyncIterable<string>): Promise<string[]> {
-  const deltas: string[] = [];
-  for await (const delta of stream) deltas.push(delta);
-  return deltas;
-}
 
 describe('LlamaCppLlm on the tiny Qwen2 model', () => {
   it('streams the reply token by token and uses the Qwen chat wrapper', async () => {

@@ -37,6 +37,15 @@ afterAll(async () => {
 
 const connect = () => SessionClient.connect(`${url}?token=${TOKEN}`);
 
+/** A session in which the question has been asked and the answer is being played. */
+async function connectWhileAnswering(): Promise<SessionClient> {
+  const client = await connect();
+  await client.sendAudio(question.samples);
+  await client.waitForAudio();
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return client;
+}
+
 describe('live session', () => {
   let fullAnswerSamples = 0;
 
@@ -65,10 +74,7 @@ describe('live session', () => {
   }, 30_000);
 
   it('a blip during the answer pauses the audio, then resumes it; nothing is lost', async () => {
-    const client = await connect();
-    await client.sendAudio(question.samples);
-    await client.waitForAudio();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const client = await connectWhileAnswering();
     await client.sendAudio(blip.samples);
     const metrics = await client.waitFor((e) => e.type === 'metrics');
     const types = client.events().map((e) => e.type);
@@ -83,10 +89,7 @@ describe('live session', () => {
   }, 30_000);
 
   it('real speech during the answer interrupts it at once and becomes the next turn', async () => {
-    const client = await connect();
-    await client.sendAudio(question.samples);
-    await client.waitForAudio();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const client = await connectWhileAnswering();
     await client.sendAudio(interruption.samples, { frameMs: 100, realtime: true });
     await client.waitFor((e) => e.type === 'metrics' && e['turn'] === 1);
     const received = client.received;

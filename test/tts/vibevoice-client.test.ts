@@ -12,6 +12,7 @@ import type { TtsSidecar } from '../../src/tts/sidecar.js';
 import { splitForRequests, VibeVoiceClient } from '../../src/tts/vibevoice-client.js';
 import { loadSileroVad } from '../../src/vad/vad.js';
 import { startDoubleSidecar } from '../helpers/tts-sidecar.js';
+import { collect } from '../helpers/collect.js';
 
 const lines: string[] = [];
 const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => lines.push(line) });
@@ -27,12 +28,6 @@ afterAll(async () => {
 });
 
 const live = () => new AbortController().signal;
-
-async function collect(stream: AsyncIterable<Int16Array>): Promise<Int16Array[]> {
-  const chunks: Int16Array[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return chunks;
-}
 
 describe('VibeVoice client against the protocol double', () => {
   it('reads the voices from /config', () => {

@@ -5,18 +5,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
 import { expectNothingPostedAfterStop, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { collect } from '../helpers/collect.js';
 
 let harness: Harness | null = null;
 afterEach(async () => {
   await harness?.close();
   harness = null;
 });
-
-async function collect(stream: AsyncIterable<unknown>): Promise<unknown[]> {
-  const chunks: unknown[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return chunks;
-}
 
 describe('queue worker through runpod-sdk', () => {
   it('streams every yielded event in order with run + stream, and aggregates the result', async () => {
