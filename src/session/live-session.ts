@@ -54,6 +54,8 @@ const BACKLOG_WARNING_FRAMES = 25;
 interface ActiveAnswer {
   turn: number;
   abort: AbortController;
+  /** When the answer's first audio left for the client (set where audio is sent, paused or not). */
+  firstOutAt: number | null;
 }
 
 export class LiveSession {
@@ -310,7 +312,8 @@ export class LiveSession {
     this.#send({ type: 'transcript', turn, text: heard.transcript });
     if (!heard.transcript) return;
     const abort = new AbortController();
-    this.#answer = { turn, abort };
+    const answer: ActiveAnswer = { turn, abort, firstOutAt: null };
+    this.#answer = answer;
     const signal = AbortSignal.any([abort.signal, this.#stop.signal]);
     const response = respond(this.#conversation, this.#engines.tts, heard.transcript, {
       signal,
@@ -322,22 +325,17 @@ export class LiveSession {
       chunker: this.#options.chunker,
     });
     this.#send({ type: 'response_start', turn });
-    const sentBefore = this.#pacer.sentSamples;
-    let firstOutAt: number | null = null;
     try {
       for await (const item of response.items) {
         if (signal.aborted) break;
         if (item.kind === 'text') this.#send({ type: 'text', turn, delta: item.delta });
-        else {
-          this.#pacer.enqueue(item.pcm);
-          if (firstOutAt === null && this.#pacer.sentSamples > sentBefore) firstOutAt = performance.now();
-        }
+        else this.#pacer.enqueue(item.pcm);
       }
       if (!signal.aborted) await this.#pacer.drained();
     } finally {
       if (this.#answer?.turn === turn) this.#answer = null;
     }
-    const metrics = turnMetrics(heard, response.timings, firstOutAt, signal.aborted);
+    const metrics = turnMetrics(heard, response.timings, answer.firstOutAt, signal.aborted);
     this.#totals.llmTokensIn += metrics.llm_tokens_in;
     this.#totals.llmTokensOut += metrics.llm_tokens_out;
     this.#send({ type: 'metrics', turn, ...metrics });
@@ -349,7 +347,9 @@ export class LiveSession {
     if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(JSON.stringify(event));
   }
 
+  /** Called by the pacer for each chunk as it leaves: the audio in it belongs to the current answer. */
   #sendAudio(pcm: Int16Array): void {
+    if (this.#answer) this.#answer.firstOutAt ??= performance.now();
     if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
   }
 
