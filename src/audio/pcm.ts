@@ -16,11 +16,16 @@ export function float32ToPcm16(samples: Float32Array): Int16Array {
   return out;
 }
 
-/** Raw little-endian PCM16 bytes as samples (copying when the bytes are not 2-byte aligned). */
+/**
+ * Raw little-endian PCM16 bytes as samples, always a copy of exactly these bytes. The input is often
+ * a view into a larger buffer (a socket's read buffer holds several messages; `Buffer#slice` is a
+ * view, not a copy), so the result must never alias it: later reads reuse that memory.
+ */
 export function bytesToPcm16(bytes: Uint8Array): Int16Array {
   if (bytes.byteLength % 2 !== 0) throw new InvalidInputError(`raw PCM16 must have an even number of bytes, got ${bytes.byteLength}`);
-  if (bytes.byteOffset % 2 === 0) return new Int16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
-  return new Int16Array(bytes.slice().buffer);
+  const out = new Int16Array(bytes.byteLength / 2);
+  new Uint8Array(out.buffer).set(bytes);
+  return out;
 }
 
 /** Averages the channels into one. */

@@ -115,7 +115,7 @@ export class LiveSession {
   /** Starts the conversation; resolves when it ends, with what a bill is made of. */
   run(): Promise<SessionSummary> {
     const maxTimer = setTimeout(() => this.end('max_duration'), this.#options.maxDurationMs);
-    this.#ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
+    this.#ws.on('message', (data, isBinary) => this.#onMessageGuarded(data as Buffer, isBinary));
     this.#ws.on('close', () => this.end('client_left'));
     this.#ws.on('error', (error) => this.#log.warn('session socket error', { error: error.message }));
     this.#touch();
@@ -166,6 +166,17 @@ export class LiveSession {
   }
 
   // ---- input ---------------------------------------------------------------------------------
+
+  /** No exception from one client's message may leave the handler: at most it ends that session. */
+  #onMessageGuarded(data: Buffer, isBinary: boolean): void {
+    try {
+      this.#onMessage(data, isBinary);
+    } catch (error) {
+      this.#log.error('session message handling failed', { session_id: this.id, error: errorMessage(error) });
+      this.#error('INTERNAL', errorMessage(error));
+      this.end('error');
+    }
+  }
 
   #onMessage(data: Buffer, isBinary: boolean): void {
     if (this.#endReason) return;

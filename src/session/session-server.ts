@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Logger } from '../log/logger.js';
+import { errorMessage, type Logger } from '../log/logger.js';
 import { MAX_AUDIO_FRAME_BYTES } from './protocol.js';
 
 const AUTH_TIMEOUT_MS = 5_000;
@@ -116,11 +116,15 @@ export class SessionServer {
       socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"unknown or expired session token"}');
       return;
     }
+    // A protocol violation (oversized frame, invalid UTF-8, bad opcode) makes `ws` emit 'error' on
+    // the socket or the connection; with no listener Node would throw and take the whole worker down.
+    socket.on('error', (error) => this.#log.warn('session connection error', { error: error.message }));
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', (error) => this.#log.warn('session socket error', { error: error.message }));
       this.#alive.add(ws);
       ws.on('pong', () => this.#alive.add(ws));
       if (onConnect) {
-        onConnect(ws);
+        this.#open(ws, onConnect);
         return;
       }
       // No token in the URL: the first message must carry it.
@@ -141,8 +145,22 @@ export class SessionServer {
           ws.close(CLOSE_UNAUTHORIZED, 'unauthorized');
           return;
         }
-        claimed(ws);
+        this.#open(ws, claimed);
       });
     });
+  }
+
+  /** Hands an authenticated socket to its session; a session that fails to open closes the socket, not the worker. */
+  #open(ws: WebSocket, onConnect: OnConnect): void {
+    try {
+      onConnect(ws);
+    } catch (error) {
+      const message = errorMessage(error);
+      this.#log.error('session failed to open', { error: message });
+      if (ws.readyState === ws.OPEN) {
+        ws.send(JSON.stringify({ type: 'error', code: 'SESSION_FAILED', message }));
+        ws.close(1011, 'session failed to open');
+      }
+    }
   }
 }
