@@ -11,6 +11,7 @@ import type { Logger } from '../src/log/logger.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import { LiveSession, type LiveSessionOptions, type SessionSummary } from '../src/session/live-session.js';
 import { SESSION_INPUT_SAMPLE_RATE, SESSION_OUTPUT_SAMPLE_RATE } from '../src/session/protocol.js';
+import { billedFigures } from '../src/session/session-core.js';
 import type { SessionServer } from '../src/session/session-server.js';
 import { endpointerOverrides, type SessionJobInput } from './job-input.js';
 import type { DoneEvent } from '../src/pipeline/events.js';
@@ -99,11 +100,7 @@ export async function* runSessionJob(
   yield {
     type: 'done',
     reason: summary.reason,
-    turns: summary.turns,
-    audio_in_s: Math.round((summary.audioInSamples / SESSION_INPUT_SAMPLE_RATE) * 1000) / 1000,
-    audio_out_s: Math.round((summary.audioOutSamples / SESSION_OUTPUT_SAMPLE_RATE) * 1000) / 1000,
-    llm_tokens_in: summary.llmTokensIn,
-    llm_tokens_out: summary.llmTokensOut,
+    ...billedFigures(summary),
     execution_ms: Math.round(performance.now() - started),
   };
 }

@@ -5,9 +5,11 @@
  */
 import { z } from 'zod';
 import type { TurnMetrics } from '../pipeline/events.js';
+import { CORE_INPUT_SAMPLE_RATE, CORE_OUTPUT_SAMPLE_RATE, type SessionEndReason } from './session-core.js';
 
-export const SESSION_INPUT_SAMPLE_RATE = 16_000;
-export const SESSION_OUTPUT_SAMPLE_RATE = 24_000;
+export type { SessionEndReason } from './session-core.js';
+export const SESSION_INPUT_SAMPLE_RATE = CORE_INPUT_SAMPLE_RATE;
+export const SESSION_OUTPUT_SAMPLE_RATE = CORE_OUTPUT_SAMPLE_RATE;
 /** Two seconds of 16 kHz PCM16. */
 export const MAX_AUDIO_FRAME_BYTES = 64_000;
 
@@ -28,8 +30,6 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   /** The client is done: the session ends after the answer in progress is cut. */
   z.strictObject({ type: z.literal('end') }),
 ]);
-
-export type SessionEndReason = 'client_end' | 'client_left' | 'idle_timeout' | 'max_duration' | 'stopped' | 'error';
 
 export type ServerEvent =
   | { type: 'ready'; session_id: string; sample_rate_in: number; sample_rate_out: number; format: 'pcm16'; voice: string }
