@@ -127,12 +127,25 @@ export class LlamaConversation implements Conversation {
     const stop = new AbortController();
     const onAbort = () => stop.abort(options.signal.reason);
     options.signal.addEventListener('abort', onAbort, { once: true });
+    // A signal that fired before this call never calls the listener.
+    if (options.signal.aborted) stop.abort(options.signal.reason);
     const queue = new AsyncQueue<string>(() => stop.abort(new Error('reply stream closed by its reader')));
     const droppedMessages = this.#fitContext(userText, maxTokens);
     const meter = this.#session.sequence.tokenMeter;
     const before = meter.getState();
     const started = performance.now();
     let ttftMs: number | null = null;
+    const finish = () => {
+      const after = meter.getState();
+      this.lastStats = {
+        inputTokens: after.usedInputTokens - before.usedInputTokens,
+        outputTokens: after.usedOutputTokens - before.usedOutputTokens,
+        ttftMs,
+        aborted: stop.signal.aborted,
+        droppedMessages,
+      };
+      queue.end();
+    };
     this.#session
       .prompt(userText, {
         maxTokens,
@@ -146,18 +159,15 @@ export class LlamaConversation implements Conversation {
         },
       })
       .then(
-        () => {
-          const after = meter.getState();
-          this.lastStats = {
-            inputTokens: after.usedInputTokens - before.usedInputTokens,
-            outputTokens: after.usedOutputTokens - before.usedOutputTokens,
-            ttftMs,
-            aborted: stop.signal.aborted,
-            droppedMessages,
-          };
-          queue.end();
+        () => finish(),
+        (error: unknown) => {
+          // stopOnAbortSignal ends quietly only after a first token; before it (prefill, waiting
+          // for the sequence) node-llama-cpp throws the abort reason. An abort is never an error:
+          // the user's words stay in the history with the nothing that was said back.
+          if (!stop.signal.aborted) return queue.fail(error);
+          this.#session.setChatHistory([...this.#session.getChatHistory(), { type: 'user', text: userText }, { type: 'model', response: [] }]);
+          finish();
         },
-        (error: unknown) => queue.fail(error),
       )
       .finally(() => options.signal.removeEventListener('abort', onAbort));
     return queue;

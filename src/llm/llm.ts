@@ -26,7 +26,11 @@ export interface ReplyStats {
 }
 
 export interface Conversation {
-  /** Streams the assistant's reply to `userText`. The reply joins the history when it ends (also when aborted, as far as it got). */
+  /**
+   * Streams the assistant's reply to `userText`. The reply joins the history when it ends (also when
+   * aborted, as far as it got). An abort ends the stream quietly whenever it comes, even before the
+   * first token: it is never an error.
+   */
   reply(userText: string, options: ReplyOptions): AsyncIterable<string>;
   /** Stats of the last reply, once its stream has ended. */
   readonly lastStats: ReplyStats | null;

@@ -92,8 +92,11 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
   Promise.all([generate(), speak()]).then(
     () => out.end(),
     (error: unknown) => {
+      // Whatever a stage throws once the answer was called off is part of stopping, not a failure.
+      const aborted = signal.aborted;
       stop.abort();
-      out.fail(error);
+      if (aborted) out.end();
+      else out.fail(error);
     },
   );
   return { items: out, timings };

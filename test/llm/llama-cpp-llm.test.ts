@@ -83,6 +83,32 @@ describe('LlamaCppLlm on the tiny Qwen2 model', () => {
     conversation.dispose();
   });
 
+  it('an abort before the first token (during prefill) ends the reply quietly, never as an error', async () => {
+    const conversation = await endless.openConversation();
+    const abort = new AbortController();
+    const stream = conversation.reply('Talk forever.', { signal: abort.signal, maxTokens: 400 });
+    // Tokens arrive asynchronously: aborting now lands in the prefill, where node-llama-cpp throws.
+    abort.abort();
+    expect(await collect(stream)).toEqual([]);
+    expect(conversation.lastStats).toMatchObject({ outputTokens: 0, aborted: true });
+    // What the user said stays in the history; nothing was said back.
+    expect(conversation.history).toEqual([
+      { role: 'user', content: 'Talk forever.' },
+      { role: 'assistant', content: '' },
+    ]);
+    // The conversation goes on.
+    expect(await collect(conversation.reply('Go on.', { signal: new AbortController().signal, maxTokens: 3 }))).toHaveLength(3);
+    conversation.dispose();
+  });
+
+  it('a signal that fired before the call stops the reply at once', async () => {
+    const conversation = await endless.openConversation();
+    const deltas = await collect(conversation.reply('Talk forever.', { signal: AbortSignal.abort(), maxTokens: 400 }));
+    expect(deltas).toEqual([]);
+    expect(conversation.lastStats).toMatchObject({ outputTokens: 0, aborted: true });
+    conversation.dispose();
+  });
+
   it('stops at the response token limit', async () => {
     const conversation = await endless.openConversation();
     await collect(conversation.reply('Talk forever.', { signal: new AbortController().signal, maxTokens: 12 }));

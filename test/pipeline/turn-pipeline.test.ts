@@ -11,6 +11,8 @@ import type { WorkerJob } from '../../handler/runtime/types.js';
 import { Logger } from '../../src/log/logger.js';
 import { makeUtterance, wavOf } from '../fixtures/speech.js';
 import { ScriptedLlmDouble } from '../doubles/scripted-llm-double.js';
+import { respond } from '../../src/pipeline/respond.js';
+import { collect } from '../helpers/collect.js';
 import { testProfileEnv, testProfileHandler } from '../helpers/test-profile.js';
 
 const lines: string[] = [];
@@ -57,6 +59,16 @@ describe('turn pipeline', () => {
     const metrics = after.find((e) => e.type === 'metrics')!;
     expect(metrics['interrupted']).toBe(true);
     expect(metrics['llm_tokens_out'] as number).toBeLessThan(2000);
+  });
+
+  it('an interruption before the first LLM token ends the answer quietly, with its stats', async () => {
+    const conversation = await endless.engines.llm.openConversation();
+    const abort = new AbortController();
+    const response = respond(conversation, endless.engines.tts, 'Tell me a very long story.', { signal: abort.signal, maxTokens: 2000 });
+    abort.abort(); // before the first token: the LLM is still in its prefill
+    expect(await collect(response.items)).toEqual([]);
+    expect(response.timings.llm).toMatchObject({ aborted: true, outputTokens: 0 });
+    conversation.dispose();
   });
 
   it('keeps the conversation across turns: each transcript and answer joins the history', async () => {
