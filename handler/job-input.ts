@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { InvalidInputError } from '../src/errors.js';
 import { formatIssues } from './config.js';
-import type { EndpointerOptions } from '../src/vad/endpointer.js';
+import { endpointerOptionsSchema, type EndpointerOptions } from '../src/vad/endpointer.js';
 
 const audioFields = {
   /** Base64 of a WAV file, or of raw PCM16 when `audio_format` is "pcm16". */
@@ -100,8 +100,40 @@ export function parseJobInput(input: unknown): JobInput {
   return parsed.data;
 }
 
+/** The job's `vad` field names, by the endpointer's names, for errors a job's author can act on. */
+const VAD_FIELDS: Record<keyof EndpointerOptions, string> = {
+  activationThreshold: 'vad.activation_threshold',
+  releaseThreshold: 'vad.release_threshold',
+  minSpeechMs: 'vad.min_speech_ms',
+  endpointMs: 'vad.endpoint_ms',
+  preRollMs: 'vad.pre_roll_ms',
+  maxUtteranceMs: 'vad.max_utterance_ms',
+};
+
+/**
+ * The job's `vad` overrides, checked over the worker's defaults exactly as the endpointer will
+ * check them, before any work starts: a job that sets only `activation_threshold` below the
+ * worker's release threshold fails here, naming its fields, not later with a bare RangeError.
+ */
+export function checkedEndpointerOverrides(vad: z.infer<typeof vadOverridesSchema> | undefined, defaults: Partial<EndpointerOptions>): Partial<EndpointerOptions> {
+  const overrides = endpointerOverrides(vad);
+  const name = (key: keyof EndpointerOptions) => (key in overrides ? VAD_FIELDS[key] : `the worker's ${VAD_FIELDS[key]} default`);
+  const parsed = endpointerOptionsSchema.safeParse({ ...defaults, ...overrides });
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${name(issue.path[0] as keyof EndpointerOptions)}: ${issue.message}`);
+    throw new InvalidInputError(`invalid input: ${problems.join('; ')}`);
+  }
+  const { activationThreshold, releaseThreshold } = parsed.data;
+  if (releaseThreshold > activationThreshold) {
+    throw new InvalidInputError(
+      `invalid input: ${name('releaseThreshold')} (${releaseThreshold}) must not exceed ${name('activationThreshold')} (${activationThreshold})`,
+    );
+  }
+  return overrides;
+}
+
 /** The job's `vad` overrides, in the endpointer's own names. */
-export function endpointerOverrides(vad: z.infer<typeof vadOverridesSchema> | undefined): Partial<EndpointerOptions> {
+function endpointerOverrides(vad: z.infer<typeof vadOverridesSchema> | undefined): Partial<EndpointerOptions> {
   return {
     ...(vad?.activation_threshold !== undefined && { activationThreshold: vad.activation_threshold }),
     ...(vad?.release_threshold !== undefined && { releaseThreshold: vad.release_threshold }),

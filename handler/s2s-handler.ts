@@ -39,13 +39,8 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
       const attached = SessionServer.attach(server, log);
       if (standingToken) {
         attached.setStandingToken(standingToken, (ws) => {
-          runLiveSession(ws, engines, config, {}, log, new AbortController().signal).catch((error: unknown) => {
-            // For example every LLM conversation slot in use: tell the client why before closing.
-            const message = (error as Error).message;
-            log.error('live session failed', { error: message });
-            ws.send(JSON.stringify({ type: 'error', code: (error as { code?: string }).code ?? 'SESSION_FAILED', message }));
-            ws.close(1011, 'session failed');
-          });
+          // A session that cannot start has told its client why and closed (and logged it).
+          runLiveSession(ws, engines, config, {}, log, new AbortController().signal).catch(() => undefined);
         });
       }
       sessions = Promise.resolve(attached);

@@ -7,15 +7,16 @@
 import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { InvalidInputError, S2sError } from '../src/errors.js';
-import type { Logger } from '../src/log/logger.js';
+import { errorMessage, type Logger } from '../src/log/logger.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import { LiveSession, type LiveSessionOptions, type SessionSummary } from '../src/session/live-session.js';
 import { SESSION_INPUT_SAMPLE_RATE, SESSION_OUTPUT_SAMPLE_RATE } from '../src/session/protocol.js';
 import { billedFigures } from '../src/session/session-core.js';
 import type { SessionServer } from '../src/session/session-server.js';
-import { endpointerOverrides, type SessionJobInput } from './job-input.js';
+import { checkedEndpointerOverrides, type SessionJobInput } from './job-input.js';
 import type { DoneEvent } from '../src/pipeline/events.js';
 import type { PipelineConfig } from './pipeline-config.js';
+import { sleep, whenAborted } from './runtime/abort.js';
 
 export type SessionJobEvent =
   | { type: 'session'; url: string; token: string; expires_in_s: number; sample_rate_in: number; sample_rate_out: number; format: 'pcm16' }
@@ -33,7 +34,7 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     cfg: config.jobs.cfg,
     steps: config.jobs.steps,
     chunker: config.jobs.chunker,
-    vad: endpointerOverrides(input.vad),
+    vad: checkedEndpointerOverrides(input.vad, config.engines.vad.defaults),
     minInterruptionMs: config.sessions.minInterruptionMs,
     outputLeadMs: config.sessions.outputLeadMs,
     idleTimeoutMs: input.idle_timeout_ms ?? config.sessions.idleTimeoutMs,
@@ -42,7 +43,11 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
   };
 }
 
-/** Runs one live session on an accepted socket. */
+/**
+ * Runs one live session on an accepted socket. A session that cannot start (every LLM
+ * conversation slot in use, say) tells the client why and closes the socket before it rejects,
+ * and frees what it had opened.
+ */
 export async function runLiveSession(
   ws: WebSocket,
   engines: Engines,
@@ -52,9 +57,26 @@ export async function runLiveSession(
   signal: AbortSignal,
   shutdown?: AbortSignal,
 ): Promise<SessionSummary> {
-  const options = sessionOptions(config, input, engines.tts.voices);
-  const conversation = await engines.llm.openConversation({ systemPrompt: input.system_prompt ?? config.jobs.systemPrompt, history: input.history });
-  return new LiveSession(ws, engines, conversation, options, log, signal, shutdown).run();
+  let session: LiveSession;
+  try {
+    const options = sessionOptions(config, input, engines.tts.voices);
+    const conversation = await engines.llm.openConversation({ systemPrompt: input.system_prompt ?? config.jobs.systemPrompt, history: input.history });
+    try {
+      session = new LiveSession(ws, engines, conversation, options, log, signal, shutdown);
+    } catch (error) {
+      conversation.dispose();
+      throw error;
+    }
+  } catch (error) {
+    const message = errorMessage(error);
+    log.error('live session failed to start', { error: message });
+    if (ws.readyState === ws.OPEN) {
+      ws.send(JSON.stringify({ type: 'error', code: error instanceof S2sError ? error.code : 'SESSION_FAILED', message }));
+      ws.close(1011, 'session failed to start');
+    }
+    throw error;
+  }
+  return session.run();
 }
 
 export async function* runSessionJob(
@@ -84,15 +106,17 @@ export async function* runSessionJob(
   yield invitation;
   await job.progress(invitation).catch(() => undefined);
 
-  let timer: NodeJS.Timeout | undefined;
+  // Ends the wait's timer and listeners: `job.shutdown` lives as long as the worker.
+  const waitOver = new AbortController();
   const waited = await Promise.race([
     connected,
-    new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), config.sessions.connectTimeoutMs))),
-    new Promise<'stopped'>((resolve) => signal.addEventListener('abort', () => resolve('stopped'), { once: true })),
+    sleep(config.sessions.connectTimeoutMs, waitOver.signal).then(() => 'timeout' as const),
+    // Either may have fired during the awaits above: whenAborted checks.
+    whenAborted(signal, waitOver.signal).then(() => 'stopped' as const),
     // A worker shutting down invites nobody new.
-    new Promise<'stopped'>((resolve) => job.shutdown?.addEventListener('abort', () => resolve('stopped'), { once: true })),
+    ...(job.shutdown ? [whenAborted(job.shutdown, waitOver.signal).then(() => 'stopped' as const)] : []),
   ]);
-  clearTimeout(timer);
+  waitOver.abort();
   withdraw();
   if (waited === 'stopped') return;
   if (waited === 'timeout') throw new S2sError('SESSION_NOT_JOINED', `no client connected within ${config.sessions.connectTimeoutMs} ms`);

@@ -10,7 +10,7 @@ import type { Engines } from '../src/pipeline/engines.js';
 import type { JobEvent } from '../src/pipeline/events.js';
 import { runTurn } from '../src/pipeline/turn.js';
 import { TTS_SAMPLE_RATE } from '../src/tts/tts.js';
-import { endpointerOverrides, type TurnJobInput } from './job-input.js';
+import { checkedEndpointerOverrides, type TurnJobInput } from './job-input.js';
 import type { PipelineConfig } from './pipeline-config.js';
 
 type AudioItem = Pick<TurnJobInput, 'audio' | 'audio_url' | 'audio_format' | 'sample_rate'>;
@@ -38,6 +38,7 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
   if (voice !== undefined && !engines.tts.voices.includes(voice)) {
     throw new InvalidInputError(`voice: unknown voice "${voice}"; valid voices: ${engines.tts.voices.join(', ')}`);
   }
+  const vad = checkedEndpointerOverrides(input.vad, config.engines.vad.defaults);
   const audios: InputAudio[] = [];
   for (const { item, field } of items) audios.push(await loadAudio(item, field, config, signal));
 
@@ -58,7 +59,7 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
           cfg: jobs.cfg,
           steps: jobs.steps,
           chunker: jobs.chunker,
-          vad: endpointerOverrides(input.vad),
+          vad,
         },
         signal,
       );

@@ -117,11 +117,13 @@ export class QueueWorker {
     }
   }
 
-  #waitForSlot(): Promise<void> {
-    return Promise.race([
-      new Promise<void>((resolve) => (this.#slotFreed = resolve)),
-      whenAborted(this.#draining.signal),
-    ]);
+  async #waitForSlot(): Promise<void> {
+    const waited = new AbortController();
+    try {
+      await Promise.race([new Promise<void>((resolve) => (this.#slotFreed = resolve)), whenAborted(this.#draining.signal, waited.signal)]);
+    } finally {
+      waited.abort();
+    }
   }
 
   async #takeJobs(wanted: number): Promise<TakenJob[] | 'error'> {

@@ -7,7 +7,10 @@
  *   { progress: {...} }              publishes a progress update first
  *   { hang_after: 2 }                after two events, waits forever ignoring its signal
  *   { stamp: true }                  adds `at_ms`, the epoch time in ms (sub-ms precision) of each yield
+ *
+ * It also counts the listeners on the worker's shutdown signal as each job starts (leak checks).
  */
+import { getEventListeners } from 'node:events';
 import type { HandlerDefinition, WorkerJob } from '../../handler/runtime/types.js';
 
 export interface ScriptInput {
@@ -26,16 +29,19 @@ export interface HandlerObservations {
   finished: string[];
   /** Events yielded, per job id, with the time each was yielded (performance.now()). */
   yielded: Map<string, { n: number; at: number }[]>;
+  /** 'abort' listeners on `job.shutdown` when each job started, in job order. */
+  shutdownListeners: number[];
 }
 
 export function createScriptedHandlerDouble(returnAggregateStream = true): HandlerDefinition & { seen: HandlerObservations } {
-  const seen: HandlerObservations = { started: [], aborted: [], finished: [], yielded: new Map() };
+  const seen: HandlerObservations = { started: [], aborted: [], finished: [], yielded: new Map(), shutdownListeners: [] };
   return {
     seen,
     returnAggregateStream,
     async *handle(job: WorkerJob, signal: AbortSignal) {
       const script = (job.input ?? {}) as ScriptInput;
       seen.started.push(job.id);
+      if (job.shutdown) seen.shutdownListeners.push(getEventListeners(job.shutdown, 'abort').length);
       signal.addEventListener('abort', () => seen.aborted.push(job.id), { once: true });
       if (script.progress !== undefined) await job.progress(script.progress);
       const yielded: { n: number; at: number }[] = [];

@@ -76,6 +76,14 @@ describe('queue worker through runpod-sdk', () => {
     await expectNothingPostedAfterStop(() => harness!.api.job(id));
   });
 
+  it('leaves no listener behind on its shutdown signal, job after job', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler });
+    for (let n = 0; n < 15; n++) expect((await harness.endpoint.runSync({ input: { events: 1 } }, 10_000)).status).toBe('COMPLETED');
+    // Each wait for a free slot used to leave one listener on the drain signal (MaxListenersExceededWarning after 10 jobs).
+    expect(handler.seen.shutdownListeners).toEqual(Array(15).fill(handler.seen.shutdownListeners[0]));
+  });
+
   it('health reports jobs and workers', async () => {
     harness = await startHarness({ handler: createScriptedHandlerDouble() });
     await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
