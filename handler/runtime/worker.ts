@@ -24,6 +24,12 @@ const EMPTY_ANSWER_PAUSE_MS = 250;
 const RATE_LIMITED_PAUSE_MS = 5_000;
 const ERROR_BACKOFF_FIRST_MS = 500;
 const ERROR_BACKOFF_MAX_MS = 10_000;
+/**
+ * A drain lets a job-take in flight run this much longer: a job the platform has already handed
+ * out in its answer is on its way and must be run, not dropped with the connection. An idle long
+ * poll is then given up, so an idle worker still exits at once.
+ */
+const TAKE_DRAIN_GRACE_MS = 500;
 
 /** Thrown into a handler's signal when the platform stops its job. */
 export class JobStoppedError extends S2sError {
@@ -130,14 +136,21 @@ export class QueueWorker {
     const url = this.#urls.jobTake(this.#active.size > 0, wanted);
     const started = performance.now();
     const timeout = AbortSignal.timeout(LONG_POLL_TIMEOUT_MS);
+    const taken = new AbortController();
+    const drainedAWhileAgo = new AbortController();
+    void whenAborted(this.#draining.signal, taken.signal)
+      .then(() => sleep(TAKE_DRAIN_GRACE_MS, taken.signal))
+      .then(() => drainedAWhileAgo.abort());
     let response;
     try {
-      response = await this.#client.get(url, AbortSignal.any([this.#draining.signal, timeout]));
+      response = await this.#client.get(url, AbortSignal.any([drainedAWhileAgo.signal, timeout]));
     } catch (error) {
       // Draining, or the long poll ran its course: simply ask again.
       if (this.#draining.signal.aborted || timeout.aborted) return [];
       this.#log.warn('job-take failed', { error: errorMessage(error) });
       return 'error';
+    } finally {
+      taken.abort();
     }
     if (response.status === 204 || response.status === 400) {
       // No job. 400 is normal with FlashBoot. A real long poll takes a while; an instant answer

@@ -1,7 +1,8 @@
 /**
  * A man-in-the-middle double between the worker and the local RunPod API: forwards every request,
  * except those matching a rule, which get a canned answer instead (a 500, malformed JSON, a job
- * without input). Lets tests play a flaky or misbehaving platform.
+ * without input), or have their answer held back for a while. Lets tests play a flaky or
+ * misbehaving platform.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,9 +17,18 @@ export interface ProxyRule {
   body: string;
 }
 
+/** Forwards matching requests but holds the platform's answer back until `until` settles. */
+export interface HoldRule {
+  method: string;
+  path: RegExp;
+  times: number;
+  until: Promise<unknown>;
+}
+
 export class PlatformProxyDouble {
   readonly requests: { method: string; path: string; query: string; body: string; answered: 'canned' | 'forwarded' }[] = [];
   readonly #rules: ProxyRule[] = [];
+  readonly #holds: HoldRule[] = [];
   readonly #server: Server;
   readonly #target: string;
 
@@ -53,6 +63,11 @@ export class PlatformProxyDouble {
         signal: abort.signal,
       });
       const text = await upstream.text();
+      const hold = this.#holds.find((h) => h.times > 0 && h.method === method && h.path.test(url.pathname));
+      if (hold) {
+        hold.times--;
+        await hold.until;
+      }
       res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(text);
     } catch {
       if (!res.headersSent) res.writeHead(502).end();
@@ -71,6 +86,10 @@ export class PlatformProxyDouble {
 
   addRule(rule: ProxyRule): void {
     this.#rules.push(rule);
+  }
+
+  holdAnswers(rule: HoldRule): void {
+    this.#holds.push(rule);
   }
 
   /** Rewrites the simulator's worker env so the worker talks to this proxy. */

@@ -7,7 +7,7 @@ import { LocalRunpodApi, type LocalRunpodApiOptions, type SimulatedJob } from '.
 import type { HandlerDefinition } from '../../handler/runtime/types.js';
 import { QueueWorker } from '../../handler/runtime/worker.js';
 import { Logger } from '../../src/log/logger.js';
-import { PlatformProxyDouble } from '../doubles/platform-proxy-double.js';
+import { PlatformProxyDouble, type HoldRule } from '../doubles/platform-proxy-double.js';
 import { sdkEndpoint, type SdkEndpoint } from './sdk.js';
 
 export const API_KEY = 'test-key';
@@ -28,13 +28,16 @@ export interface HarnessOptions {
   api?: LocalRunpodApiOptions;
   /** Put a PlatformProxyDouble between the worker and the API. */
   proxy?: boolean;
+  /** Answers the proxy holds back, from the worker's first request on. */
+  proxyHolds?: HoldRule[];
 }
 
 export async function startHarness(options: HarnessOptions): Promise<Harness> {
   const logs: string[] = [];
   const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
   const api = await LocalRunpodApi.start({ port: 0, apiKey: API_KEY, workerPollHoldMs: 5_000, streamHoldMs: 2_000, ...options.api });
-  const proxy = options.proxy ? await PlatformProxyDouble.start(api.url) : null;
+  const proxy = options.proxy || options.proxyHolds ? await PlatformProxyDouble.start(api.url) : null;
+  for (const hold of options.proxyHolds ?? []) proxy!.holdAnswers(hold);
   const workerEnv = proxy ? proxy.rewriteEnv(api.workerEnv(), api.url) : api.workerEnv();
   const config = readWorkerConfig({ RUNPOD_POD_ID: 'worker-1', RUNPOD_PING_INTERVAL: '200', ...workerEnv, ...options.env });
   const worker = new QueueWorker({ config: { ...config, platform: config.platform! }, handler: options.handler, log });

@@ -84,6 +84,21 @@ describe('queue worker through runpod-sdk', () => {
     expect(handler.seen.shutdownListeners).toEqual(Array(15).fill(handler.seen.shutdownListeners[0]));
   });
 
+  it('a drain during a job-take runs the job that take hands out, and posts its result', async () => {
+    const handler = createScriptedHandlerDouble();
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    harness = await startHarness({ handler, proxyHolds: [{ method: 'GET', path: /\/job-take\//, times: 1, until: released }] });
+    const { id } = await harness.endpoint.run({ input: { events: 2 } });
+    // The platform has handed the job out in the take's answer, which is still on its way.
+    await waitFor(() => harness!.api.job(id)?.status === 'IN_PROGRESS');
+    harness.worker.drain(); // SIGTERM
+    release();
+    await harness.workerDone;
+    expect(handler.seen.finished).toEqual([id]);
+    expect(harness.api.job(id)).toMatchObject({ status: 'COMPLETED', output: [{ type: 'tick', n: 0 }, { type: 'tick', n: 1 }] });
+  });
+
   it('health reports jobs and workers', async () => {
     harness = await startHarness({ handler: createScriptedHandlerDouble() });
     await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
