@@ -29,7 +29,12 @@ export interface S2sHandler extends HandlerDefinition {
 export function createHandlerFor(engines: Engines, config: PipelineConfig, log: Logger): S2sHandler {
   let sessions: Promise<SessionServer> | null = null;
   let publicUrl = config.sessions.publicUrl;
-  const sessionServer = () => (sessions ??= SessionServer.listen(config.sessions.port, config.sessions.host, log));
+  // A start that failed (port in use) is not kept: the next session job tries again.
+  const sessionServer = () =>
+    (sessions ??= SessionServer.listen(config.sessions.port, config.sessions.host, log).catch((error: unknown) => {
+      sessions = null;
+      throw error;
+    }));
   return {
     engines,
     config,
@@ -46,8 +51,12 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
       sessions = Promise.resolve(attached);
     },
     async dispose() {
-      await (await sessions)?.close();
-      await engines.dispose();
+      // The engines (and the TTS server process) are freed whatever happens to the session server.
+      try {
+        await (await sessions?.catch(() => null))?.close();
+      } finally {
+        await engines.dispose();
+      }
     },
     async *handle(job: WorkerJob, signal: AbortSignal) {
       const input = parseJobInput(job.input);

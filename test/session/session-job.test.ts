@@ -4,10 +4,11 @@
  * client leaves nothing behind on the worker's long-lived shutdown signal.
  */
 import { getEventListeners } from 'node:events';
+import { createServer } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJobInput, type SessionJobInput } from '../../handler/job-input.js';
 import type { WorkerJob } from '../../handler/runtime/types.js';
-import type { S2sHandler } from '../../handler/s2s-handler.js';
+import { createHandlerFor, type S2sHandler } from '../../handler/s2s-handler.js';
 import { runSessionJob, type SessionJobEvent } from '../../handler/session-job.js';
 import { InvalidInputError } from '../../src/errors.js';
 import { Logger } from '../../src/log/logger.js';
@@ -17,6 +18,7 @@ import { ScriptedLlmDouble } from '../doubles/scripted-llm-double.js';
 import { collect } from '../helpers/collect.js';
 import { SessionClient } from '../helpers/session-client.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
+import { freePort } from '../helpers/tts-sidecar.js';
 
 const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
 let handler: S2sHandler;
@@ -117,5 +119,37 @@ describe('session job', () => {
       expect(await ended).toEqual({ done: true, value: undefined });
     }
     expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(before);
+  });
+});
+
+describe('s2s handler', () => {
+  it('a session server that failed to start is tried again by the next session job, and dispose still frees the engines', async () => {
+    const port = await freePort();
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    let enginesDisposed = false;
+    const engines: Engines = { ...handler.engines, dispose: async () => void (enginesDisposed = true) };
+    const config = { ...handler.config, sessions: { ...handler.config.sessions, host: '127.0.0.1', port } };
+    const s2s = createHandlerFor(engines, config, log);
+    const job = workerJob({ input: { mode: 'session' } });
+    await expect(s2s.handle(job, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toThrow(/EADDRINUSE/);
+    await new Promise((resolve) => squatter.close(resolve));
+    const stop = new AbortController();
+    const events = s2s.handle(job, stop.signal)[Symbol.asyncIterator]();
+    expect((await events.next()).value).toMatchObject({ type: 'session' });
+    stop.abort();
+    await events.next();
+    await s2s.dispose();
+    expect(enginesDisposed).toBe(true);
+
+    // A handler whose only start failed also frees its engines.
+    enginesDisposed = false;
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(port, '127.0.0.1', resolve));
+    const failed = createHandlerFor(engines, config, log);
+    await expect(failed.handle(job, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toThrow(/EADDRINUSE/);
+    await failed.dispose();
+    expect(enginesDisposed).toBe(true);
+    await new Promise((resolve) => busy.close(resolve));
   });
 });
