@@ -68,6 +68,8 @@ export class VibeVoiceClient implements Tts {
         for (;;) {
           if (signal.aborted) return;
           await this.#sidecar.ready();
+          // The signal may have fired while the server was (re)starting: a listener added now would never run.
+          if (signal.aborted) return;
           stats.requests++;
           const outcome = await this.#request(part, voice, options, signal, (pcm) => {
             stats.ttfbMs ??= performance.now() - started;

@@ -123,6 +123,20 @@ describe('TTS sidecar lifecycle', () => {
     await client.dispose();
   }, 60_000);
 
+  it('a synthesis cancelled while the server restarts sends no request once it is back', async () => {
+    const own = await startDoubleSidecar(log);
+    const client = new VibeVoiceClient(own, {}, log);
+    await expect(collect(client.synthesize('Goodbye cruel [[crash]] world.', { signal: live() }))).rejects.toThrow(/TTS server died mid-utterance/);
+    // The server is restarting: this synthesis waits for it, and is cancelled meanwhile.
+    const abort = new AbortController();
+    const synthesis = client.synthesize('Nobody wants to hear this any more.', { signal: abort.signal });
+    abort.abort();
+    expect(await collect(synthesis)).toEqual([]);
+    await own.ready();
+    expect(synthesis.stats.requests).toBe(0);
+    await client.dispose();
+  }, 60_000);
+
   // The server would listen only after 10 minutes: the failure comes from our start-up timeout.
   it('a server that never becomes ready fails start-up with a clear error within the timeout', async () => {
     await expect(startDoubleSidecar(log, ['--startup-ms', '600000'], { startupTimeoutMs: 1500 })).rejects.toThrow(/did not answer http:\/\/127\.0\.0\.1:\d+\/config within 1500 ms/);
