@@ -95,6 +95,8 @@ async function handle(ws: WebSocket, query: URLSearchParams): Promise<void> {
   const voiceParam = query.get('voice');
   const voice = voiceParam && VOICES.includes(voiceParam) ? voiceParam : DEFAULT_VOICE;
   try {
+    // On stdout too, which the sidecar manager logs: tests see exactly what text was asked for.
+    console.log(`request_received ${JSON.stringify(text)}`);
     log(ws, 'backend_request_received', { text_length: text.length, cfg_scale: Number(query.get('cfg') ?? 1.5), inference_steps: query.get('steps'), voice: voiceParam });
     if (text.includes('[[fail]]')) {
       log(ws, 'generation_error', { message: 'CUDA out of memory (simulated)' });

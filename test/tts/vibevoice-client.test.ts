@@ -13,6 +13,7 @@ import { splitForRequests, VibeVoiceClient } from '../../src/tts/vibevoice-clien
 import { loadSileroVad } from '../../src/vad/vad.js';
 import { startDoubleSidecar } from '../helpers/tts-sidecar.js';
 import { collect } from '../helpers/collect.js';
+import { waitFor } from '../helpers/harness.js';
 
 const lines: string[] = [];
 const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => lines.push(line) });
@@ -28,6 +29,13 @@ afterAll(async () => {
 });
 
 const live = () => new AbortController().signal;
+/** The texts the server was asked to speak, from its output lines (which the sidecar manager logs). */
+const requestsReceived = () =>
+  lines.flatMap((line) => {
+    const entry = JSON.parse(line) as { message: string; line?: string };
+    const match = entry.message === 'TTS server output' ? /^request_received (.*)$/.exec(entry.line ?? '') : null;
+    return match ? [JSON.parse(match[1]!) as string] : [];
+  });
 
 describe('VibeVoice client against the protocol double', () => {
   it('reads the voices from /config', () => {
@@ -56,8 +64,13 @@ describe('VibeVoice client against the protocol double', () => {
       yield* texts;
     }
     const speech = speakInOrder(tts, pieces(), { signal: live() });
-    const order: number[] = [];
-    for await (const chunk of speech) order.push(chunk.piece);
+    const iterator = speech[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    // The reader holds on to the first chunk; synthesis runs ahead: the second clause is asked for
+    // once the first clause's audio has arrived, not when the reader gets to its end.
+    await waitFor(() => requestsReceived().includes(texts[1]!), 20_000);
+    const order: number[] = [(first.value as { piece: number }).piece];
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) order.push(next.value.piece);
     expect(order).toEqual([...order].sort((a, b) => a - b));
     expect(new Set(order)).toEqual(new Set([0, 1]));
     // Each piece's audio is exactly what the server made for that text alone.
@@ -109,6 +122,8 @@ describe('VibeVoice client against the protocol double', () => {
     const synthesis = tts.synthesize('It costs $5 & takes 20% longer.', { signal: live() });
     await collect(synthesis);
     expect(synthesis.stats.samples).toBeGreaterThan(0);
+    expect(requestsReceived()).toContain('It costs five dollars and takes twenty percent longer.');
+    expect(requestsReceived().some((text) => /[$&%\d]/.test(text))).toBe(false);
   });
 });
 
