@@ -77,7 +77,7 @@ export class LlamaCppLlm implements Llm {
       systemPrompt: options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT,
       autoDisposeSequence: true,
     });
-    const conversation = new LlamaConversation(this, session, this.#model, this.#log);
+    const conversation = new LlamaConversation(this, session, this.#model, this.#log, options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT);
     if (options.history?.length) conversation.restore(options.history);
     return conversation;
   }
@@ -94,13 +94,16 @@ export class LlamaConversation implements Conversation {
   readonly #session: LlamaChatSession;
   readonly #model: LlamaModel;
   readonly #log: Logger;
+  /** The system prompt the conversation was opened with; a reply's instructions replace it for that reply. */
+  readonly #systemPrompt: string;
   lastStats: ReplyStats | null = null;
 
-  constructor(llm: LlamaCppLlm, session: LlamaChatSession, model: LlamaModel, log: Logger) {
+  constructor(llm: LlamaCppLlm, session: LlamaChatSession, model: LlamaModel, log: Logger, systemPrompt: string) {
     this.#llm = llm;
     this.#session = session;
     this.#model = model;
     this.#log = log;
+    this.#systemPrompt = systemPrompt;
   }
 
   /** The chat wrapper node-llama-cpp chose from the model's template (QwenChatWrapper for Qwen2.5). */
@@ -117,9 +120,21 @@ export class LlamaConversation implements Conversation {
   }
 
   restore(history: readonly ChatMessage[]): void {
-    const system = this.#session.getChatHistory().filter((item) => item.type === 'system');
-    const items: ChatHistoryItem[] = history.map((m) => (m.role === 'user' ? { type: 'user', text: m.content } : { type: 'model', response: [m.content] }));
+    const [first] = this.#session.getChatHistory();
+    const system = first?.type === 'system' ? [first] : [];
+    const items: ChatHistoryItem[] = history.map((m) =>
+      m.role === 'user' ? { type: 'user', text: m.content } : m.role === 'system' ? { type: 'system', text: m.content } : { type: 'model', response: [m.content] },
+    );
     this.#session.setChatHistory([...system, ...items]);
+  }
+
+  /** Makes `prompt` the system prompt (the first history item) unless it already is. */
+  #useSystemPrompt(prompt: string): void {
+    const items = this.#session.getChatHistory();
+    const first = items[0];
+    if (first?.type === 'system' && LlamaText.fromJSON(first.text).toString() === prompt) return;
+    const rest = first?.type === 'system' ? items.slice(1) : items;
+    this.#session.setChatHistory([{ type: 'system', text: prompt }, ...rest]);
   }
 
   reply(userText: string, options: ReplyOptions): AsyncIterable<string> {
@@ -130,6 +145,7 @@ export class LlamaConversation implements Conversation {
     // A signal that fired before this call never calls the listener.
     if (options.signal.aborted) stop.abort(options.signal.reason);
     const queue = new AsyncQueue<string>(() => stop.abort(new Error('reply stream closed by its reader')));
+    this.#useSystemPrompt(options.instructions ?? this.#systemPrompt);
     const droppedMessages = this.#fitContext(userText, maxTokens);
     const meter = this.#session.sequence.tokenMeter;
     const before = meter.getState();

@@ -3,7 +3,7 @@
  * across turns; each reply streams as text deltas and stops within one token of its signal.
  */
 export interface ChatMessage {
-  role: 'user' | 'assistant';
+  role: 'user' | 'assistant' | 'system';
   content: string;
 }
 
@@ -11,6 +11,8 @@ export interface ReplyOptions {
   signal: AbortSignal;
   maxTokens?: number;
   temperature?: number;
+  /** The system prompt for this reply instead of the conversation's own (a client's instructions). */
+  instructions?: string;
 }
 
 export interface ReplyStats {
@@ -35,6 +37,8 @@ export interface Conversation {
   /** Stats of the last reply, once its stream has ended. */
   readonly lastStats: ReplyStats | null;
   readonly history: readonly ChatMessage[];
+  /** Replaces everything after the system prompt (a client edited, deleted or truncated messages). */
+  restore(history: readonly ChatMessage[]): void;
   dispose(): void;
 }
 

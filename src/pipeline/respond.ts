@@ -9,7 +9,8 @@ import { speakInOrder, type PieceReport } from '../tts/speaker.js';
 import type { Tts } from '../tts/tts.js';
 import { AsyncQueue } from '../util/async-queue.js';
 
-export type ResponseItem = { kind: 'text'; delta: string } | { kind: 'audio'; pcm: Int16Array };
+/** Audio carries the index of the text piece it speaks (`timings.pieces[piece]`), so a cut answer knows what was heard. */
+export type ResponseItem = { kind: 'text'; delta: string } | { kind: 'audio'; pcm: Int16Array; piece: number };
 
 export interface ResponseOptions {
   signal: AbortSignal;
@@ -19,6 +20,10 @@ export interface ResponseOptions {
   cfg?: number;
   steps?: number;
   chunker?: Partial<ChunkerOptions>;
+  /** The system prompt for this answer instead of the conversation's own. */
+  instructions?: string;
+  /** false: a text-only answer; the TTS is not asked for anything. */
+  speak?: boolean;
 }
 
 /** performance.now() marks along the response's critical path, filled in as it runs. */
@@ -57,13 +62,14 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
   const generate = async () => {
     const chunker = new ClauseChunker(options.chunker);
     const handOver = (texts: string[]) => {
+      if (options.speak === false) return;
       for (const text of texts) {
         timings.firstPieceAt ??= performance.now();
         pieces.push(text);
       }
     };
     try {
-      for await (const delta of conversation.reply(userText, { signal, maxTokens: options.maxTokens, temperature: options.temperature })) {
+      for await (const delta of conversation.reply(userText, { signal, maxTokens: options.maxTokens, temperature: options.temperature, instructions: options.instructions })) {
         timings.firstTokenAt ??= performance.now();
         out.push({ kind: 'text', delta });
         handOver(chunker.push(delta));
@@ -85,7 +91,7 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
       timings.firstAudioAt ??= performance.now();
       timings.lastAudioAt = performance.now();
       timings.audioSamples += chunk.pcm.length;
-      out.push({ kind: 'audio', pcm: chunk.pcm });
+      out.push({ kind: 'audio', pcm: chunk.pcm, piece: chunk.piece });
     }
   };
 

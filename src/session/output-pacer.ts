@@ -34,6 +34,11 @@ export class OutputPacer {
     return this.#queue.length > 0 || this.#pausedRemainingMs !== null || this.#playbackEndsAt > performance.now();
   }
 
+  /** Audio sent but not yet played at the listener (what a cut takes back from what was heard). */
+  get unplayedMs(): number {
+    return this.#pausedRemainingMs ?? Math.max(0, this.#playbackEndsAt - performance.now());
+  }
+
   get paused(): boolean {
     return this.#pausedRemainingMs !== null;
   }

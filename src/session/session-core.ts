@@ -70,15 +70,56 @@ export function billedFigures(summary: SessionSummary): { turns: number; audio_i
 }
 
 /** Settings a client may change while the session runs; they apply to the answers that follow. */
-export type AnswerSettings = Pick<SessionCoreOptions, 'voice' | 'maxTokens' | 'temperature'>;
+export interface AnswerSettings {
+  voice: string;
+  maxTokens: number;
+  temperature: number;
+  /** The system prompt instead of the session's own; undefined keeps the session's. */
+  instructions?: string;
+  /** false: answers are text only (no TTS). */
+  speak?: boolean;
+}
+
+/** How turns are found. Native sessions use the defaults: the endpointer closes turns, each is answered, speech cuts answers. */
+export interface TurnDetection {
+  /** 'vad': the endpointer closes turns; 'manual': audio collects until the client commits it. */
+  mode: 'vad' | 'manual';
+  /** Endpointer overrides on top of the session's own. */
+  vad: Partial<EndpointerOptions>;
+  /** A closed turn is answered at once (else the client asks with `requestAnswer`). */
+  createResponse: boolean;
+  /** User speech pauses and, when long enough, cuts an answer (else the client decides). */
+  interruptResponse: boolean;
+}
+
+export const DEFAULT_TURN_DETECTION: TurnDetection = { mode: 'vad', vad: {}, createResponse: true, interruptResponse: true };
+
+/**
+ * One message of the conversation as the core keeps it: what the model sees (`text`) and how it
+ * came to be. An assistant item that was cut holds the text as far as it was heard.
+ */
+export interface ConversationItem {
+  id: string;
+  role: 'user' | 'assistant' | 'system';
+  /** Spoken (a user's audio, an assistant's speech) or text only. */
+  modality: 'audio' | 'text';
+  /** null while a user's speech is still being transcribed. */
+  text: string | null;
+  status: 'in_progress' | 'completed' | 'incomplete';
+  /** Length of the assistant's audio that exists (sent or not), ms; 0 for text. */
+  audioMs: number;
+}
 
 /**
  * What the core tells its adapter, in the order things happen. `turn` numbers count user turns
  * from 0; an answer carries the number of the turn it answers.
  */
 export type CoreEvent =
-  | { type: 'speech_start'; atMs: number }
-  | { type: 'speech_end'; startMs: number; endMs: number }
+  /** `itemId` is the id the turn's user item will have if the speech becomes a turn. */
+  | { type: 'speech_start'; atMs: number; itemId: string; duringAnswer: boolean }
+  | { type: 'speech_end'; startMs: number; endMs: number; itemId: string }
+  /** An item joined the conversation, after `previousItemId` (null: first). */
+  | { type: 'item_added'; item: ConversationItem; previousItemId: string | null }
   /** Outgoing audio paused: the user may be interrupting. */
   | { type: 'paused'; turn: number }
   /** It was a blip: audio continues where it paused. */
@@ -86,11 +127,12 @@ export type CoreEvent =
   /** The answer was cut; audio the client has buffered should be dropped. */
   | { type: 'interrupted'; turn: number; by: CutReason }
   /** A user turn's text (the transcript of its speech, or what was typed). */
-  | { type: 'transcript'; turn: number; text: string }
-  | { type: 'answer_start'; turn: number; answerId: string }
-  | { type: 'answer_text'; turn: number; answerId: string; delta: string }
-  /** The answer is over (finished, cut or failed): where its time went. */
-  | { type: 'answer_done'; turn: number; answerId: string; status: 'completed' | CutReason | 'failed'; error: string | null; metrics: TurnMetrics }
+  | { type: 'transcript'; turn: number; itemId: string; text: string; spoken: boolean; asrMs: number }
+  /** An answer starts; its assistant item is `item` (in progress, empty). */
+  | { type: 'answer_start'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null; speak: boolean }
+  | { type: 'answer_text'; turn: number; answerId: string; itemId: string; delta: string }
+  /** The answer is over (finished, cut or failed): its item as it now stands, where its time went. */
+  | { type: 'answer_done'; turn: number; answerId: string; item: ConversationItem; status: 'completed' | CutReason | 'failed'; error: string | null; metrics: TurnMetrics }
   /** Something went wrong that the client should hear about; `code` is one of ours. */
   | { type: 'error'; code: string; message: string };
 
@@ -116,21 +158,41 @@ export type AnswerRequest = Partial<AnswerSettings>;
 interface ActiveAnswer {
   id: string;
   turn: number;
+  item: ConversationItem;
   cutBy: CutReason | null;
   abort: AbortController;
   /** When the answer's first audio left for the client (set where audio is sent, paused or not). */
   firstOutAt: number | null;
+  /** Samples of this answer that have left for the client. */
+  sentSamples: number;
 }
+
+/** Each spoken piece of an assistant item with the length of its audio: what truncation cuts by. */
+type SpokenPieces = { text: string; samples: number }[];
+
+/** Short ids, unique in a session; protocols show them as they are. */
+const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 20)}`;
 
 export class SessionCore {
   readonly id = randomUUID();
   readonly #engines: Engines;
   readonly #conversation: Conversation;
   readonly #options: SessionCoreOptions;
+  readonly #settings: AnswerSettings;
   readonly #log: Logger;
   readonly #sink: SessionSink;
   readonly #stop = new AbortController();
-  readonly #listener: TurnListener;
+  #listener: TurnListener;
+  #turnDetection: TurnDetection = DEFAULT_TURN_DETECTION;
+  /** Manual turn detection: audio since the last commit or clear. */
+  #manualBuffer: Float32Array[] = [];
+  #manualSamples = 0;
+  /** The id the current speech's user item will get. */
+  #speechItemId = newId('item');
+  readonly #items: ConversationItem[] = [];
+  readonly #spoken = new Map<string, SpokenPieces>();
+  /** Items edited out of the model's order (deleted, truncated, inserted): the model's history is rebuilt before the next answer. */
+  #historyDirty = false;
   readonly #pacer: OutputPacer;
   readonly #audioQueue: Int16Array[] = [];
   #pumping = false;
@@ -138,7 +200,7 @@ export class SessionCore {
   /** Sample where speech started while the assistant was speaking, until it is judged. */
   #bargeInAt: number | null = null;
   #turns = 0;
-  /** User turns heard or typed that no answer has taken up yet. */
+  /** Ids of user items heard or typed that no answer has taken up yet. */
   #pendingInput: string[] = [];
   /** The last heard turn among them: its timings are the answer's reference point. */
   #lastHeard: HeardTurn | null = null;
@@ -163,9 +225,14 @@ export class SessionCore {
     this.#engines = engines;
     this.#conversation = conversation;
     this.#options = options;
+    this.#settings = { voice: options.voice, maxTokens: options.maxTokens, temperature: options.temperature };
     this.#log = log;
     this.#sink = sink;
-    this.#listener = new TurnListener(engines.vad.openStream(options.vad), engines.asr, this.#stop.signal, { joinSegments: false });
+    this.#listener = this.#openListener();
+    // A history the session was opened with is part of the conversation (and of any rebuild of it).
+    for (const message of conversation.history) {
+      this.#items.push({ id: newId('item'), role: message.role, modality: 'text', text: message.content, status: 'completed', audioMs: 0 });
+    }
     this.#pacer = new OutputPacer((pcm) => this.#sendAudio(pcm), { sampleRate: CORE_OUTPUT_SAMPLE_RATE, leadMs: options.outputLeadMs });
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     signal.addEventListener('abort', () => this.end('stopped'), { once: true });
@@ -182,7 +249,7 @@ export class SessionCore {
   }
 
   get voice(): string {
-    return this.#options.voice;
+    return this.#settings.voice;
   }
 
   get voices(): readonly string[] {
@@ -239,7 +306,42 @@ export class SessionCore {
 
   /** Changes settings for the answers that follow. */
   configure(settings: Partial<AnswerSettings>): void {
-    Object.assign(this.#options, settings);
+    Object.assign(this.#settings, settings);
+  }
+
+  get settings(): Readonly<AnswerSettings> {
+    return this.#settings;
+  }
+
+  get turnDetection(): Readonly<TurnDetection> {
+    return this.#turnDetection;
+  }
+
+  /** The endpointer's effective options (the session's, with the turn detection's overrides). */
+  get endpointerOptions(): Readonly<EndpointerOptions> {
+    return this.#listener.endpointer.options;
+  }
+
+  /** Changes how turns are found; a new endpointer starts when its options change (speech in progress is dropped). */
+  setTurnDetection(detection: TurnDetection): void {
+    const vadChanged = JSON.stringify(detection.vad) !== JSON.stringify(this.#turnDetection.vad);
+    this.#turnDetection = detection;
+    if (vadChanged) this.#listener = this.#openListener();
+    if (detection.mode === 'vad') this.clearAudio();
+  }
+
+  /** An answer is being made or played. */
+  get answering(): boolean {
+    return this.#answer !== null;
+  }
+
+  /** The conversation as it stands, in order. */
+  get items(): readonly Readonly<ConversationItem>[] {
+    return this.#items;
+  }
+
+  #openListener(): TurnListener {
+    return new TurnListener(this.#engines.vad.openStream({ ...this.#options.vad, ...this.#turnDetection.vad }), this.#engines.asr, this.#stop.signal, { joinSegments: false });
   }
 
   // ---- input ---------------------------------------------------------------------------------
@@ -247,6 +349,13 @@ export class SessionCore {
   /** 16 kHz PCM16 from the client, processed in order (the core keeps the array). */
   pushAudio(pcm: Int16Array): void {
     if (this.#endReason) return;
+    if (this.#turnDetection.mode === 'manual') {
+      // No endpointer: the audio waits for the client's commit.
+      this.#totals.audioInSamples += pcm.length;
+      this.#manualBuffer.push(pcm16ToFloat32(pcm));
+      this.#manualSamples += pcm.length;
+      return;
+    }
     this.#audioQueue.push(pcm);
     if (this.#audioQueue.length === BACKLOG_WARNING_FRAMES) {
       // Audio arrives faster than it is processed: turns will be detected late.
@@ -259,7 +368,95 @@ export class SessionCore {
   submitText(text: string): void {
     if (this.#endReason) return;
     this.#interruptIfSpeaking();
-    this.#queueTurn(Promise.resolve(typedTurn(text)));
+    this.#queueTurn(newId('item'), Promise.resolve(typedTurn(text)), true, 'text');
+  }
+
+  /**
+   * Adds a message the client wrote (user, system or assistant text) after `previousItemId`
+   * (undefined: at the end; null: first). A user message at the end waits for the next answer.
+   * Returns the item, or an error message when `previousItemId` is unknown or the id is taken.
+   */
+  addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string {
+    const id = item.id ?? newId('item');
+    if (this.#items.some((i) => i.id === id)) return `an item with id "${id}" already exists`;
+    let at = this.#items.length;
+    if (previousItemId === null) at = 0;
+    else if (previousItemId !== undefined) {
+      const previous = this.#items.findIndex((i) => i.id === previousItemId);
+      if (previous < 0) return `previous_item_id "${previousItemId}" is not in the conversation`;
+      at = previous + 1;
+    }
+    const added: ConversationItem = { id, role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
+    this.#items.splice(at, 0, added);
+    if (item.role === 'user' && at === this.#items.length - 1) this.#pendingInput.push(id);
+    else this.#historyDirty = true;
+    this.#emit({ type: 'item_added', item: added, previousItemId: this.#items[at - 1]?.id ?? null });
+    return added;
+  }
+
+  /** Removes an item; false when there is none with that id. */
+  deleteItem(id: string): boolean {
+    const at = this.#items.findIndex((i) => i.id === id);
+    if (at < 0) return false;
+    this.#items.splice(at, 1);
+    this.#spoken.delete(id);
+    const pending = this.#pendingInput.indexOf(id);
+    if (pending >= 0) this.#pendingInput.splice(pending, 1);
+    else this.#historyDirty = true;
+    return true;
+  }
+
+  /**
+   * Cuts an assistant item to what was heard in its first `audioEndMs` of audio; the model's history
+   * follows. Clamped to the audio that exists; returns the ms it was cut at, or null for no such item.
+   */
+  truncateItem(id: string, audioEndMs: number): number | null {
+    const item = this.#items.find((i) => i.id === id);
+    if (!item) return null;
+    const pieces = this.#spoken.get(id);
+    if (item.role !== 'assistant' || !pieces) return 0;
+    const clamped = Math.max(0, Math.min(audioEndMs, item.audioMs));
+    this.#cutToHeard(item, pieces, Math.round((clamped * CORE_OUTPUT_SAMPLE_RATE) / 1000));
+    return clamped;
+  }
+
+  /**
+   * Closes the user's turn now (manual turn detection: the audio since the last commit; VAD: the
+   * speech in progress). Returns the user item's id, or null when there is no audio to commit.
+   */
+  commitAudio(): string | null {
+    if (this.#endReason) return null;
+    if (this.#turnDetection.mode === 'vad') {
+      const events = this.#listener.flush();
+      const id = this.#speechItemId;
+      for (const event of events) this.#onListen(event);
+      return events.some((e) => e.type === 'turn') ? id : null;
+    }
+    if (this.#manualSamples === 0) return null;
+    const audio = this.#manualBuffer;
+    const samples = this.#manualSamples;
+    this.clearAudio();
+    const id = newId('item');
+    const closedAt = performance.now();
+    const heard = (async (): Promise<HeardTurn> => {
+      const joined = new Float32Array(samples);
+      let offset = 0;
+      for (const part of audio) {
+        joined.set(part, offset);
+        offset += part.length;
+      }
+      const transcript = await this.#engines.asr.transcribe(joined, { signal: this.#stop.signal });
+      const transcriptAt = performance.now();
+      return { segments: [], transcript: transcript.text, vadMs: 0, endpointMs: 0, asrMs: transcript.asrMs, asrCriticalMs: transcriptAt - closedAt, asrSpeculative: false, closedAt, transcriptAt };
+    })();
+    this.#queueTurn(id, heard, false, 'audio');
+    return id;
+  }
+
+  /** Drops the audio not yet committed (manual turn detection). */
+  clearAudio(): void {
+    this.#manualBuffer = [];
+    this.#manualSamples = 0;
   }
 
   /** Feeds client audio through the listener, one frame at a time, in order. */
@@ -286,17 +483,20 @@ export class SessionCore {
 
   #onListen(event: ListenEvent): void {
     switch (event.type) {
-      case 'speech_start':
-        this.#emit({ type: 'speech_start', atMs: samplesToMs(event.startSample) });
-        if (this.#answer || this.#pacer.speaking) {
+      case 'speech_start': {
+        const duringAnswer = this.#answer !== null || this.#pacer.speaking;
+        this.#speechItemId = newId('item');
+        this.#emit({ type: 'speech_start', atMs: samplesToMs(event.startSample), itemId: this.#speechItemId, duringAnswer });
+        if (duringAnswer && this.#turnDetection.interruptResponse) {
           // The user may be interrupting: stop sending at once, judge when we know more.
           this.#bargeInAt = event.startSample;
           this.#pacer.pause();
           this.#emit({ type: 'paused', turn: this.#answer?.turn ?? this.#turns - 1 });
         }
         break;
+      }
       case 'speech_end':
-        this.#emit({ type: 'speech_end', startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
+        this.#emit({ type: 'speech_end', startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample), itemId: this.#speechItemId });
         break;
       case 'turn':
         if (this.#bargeInAt !== null) {
@@ -307,7 +507,7 @@ export class SessionCore {
           event.heard.catch(() => undefined);
           break;
         }
-        this.#queueTurn(event.heard);
+        this.#queueTurn(this.#speechItemId, event.heard, this.#turnDetection.createResponse, 'audio');
         break;
       case 'speech_resumed':
         break;
@@ -332,7 +532,13 @@ export class SessionCore {
   /** Stops the answer in progress at once: generation, synthesis and the audio not yet sent. */
   #cut(by: CutReason): void {
     const turn = this.#answer?.turn ?? this.#turns - 1;
-    if (this.#answer) this.#answer.cutBy = by;
+    if (this.#answer) {
+      this.#answer.cutBy = by;
+      // What the listener has not heard yet (sent ahead, or held by a pause) is not part of the answer.
+      const unplayed = Math.round((this.#pacer.unplayedMs * CORE_OUTPUT_SAMPLE_RATE) / 1000);
+      const pieces = this.#spoken.get(this.#answer.item.id);
+      if (pieces) this.#cutToHeard(this.#answer.item, pieces, Math.max(0, this.#answer.sentSamples - unplayed));
+    }
     this.#answer?.abort.abort();
     this.#pacer.flush();
     this.#emit({ type: 'interrupted', turn, by });
@@ -345,14 +551,14 @@ export class SessionCore {
    * for the turn in progress, like every answer. Returns the answer's id.
    */
   requestAnswer(request: AnswerRequest = {}): string {
-    const id = randomUUID();
+    const id = newId('resp');
     this.#chain(() => this.#runAnswer(id, this.#turns - 1, request));
     return id;
   }
 
   /** Cuts the answer in progress (the client asked); false when there is none. */
   cancelAnswer(): boolean {
-    if (!this.#answer && !this.#pacer.speaking) return false;
+    if (!this.#answer) return false;
     this.#cut('cancelled');
     return true;
   }
@@ -365,48 +571,91 @@ export class SessionCore {
     });
   }
 
-  /** A user turn: its text becomes pending input; with `answer`, it is answered right away. */
-  #queueTurn(heard: Promise<HeardTurn>, answer = true): void {
+  /** A user turn: its item joins the conversation now, its text when heard; with `answer`, it is answered right away. */
+  #queueTurn(itemId: string, heard: Promise<HeardTurn>, answer: boolean, modality: ConversationItem['modality']): void {
     const turn = this.#turns++;
+    const item: ConversationItem = { id: itemId, role: 'user', modality, text: null, status: 'completed', audioMs: 0 };
+    this.#items.push(item);
+    this.#pendingInput.push(itemId);
+    this.#emit({ type: 'item_added', item, previousItemId: this.#items.at(-2)?.id ?? null });
     this.#chain(async () => {
       if (this.#endReason) return;
-      const heardTurn = await heard;
+      let heardTurn: HeardTurn;
+      try {
+        heardTurn = await heard;
+      } catch (error) {
+        item.text = '';
+        throw error;
+      }
       if (this.#endReason) return;
-      this.#emit({ type: 'transcript', turn, text: heardTurn.transcript });
+      item.text = heardTurn.transcript;
+      this.#emit({ type: 'transcript', turn, itemId, text: heardTurn.transcript, spoken: modality === 'audio', asrMs: heardTurn.asrMs });
       if (!heardTurn.transcript) return;
-      this.#pendingInput.push(heardTurn.transcript);
       this.#lastHeard = heardTurn;
-      if (answer) await this.#runAnswer(randomUUID(), turn, {});
+      if (answer) await this.#runAnswer(newId('resp'), turn, {});
     });
+  }
+
+  /** Rebuilds the model's history from the items when a client edited it; returns the text of the turns to answer. */
+  #takePendingInput(): string {
+    const pending = new Set(this.#pendingInput);
+    this.#pendingInput = [];
+    if (this.#historyDirty) {
+      this.#historyDirty = false;
+      this.#conversation.restore(
+        this.#items.filter((i) => !pending.has(i.id) && i.text && i.status !== 'in_progress').map((i) => ({ role: i.role, content: i.text! })),
+      );
+    }
+    return this.#items
+      .filter((i) => pending.has(i.id) && i.text)
+      .map((i) => i.text)
+      .join('\n');
   }
 
   /** The whole life of one answer: start, stream, pace, finish or cut, account. Nothing else starts or ends one. */
   async #runAnswer(id: string, turn: number, request: AnswerRequest): Promise<void> {
     if (this.#endReason) return;
-    const userText = this.#pendingInput.join('\n');
+    const settings = { ...this.#settings, ...request };
+    const speak = settings.speak !== false;
+    const userText = this.#takePendingInput();
     const heard = this.#lastHeard ?? typedTurn(userText);
-    this.#pendingInput = [];
     this.#lastHeard = null;
+    const item: ConversationItem = { id: newId('item'), role: 'assistant', modality: speak ? 'audio' : 'text', text: '', status: 'in_progress', audioMs: 0 };
+    const previousItemId = this.#items.at(-1)?.id ?? null;
+    this.#items.push(item);
+    const pieces: SpokenPieces = [];
+    if (speak) this.#spoken.set(item.id, pieces);
     const abort = new AbortController();
-    const answer: ActiveAnswer = { id, turn, abort, firstOutAt: null, cutBy: null };
+    const answer: ActiveAnswer = { id, turn, item, abort, firstOutAt: null, sentSamples: 0, cutBy: null };
     this.#answer = answer;
     const signal = AbortSignal.any([abort.signal, this.#stop.signal]);
     const response = respond(this.#conversation, this.#engines.tts, userText, {
       signal,
-      voice: request.voice ?? this.#options.voice,
-      maxTokens: request.maxTokens ?? this.#options.maxTokens,
-      temperature: request.temperature ?? this.#options.temperature,
+      voice: settings.voice,
+      maxTokens: settings.maxTokens,
+      temperature: settings.temperature,
+      instructions: settings.instructions,
+      speak,
       cfg: this.#options.cfg,
       steps: this.#options.steps,
       chunker: this.#options.chunker,
     });
-    this.#emit({ type: 'answer_start', turn, answerId: id });
+    this.#emit({ type: 'answer_start', turn, answerId: id, item: { ...item }, previousItemId, speak });
     let failure: unknown = null;
+    let generated = '';
     try {
-      for await (const item of response.items) {
+      for await (const chunk of response.items) {
         if (signal.aborted) break;
-        if (item.kind === 'text') this.#emit({ type: 'answer_text', turn, answerId: id, delta: item.delta });
-        else this.#pacer.enqueue(item.pcm);
+        if (chunk.kind === 'text') {
+          generated += chunk.delta;
+          if (answer.cutBy === null) item.text = generated;
+          this.#emit({ type: 'answer_text', turn, answerId: id, itemId: item.id, delta: chunk.delta });
+        } else {
+          const piece = (pieces[chunk.piece] ??= { text: response.timings.pieces[chunk.piece]?.text ?? '', samples: 0 });
+          piece.samples += chunk.pcm.length;
+          item.audioMs += (chunk.pcm.length / CORE_OUTPUT_SAMPLE_RATE) * 1000;
+          this.#pacer.enqueue(chunk.pcm);
+        }
       }
       if (!signal.aborted) await this.#pacer.drained();
     } catch (error) {
@@ -417,13 +666,38 @@ export class SessionCore {
     const metrics = turnMetrics(heard, response.timings, answer.firstOutAt, signal.aborted);
     this.#totals.llmTokensIn += metrics.llm_tokens_in;
     this.#totals.llmTokensOut += metrics.llm_tokens_out;
+    if (failure !== null || signal.aborted) {
+      // The model's history holds what it generated; the item holds what was heard.
+      this.#historyDirty = true;
+      item.status = 'incomplete';
+    } else {
+      item.status = 'completed';
+    }
     if (failure !== null) {
       this.#log.error('session answer failed', { error: errorMessage(failure) });
-      this.#emit({ type: 'answer_done', turn, answerId: id, status: 'failed', error: errorMessage(failure), metrics });
+      this.#emit({ type: 'answer_done', turn, answerId: id, item: { ...item }, status: 'failed', error: errorMessage(failure), metrics });
       return;
     }
     const status = !signal.aborted ? 'completed' : (answer.cutBy ?? 'cancelled');
-    this.#emit({ type: 'answer_done', turn, answerId: id, status, error: null, metrics });
+    this.#emit({ type: 'answer_done', turn, answerId: id, item: { ...item }, status, error: null, metrics });
+  }
+
+  /** Sets an assistant item's text to the pieces heard in its first `heardSamples` (a piece heard in part keeps that share of its words). */
+  #cutToHeard(item: ConversationItem, pieces: SpokenPieces, heardSamples: number): void {
+    const heard: string[] = [];
+    let left = heardSamples;
+    for (const piece of pieces) {
+      if (left <= 0) break;
+      if (left >= piece.samples) heard.push(piece.text);
+      else {
+        const words = piece.text.split(/\s+/).filter(Boolean);
+        const kept = words.slice(0, Math.floor((words.length * left) / piece.samples));
+        if (kept.length > 0) heard.push(kept.join(' '));
+      }
+      left -= piece.samples;
+    }
+    item.text = heard.join(' ');
+    this.#historyDirty = true;
   }
 
   // ---- output --------------------------------------------------------------------------------
@@ -434,7 +708,10 @@ export class SessionCore {
 
   /** Called by the pacer for each chunk as it leaves: the audio in it belongs to the current answer. */
   #sendAudio(pcm: Int16Array): void {
-    if (this.#answer) this.#answer.firstOutAt ??= performance.now();
+    if (this.#answer) {
+      this.#answer.firstOutAt ??= performance.now();
+      this.#answer.sentSamples += pcm.length;
+    }
     this.#sink.audio(pcm);
   }
 

@@ -65,6 +65,10 @@ export class ScriptedConversationDouble implements Conversation {
     }
   }
 
+  restore(history: readonly ChatMessage[]): void {
+    this.history = [...history];
+  }
+
   dispose(): void {
     this.disposed = true;
   }
