@@ -3,13 +3,43 @@
  * process; each conversation owns a context sequence, so its KV cache carries over between turns
  * and a new turn evaluates only its new tokens. When the history no longer fits beside the
  * reply budget, the oldest turns are dropped (the system prompt stays).
+ *
+ * Function calling is node-llama-cpp's own: its chat wrapper (QwenChatWrapper for Qwen2.5) documents
+ * the functions in the system prompt, detects `<tool_call>`, grammar-constrains the name and the
+ * arguments, and stops with the calls. The caller runs them; their outputs join the model's
+ * response in the history and the next turn continues from there.
  */
-import { getLlama, LlamaChatSession, LlamaText, type ChatHistoryItem, type Llama, type LlamaContext, type LlamaModel } from 'node-llama-cpp';
-import { ConfigError, S2sError } from '../errors.js';
+import { randomUUID } from 'node:crypto';
+import {
+  getLlama,
+  LlamaChat,
+  LlamaText,
+  TokenBias,
+  type ChatHistoryItem,
+  type ChatModelFunctionCall,
+  type ChatModelFunctions,
+  type ChatModelResponse,
+  type Llama,
+  type LlamaChatResponseFunctionCall,
+  type LlamaContext,
+  type LlamaModel,
+} from 'node-llama-cpp';
+import { ConfigError, InvalidInputError, S2sError } from '../errors.js';
 import { assertGgufHeader, assertReadableFile } from '../models/files.js';
 import type { Logger } from '../log/logger.js';
 import { AsyncQueue } from '../util/async-queue.js';
-import { SPOKEN_SYSTEM_PROMPT, type ChatMessage, type Conversation, type ConversationOptions, type Llm, type ReplyOptions, type ReplyStats } from './llm.js';
+import {
+  SPOKEN_SYSTEM_PROMPT,
+  type ChatMessage,
+  type Conversation,
+  type ConversationOptions,
+  type Llm,
+  type ReplyOptions,
+  type ReplyPart,
+  type ReplyStats,
+  type RespondOptions,
+} from './llm.js';
+import type { ToolChoice } from './tools.js';
 
 export interface LlamaCppConfig {
   modelPath: string;
@@ -27,6 +57,12 @@ export interface LlamaCppConfig {
 
 /** Tokens the chat template adds around each message (role markers, separators). */
 const TEMPLATE_TOKENS_PER_MESSAGE = 6;
+/** Calls whose arguments break the schema are generated again this many times, then the model answers in words. */
+const CALL_RETRIES = 1;
+/** Logit added to the first token of the chat wrapper's call syntax when a call is required. */
+const FORCE_CALL_LOGIT = 100;
+/** What the model is told when a call it made got no output before the conversation moved on. */
+const NO_OUTPUT = 'The function returned no output.';
 
 export class LlamaCppLlm implements Llm {
   readonly config: LlamaCppConfig;
@@ -72,12 +108,8 @@ export class LlamaCppLlm implements Llm {
     if (this.#context.sequencesLeft === 0) {
       throw new S2sError('LLM_BUSY', `all ${this.config.maxConversations} LLM conversation slots are in use`, { retryable: true });
     }
-    const session = new LlamaChatSession({
-      contextSequence: this.#context.getSequence(),
-      systemPrompt: options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT,
-      autoDisposeSequence: true,
-    });
-    const conversation = new LlamaConversation(this, session, this.#model, this.#log, options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT);
+    const chat = new LlamaChat({ contextSequence: this.#context.getSequence(), autoDisposeSequence: true });
+    const conversation = new LlamaConversation(this, chat, options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT, this.#model, this.#log);
     if (options.history?.length) conversation.restore(options.history);
     return conversation;
   }
@@ -89,30 +121,44 @@ export class LlamaCppLlm implements Llm {
   }
 }
 
+/** A function call sent to the caller, waiting for its output. */
+interface PendingCall {
+  callId: string;
+  call: LlamaChatResponseFunctionCall<ChatModelFunctions>;
+  description: string | undefined;
+  output: string | null;
+}
+
 export class LlamaConversation implements Conversation {
   readonly #llm: LlamaCppLlm;
-  readonly #session: LlamaChatSession;
+  readonly #chat: LlamaChat;
   readonly #model: LlamaModel;
   readonly #log: Logger;
-  /** The system prompt the conversation was opened with; a reply's instructions replace it for that reply. */
-  readonly #systemPrompt: string;
+  /** The whole conversation as node-llama-cpp renders it (system prompt first). */
+  #items: ChatHistoryItem[];
+  /** The context window of the last evaluation, so the next turn reuses what the KV cache holds. */
+  #lastWindow: ChatHistoryItem[] | null = null;
+  #lastShiftMetadata: object | null = null;
+  #pending: PendingCall[] = [];
+  /** Turns run one at a time, in the order they were asked for. */
+  #busy: Promise<void> = Promise.resolve();
   lastStats: ReplyStats | null = null;
 
-  constructor(llm: LlamaCppLlm, session: LlamaChatSession, model: LlamaModel, log: Logger, systemPrompt: string) {
+  constructor(llm: LlamaCppLlm, chat: LlamaChat, systemPrompt: string, model: LlamaModel, log: Logger) {
     this.#llm = llm;
-    this.#session = session;
+    this.#chat = chat;
     this.#model = model;
     this.#log = log;
-    this.#systemPrompt = systemPrompt;
+    this.#items = chat.chatWrapper.generateInitialChatHistory({ systemPrompt });
   }
 
   /** The chat wrapper node-llama-cpp chose from the model's template (QwenChatWrapper for Qwen2.5). */
   get chatWrapperName(): string {
-    return this.#session.chatWrapper.constructor.name;
+    return this.#chat.chatWrapper.constructor.name;
   }
 
   get history(): ChatMessage[] {
-    return this.#session.getChatHistory().flatMap((item): ChatMessage[] => {
+    return this.#items.flatMap((item): ChatMessage[] => {
       if (item.type === 'user') return [{ role: 'user', content: item.text }];
       if (item.type === 'model') return [{ role: 'assistant', content: item.response.filter((r) => typeof r === 'string').join('') }];
       return [];
@@ -120,88 +166,184 @@ export class LlamaConversation implements Conversation {
   }
 
   restore(history: readonly ChatMessage[]): void {
-    const [first] = this.#session.getChatHistory();
-    const system = first?.type === 'system' ? [first] : [];
-    const items: ChatHistoryItem[] = history.map((m) =>
-      m.role === 'user' ? { type: 'user', text: m.content } : m.role === 'system' ? { type: 'system', text: m.content } : { type: 'model', response: [m.content] },
-    );
-    this.#session.setChatHistory([...system, ...items]);
+    const system = this.#items.filter((item) => item.type === 'system');
+    const items: ChatHistoryItem[] = history.map((m) => (m.role === 'user' ? { type: 'user', text: m.content } : { type: 'model', response: [m.content] }));
+    this.#items = [...system, ...items];
+    this.#lastWindow = null;
   }
 
-  /** Makes `prompt` the system prompt (the first history item) unless it already is. */
-  #useSystemPrompt(prompt: string): void {
-    const items = this.#session.getChatHistory();
-    const first = items[0];
-    if (first?.type === 'system' && LlamaText.fromJSON(first.text).toString() === prompt) return;
-    const rest = first?.type === 'system' ? items.slice(1) : items;
-    this.#session.setChatHistory([{ type: 'system', text: prompt }, ...rest]);
+  async *reply(userText: string, options: ReplyOptions): AsyncGenerator<string> {
+    for await (const part of this.respond(userText, options)) if (part.type === 'text') yield part.text;
   }
 
-  reply(userText: string, options: ReplyOptions): AsyncIterable<string> {
-    const maxTokens = options.maxTokens ?? this.#llm.config.defaultMaxTokens;
+  respond(userText: string | null, options: RespondOptions): AsyncIterable<ReplyPart> {
     const stop = new AbortController();
     const onAbort = () => stop.abort(options.signal.reason);
-    options.signal.addEventListener('abort', onAbort, { once: true });
-    // A signal that fired before this call never calls the listener.
-    if (options.signal.aborted) stop.abort(options.signal.reason);
-    const queue = new AsyncQueue<string>(() => stop.abort(new Error('reply stream closed by its reader')));
-    this.#useSystemPrompt(options.instructions ?? this.#systemPrompt);
-    const droppedMessages = this.#fitContext(userText, maxTokens);
-    const meter = this.#session.sequence.tokenMeter;
-    const before = meter.getState();
-    const started = performance.now();
-    let ttftMs: number | null = null;
-    const finish = () => {
-      const after = meter.getState();
-      this.lastStats = {
-        inputTokens: after.usedInputTokens - before.usedInputTokens,
-        outputTokens: after.usedOutputTokens - before.usedOutputTokens,
-        ttftMs,
-        aborted: stop.signal.aborted,
-        droppedMessages,
-      };
-      queue.end();
-    };
-    this.#session
-      .prompt(userText, {
-        maxTokens,
-        temperature: options.temperature ?? this.#llm.config.defaultTemperature,
-        signal: stop.signal,
-        stopOnAbortSignal: true,
-        onTextChunk: (text) => {
-          if (!text) return;
-          ttftMs ??= performance.now() - started;
-          queue.push(text);
-        },
-      })
+    if (options.signal.aborted) onAbort();
+    else options.signal.addEventListener('abort', onAbort, { once: true });
+    const queue = new AsyncQueue<ReplyPart>(() => stop.abort(new Error('reply stream closed by its reader')));
+    const turn = this.#busy.then(() => this.#turn(userText, options, stop.signal, queue));
+    this.#busy = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    turn
       .then(
-        () => finish(),
-        (error: unknown) => {
-          // stopOnAbortSignal ends quietly only after a first token; before it (prefill, waiting
-          // for the sequence) node-llama-cpp throws the abort reason. An abort is never an error:
-          // the user's words stay in the history with the nothing that was said back.
-          if (!stop.signal.aborted) return queue.fail(error);
-          this.#session.setChatHistory([...this.#session.getChatHistory(), { type: 'user', text: userText }, { type: 'model', response: [] }]);
-          finish();
-        },
+        () => queue.end(),
+        (error: unknown) => queue.fail(error),
       )
       .finally(() => options.signal.removeEventListener('abort', onAbort));
     return queue;
   }
 
-  /** Drops the oldest user/assistant pairs until history + new message + reply budget fit the context. */
-  #fitContext(userText: string, maxTokens: number): number {
-    const budget = this.#session.sequence.contextSize - maxTokens;
-    const incoming = this.#model.tokenize(userText).length + 2 * TEMPLATE_TOKENS_PER_MESSAGE;
+  addFunctionCallOutput(callId: string, output: string): void {
+    const pending = this.#pending.find((p) => p.callId === callId);
+    if (!pending) throw new InvalidInputError(`function_call_output: no function call ${JSON.stringify(callId)} is waiting for an output`);
+    pending.output = output;
+  }
+
+  async #turn(userText: string | null, options: RespondOptions, signal: AbortSignal, queue: AsyncQueue<ReplyPart>): Promise<void> {
+    const maxTokens = options.maxTokens ?? this.#llm.config.defaultMaxTokens;
+    const incoming = [userText ?? '', ...this.#pending.map((p) => p.output ?? NO_OUTPUT)].join('\n');
+    const droppedMessages = this.#fitContext(incoming, maxTokens);
+    this.#settlePending();
+    if (userText !== null) this.#append({ type: 'user', text: userText }, { type: 'model', response: [] });
+    else if (this.#items.at(-1)?.type !== 'model') this.#append({ type: 'model', response: [] });
+
+    const meter = this.#chat.sequence.tokenMeter;
+    const before = meter.getState();
+    const started = performance.now();
+    let ttftMs: number | null = null;
+    const emit = (part: ReplyPart) => {
+      ttftMs ??= performance.now() - started;
+      queue.push(part);
+    };
+    let rejectedFunctionCalls = 0;
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      const outputTokens = meter.getState().usedOutputTokens - before.usedOutputTokens;
+      if (outputTokens >= maxTokens) break;
+      // After the retries, the model answers in words: nothing is offered.
+      const choice: ToolChoice = attempt > CALL_RETRIES ? 'none' : (options.toolChoice ?? 'auto');
+      const functions = options.tools?.functions(choice);
+      const calls = await this.#generate({
+        functions,
+        forceCall: functions !== undefined && choice !== 'auto',
+        maxTokens: maxTokens - outputTokens,
+        temperature: options.temperature ?? this.#llm.config.defaultTemperature,
+        signal,
+        onText: (text) => emit({ type: 'text', text }),
+      });
+      if (calls.length === 0 || signal.aborted) break;
+      const problems = calls.map((call) => (typeof call === 'string' ? call : options.tools!.problem(call.functionName, call.params)));
+      if (problems.every((p) => p === null)) {
+        for (const call of calls as LlamaChatResponseFunctionCall<ChatModelFunctions>[]) {
+          const callId = `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;
+          this.#pending.push({ callId, call, description: options.tools!.description(call.functionName), output: null });
+          emit({ type: 'function_call', callId, name: call.functionName, arguments: JSON.stringify(call.params ?? {}) });
+        }
+        break;
+      }
+      rejectedFunctionCalls += calls.length;
+      this.#log.warn('LLM: a function call broke its schema and was not passed on', {
+        problem: problems.filter((p) => p !== null).join(' | '),
+        next: attempt < CALL_RETRIES ? 'generate it again' : 'answer in words',
+      });
+    }
+    const after = meter.getState();
+    this.lastStats = {
+      inputTokens: after.usedInputTokens - before.usedInputTokens,
+      outputTokens: after.usedOutputTokens - before.usedOutputTokens,
+      ttftMs,
+      aborted: signal.aborted,
+      droppedMessages,
+      rejectedFunctionCalls,
+    };
+  }
+
+  /**
+   * One generation. Returns the calls the model made (a string stands for a call the library
+   * itself rejected), or none when it answered in text, stopped at its limit or was aborted.
+   */
+  async #generate(request: {
+    functions: ChatModelFunctions | undefined;
+    forceCall: boolean;
+    maxTokens: number;
+    temperature: number;
+    signal: AbortSignal;
+    onText: (text: string) => void;
+  }): Promise<(LlamaChatResponseFunctionCall<ChatModelFunctions> | string)[]> {
+    const force = request.forceCall ? this.#forceCallBias() : null;
+    const noBias = new TokenBias(this.#model.tokenizer);
+    let sampled = 0;
+    try {
+      const response = await this.#chat.generateResponse(this.#items, {
+        ...(request.functions ? { functions: request.functions, documentFunctionParams: true } : {}),
+        // A required call starts with the wrapper's call syntax: only the first token is pushed,
+        // the name and arguments grammar does the rest.
+        ...(force ? { tokenBias: () => (sampled++ === 0 ? force : noBias) } : {}),
+        maxTokens: request.maxTokens,
+        temperature: request.temperature,
+        signal: request.signal,
+        stopOnAbortSignal: true,
+        onTextChunk: (text) => {
+          if (text) request.onText(text);
+        },
+        contextShift: { lastEvaluationMetadata: this.#lastShiftMetadata },
+        lastEvaluationContextWindow: { history: this.#lastWindow ?? undefined, minimumOverlapPercentageToPreventContextShift: 0.5 },
+      });
+      this.#items = response.lastEvaluation.cleanHistory;
+      this.#lastWindow = response.lastEvaluation.contextWindow;
+      this.#lastShiftMetadata = response.lastEvaluation.contextShiftMetadata;
+      return response.functionCalls ?? [];
+    } catch (error) {
+      if (request.signal.aborted) return [];
+      // node-llama-cpp's own check of a call (unknown name, arguments off its grammar); not exported by name.
+      if (error instanceof Error && error.constructor.name === 'LlamaFunctionCallValidationError') return [error.message];
+      throw error;
+    }
+  }
+
+  #forceCallBias(): TokenBias | null {
+    const prefix = this.#chat.chatWrapper.settings.functions.call.prefix;
+    const [first] = LlamaText(prefix).tokenize(this.#model.tokenizer);
+    return first === undefined ? null : new TokenBias(this.#model.tokenizer).set(first, { logit: FORCE_CALL_LOGIT });
+  }
+
+  /** Calls the caller has answered (or not, when the conversation moves on) join the model's response. */
+  #settlePending(): void {
+    this.#pending.forEach(({ call, description, output }, index) => {
+      const item: ChatModelFunctionCall = {
+        type: 'functionCall',
+        name: call.functionName,
+        ...(description ? { description } : {}),
+        params: call.params,
+        result: output === null ? NO_OUTPUT : parseOutput(output),
+        rawCall: call.raw,
+        ...(index === 0 ? { startsNewChunk: true } : {}),
+      };
+      for (const items of [this.#items, this.#lastWindow]) if (items) lastModelResponse(items).response.push(item);
+    });
+    this.#pending = [];
+  }
+
+  #append(...items: ChatHistoryItem[]): void {
+    this.#items.push(...items);
+    this.#lastWindow?.push(...structuredClone(items));
+  }
+
+  /** Drops the oldest items until history + new text + reply budget fit the context. */
+  #fitContext(newText: string, maxTokens: number): number {
+    const budget = this.#chat.sequence.contextSize - maxTokens;
+    const incoming = this.#model.tokenize(newText).length + 2 * TEMPLATE_TOKENS_PER_MESSAGE;
     // The sequence knows how many tokens its context holds: while that plus the new turn fits, there is
     // nothing to count. (Before the first turn it holds none yet, so a restored history is counted.)
-    const held = this.#session.sequence.nextTokenIndex;
+    const held = this.#chat.sequence.nextTokenIndex;
     if (held > 0 && held + incoming <= budget) return 0;
-    const items = this.#session.getChatHistory();
+    const items = this.#items;
     const cost = (item: ChatHistoryItem) => {
       const text =
         item.type === 'model'
-          ? item.response.filter((r) => typeof r === 'string').join('')
+          ? item.response.map((r) => (typeof r === 'string' ? r : r.type === 'functionCall' ? JSON.stringify([r.params, r.result]) : r.text)).join('')
           : item.type === 'system'
             ? LlamaText.fromJSON(item.text).toString()
             : item.text;
@@ -217,13 +359,31 @@ export class LlamaConversation implements Conversation {
       dropped++;
     }
     if (dropped > 0) {
-      this.#session.setChatHistory(items);
+      this.#lastWindow = null;
       this.#log.info('LLM context full: dropped oldest messages', { dropped });
     }
     return dropped;
   }
 
   dispose(): void {
-    this.#session.dispose();
+    this.#chat.dispose();
   }
+}
+
+/** The model reads a JSON output as data and anything else as text. */
+function parseOutput(output: string): unknown {
+  try {
+    return JSON.parse(output);
+  } catch {
+    return output;
+  }
+}
+
+/** The model response at the end of the items (added when the conversation ended elsewhere). */
+function lastModelResponse(items: ChatHistoryItem[]): ChatModelResponse {
+  const last = items.at(-1);
+  if (last?.type === 'model') return last;
+  const response: ChatModelResponse = { type: 'model', response: [] };
+  items.push(response);
+  return response;
 }

@@ -1,7 +1,11 @@
 /**
  * The LLM stage's interface: a conversation keeps its history (and, in the engine, its KV cache)
  * across turns; each reply streams as text deltas and stops within one token of its signal.
+ * A turn may also be offered tools: it then streams text and function calls, the caller runs the
+ * calls and hands back their outputs, and the next turn continues the answer from them.
  */
+import type { ToolChoice, ToolSet } from './tools.js';
+
 export interface ChatMessage {
   role: 'user' | 'assistant' | 'system';
   content: string;
@@ -25,7 +29,21 @@ export interface ReplyStats {
   aborted: boolean;
   /** How many old messages were dropped to fit the context before this turn. */
   droppedMessages: number;
+  /** Function calls the model made whose arguments broke the tool's schema (never passed on). */
+  rejectedFunctionCalls: number;
 }
+
+export interface RespondOptions extends ReplyOptions {
+  /** The functions the model may call (compiled once, where the client declared them). */
+  tools?: ToolSet;
+  /** Default "auto". "required" and a named function force a call through the engine's sampling and grammar. */
+  toolChoice?: ToolChoice;
+}
+
+/** One piece of a turn's output: text to say, or a function call whose arguments already match its schema. */
+export type ReplyPart =
+  | { type: 'text'; text: string }
+  | { type: 'function_call'; callId: string; name: string; /** JSON text of the arguments object. */ arguments: string };
 
 export interface Conversation {
   /**
@@ -34,6 +52,13 @@ export interface Conversation {
    * first token: it is never an error.
    */
   reply(userText: string, options: ReplyOptions): AsyncIterable<string>;
+  /**
+   * A turn that may call tools: streams text and function calls. With `userText` null it continues
+   * the assistant's answer after function call outputs were added (or simply asks for an answer).
+   */
+  respond(userText: string | null, options: RespondOptions): AsyncIterable<ReplyPart>;
+  /** The output of a function call this conversation made; the next `respond` sees it. */
+  addFunctionCallOutput(callId: string, output: string): void;
   /** Stats of the last reply, once its stream has ended. */
   readonly lastStats: ReplyStats | null;
   readonly history: readonly ChatMessage[];

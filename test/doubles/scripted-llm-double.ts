@@ -1,9 +1,11 @@
 /**
  * An LLM double that streams a given text instead of generating: deltas of `deltaChars`
  * characters (or given deltas), `delayMs` apart, honouring its signal like the real engine.
- * For tests that need exact words (chunking, pipeline ordering, history).
+ * For tests that need exact words (chunking, pipeline ordering, history). It never calls a tool:
+ * `respond` streams the same text as parts.
  */
-import type { ChatMessage, Conversation, Llm, ReplyStats } from '../../src/llm/llm.js';
+import { InvalidInputError } from '../../src/errors.js';
+import type { ChatMessage, Conversation, Llm, ReplyPart, ReplyStats, RespondOptions } from '../../src/llm/llm.js';
 
 export interface ScriptedLlmOptions {
   /** The replies, in order; the last one repeats. */
@@ -61,12 +63,20 @@ export class ScriptedConversationDouble implements Conversation {
       }
     } finally {
       this.history.push({ role: 'assistant', content: said });
-      this.lastStats = { inputTokens: userText.split(/\s+/).length, outputTokens, ttftMs, aborted: options.signal.aborted, droppedMessages: 0 };
+      this.lastStats = { inputTokens: userText.split(/\s+/).length, outputTokens, ttftMs, aborted: options.signal.aborted, droppedMessages: 0, rejectedFunctionCalls: 0 };
     }
   }
 
   restore(history: readonly ChatMessage[]): void {
     this.history = [...history];
+  }
+
+  async *respond(userText: string | null, options: RespondOptions): AsyncGenerator<ReplyPart> {
+    for await (const text of this.reply(userText ?? '', options)) yield { type: 'text', text };
+  }
+
+  addFunctionCallOutput(callId: string): void {
+    throw new InvalidInputError(`function_call_output: no function call ${JSON.stringify(callId)} is waiting for an output`);
   }
 
   dispose(): void {
