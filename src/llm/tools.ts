@@ -74,7 +74,9 @@ export class ToolSet {
       }
       let validate: ValidateFunction;
       try {
-        validate = ajv.compile(parameters);
+        // Checked in Ajv's draft-07 dialect whatever the schema names (zod, for one, names 2020-12).
+        const { $schema: _dialect, ...schema } = parameters;
+        validate = ajv.compile(schema);
       } catch (cause) {
         throw new InvalidInputError(`${where}.parameters is not a valid JSON Schema (tool "${definition.name}"): ${(cause as Error).message}`, { cause });
       }
