@@ -33,6 +33,7 @@ import {
   type ChatMessage,
   type Conversation,
   type ConversationOptions,
+  type FunctionCallRecord,
   type Llm,
   type ReplyOptions,
   type ReplyPart,
@@ -109,7 +110,7 @@ export class LlamaCppLlm implements Llm {
       throw new S2sError('LLM_BUSY', `all ${this.config.maxConversations} LLM conversation slots are in use`, { retryable: true });
     }
     const chat = new LlamaChat({ contextSequence: this.#context.getSequence(), autoDisposeSequence: true });
-    const conversation = new LlamaConversation(this, chat, options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT, this.#model, this.#log);
+    const conversation = new LlamaConversation(this, chat, this.#model, this.#log, options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT);
     if (options.history?.length) conversation.restore(options.history);
     return conversation;
   }
@@ -140,15 +141,18 @@ export class LlamaConversation implements Conversation {
   #lastWindow: ChatHistoryItem[] | null = null;
   #lastShiftMetadata: object | null = null;
   #pending: PendingCall[] = [];
+  /** The system prompt the conversation was opened with; a reply's instructions replace it for that reply. */
+  readonly #systemPrompt: string;
   /** Turns run one at a time, in the order they were asked for. */
   #busy: Promise<void> = Promise.resolve();
   lastStats: ReplyStats | null = null;
 
-  constructor(llm: LlamaCppLlm, chat: LlamaChat, systemPrompt: string, model: LlamaModel, log: Logger) {
+  constructor(llm: LlamaCppLlm, chat: LlamaChat, model: LlamaModel, log: Logger, systemPrompt: string) {
     this.#llm = llm;
     this.#chat = chat;
     this.#model = model;
     this.#log = log;
+    this.#systemPrompt = systemPrompt;
     this.#items = chat.chatWrapper.generateInitialChatHistory({ systemPrompt });
   }
 
@@ -157,18 +161,45 @@ export class LlamaConversation implements Conversation {
     return this.#chat.chatWrapper.constructor.name;
   }
 
+  /** The messages after the system prompt; an assistant message lists the function calls it made. */
   get history(): ChatMessage[] {
-    return this.#items.flatMap((item): ChatMessage[] => {
+    return this.#items.flatMap((item, index): ChatMessage[] => {
       if (item.type === 'user') return [{ role: 'user', content: item.text }];
-      if (item.type === 'model') return [{ role: 'assistant', content: item.response.filter((r) => typeof r === 'string').join('') }];
-      return [];
+      if (item.type === 'system') return index === 0 ? [] : [{ role: 'system', content: LlamaText.fromJSON(item.text).toString() }];
+      const content = item.response.filter((r) => typeof r === 'string').join('');
+      const functionCalls = item.response.filter((r) => typeof r !== 'string' && r.type === 'functionCall').map(functionCallRecord);
+      return [{ role: 'assistant', content, ...(functionCalls.length > 0 ? { functionCalls } : {}) }];
     });
   }
 
   restore(history: readonly ChatMessage[]): void {
-    const system = this.#items.filter((item) => item.type === 'system');
-    const items: ChatHistoryItem[] = history.map((m) => (m.role === 'user' ? { type: 'user', text: m.content } : { type: 'model', response: [m.content] }));
+    const [first] = this.#items;
+    const system = first?.type === 'system' ? [first] : [];
+    const items = history.map((m): ChatHistoryItem => {
+      if (m.role === 'user') return { type: 'user', text: m.content };
+      if (m.role === 'system') return { type: 'system', text: m.content };
+      const calls = (m.functionCalls ?? []).map(
+        (call, index): ChatModelFunctionCall => ({
+          type: 'functionCall',
+          name: call.name,
+          params: parseOutput(call.arguments),
+          result: call.output === null ? NO_OUTPUT : parseOutput(call.output),
+          ...(index === 0 ? { startsNewChunk: true } : {}),
+        }),
+      );
+      return { type: 'model', response: [...(m.content ? [m.content] : []), ...calls] };
+    });
     this.#items = [...system, ...items];
+    this.#lastWindow = null;
+    // Calls still waiting for an output belong to the history that was replaced.
+    this.#pending = [];
+  }
+
+  /** Makes `prompt` the system prompt (the first history item) unless it already is. */
+  #useSystemPrompt(prompt: string): void {
+    const first = this.#items[0];
+    if (first?.type === 'system' && LlamaText.fromJSON(first.text).toString() === prompt) return;
+    this.#items = [{ type: 'system', text: prompt }, ...(first?.type === 'system' ? this.#items.slice(1) : this.#items)];
     this.#lastWindow = null;
   }
 
@@ -204,6 +235,7 @@ export class LlamaConversation implements Conversation {
 
   async #turn(userText: string | null, options: RespondOptions, signal: AbortSignal, queue: AsyncQueue<ReplyPart>): Promise<void> {
     const maxTokens = options.maxTokens ?? this.#llm.config.defaultMaxTokens;
+    this.#useSystemPrompt(options.instructions ?? this.#systemPrompt);
     const incoming = [userText ?? '', ...this.#pending.map((p) => p.output ?? NO_OUTPUT)].join('\n');
     const droppedMessages = this.#fitContext(incoming, maxTokens);
     this.#settlePending();
@@ -321,7 +353,7 @@ export class LlamaConversation implements Conversation {
         rawCall: call.raw,
         ...(index === 0 ? { startsNewChunk: true } : {}),
       };
-      for (const items of [this.#items, this.#lastWindow]) if (items) lastModelResponse(items).response.push(item);
+      for (const items of [this.#items, this.#lastWindow]) if (items) withLastModelResponse(items).response.push(item);
     });
     this.#pending = [];
   }
@@ -370,6 +402,10 @@ export class LlamaConversation implements Conversation {
   }
 }
 
+function functionCallRecord(call: ChatModelFunctionCall): FunctionCallRecord {
+  return { name: call.name, arguments: JSON.stringify(call.params ?? {}), output: call.result === NO_OUTPUT ? null : typeof call.result === 'string' ? call.result : JSON.stringify(call.result) };
+}
+
 /** The model reads a JSON output as data and anything else as text. */
 function parseOutput(output: string): unknown {
   try {
@@ -379,11 +415,14 @@ function parseOutput(output: string): unknown {
   }
 }
 
-/** The model response at the end of the items (added when the conversation ended elsewhere). */
-function lastModelResponse(items: ChatHistoryItem[]): ChatModelResponse {
+/**
+ * The model response at the end of the items, as a fresh copy this list alone holds (node-llama-cpp's
+ * clean history and context window share item objects); added when the conversation ended elsewhere.
+ */
+function withLastModelResponse(items: ChatHistoryItem[]): ChatModelResponse {
   const last = items.at(-1);
-  if (last?.type === 'model') return last;
-  const response: ChatModelResponse = { type: 'model', response: [] };
-  items.push(response);
-  return response;
+  const copy: ChatModelResponse = last?.type === 'model' ? { ...last, response: [...last.response] } : { type: 'model', response: [] };
+  if (last?.type === 'model') items[items.length - 1] = copy;
+  else items.push(copy);
+  return copy;
 }

@@ -9,6 +9,16 @@ import type { ToolChoice, ToolSet } from './tools.js';
 export interface ChatMessage {
   role: 'user' | 'assistant' | 'system';
   content: string;
+  /** Function calls an assistant message made (after its text), with their outputs. */
+  functionCalls?: FunctionCallRecord[];
+}
+
+export interface FunctionCallRecord {
+  name: string;
+  /** JSON text of the arguments object. */
+  arguments: string;
+  /** null: the call got no output before the conversation moved on. */
+  output: string | null;
 }
 
 export interface ReplyOptions {

@@ -59,10 +59,24 @@ describe('function calling on the tiny Qwen2 model', () => {
     expect(text(answer)).toBe(TINY_QWEN_TOOL_ANSWER);
     // The KV cache carries over: only the call's result section is new, not the tools prompt.
     expect(conversation.lastStats!.inputTokens).toBeLessThan(callTurnInput / 2);
+    const output = JSON.stringify({ forecast: 'sunny', high_c: 24 });
     expect(conversation.history).toEqual([
       { role: 'user', content: 'What is the weather in Paris tomorrow?' },
-      { role: 'assistant', content: TINY_QWEN_TOOL_ANSWER },
+      { role: 'assistant', content: TINY_QWEN_TOOL_ANSWER, functionCalls: [{ name: 'get_weather', arguments: JSON.stringify(TINY_QWEN_TOOL_CALL.arguments), output }] },
     ]);
+    conversation.dispose();
+  });
+
+  it('keeps function calls and their outputs when a history is restored (the model still sees the result)', async () => {
+    const history = [
+      { role: 'user' as const, content: 'Weather in Paris?' },
+      { role: 'assistant' as const, content: '', functionCalls: [{ name: 'get_weather', arguments: '{"city":"Paris","days":1}', output: '{"forecast":"sunny"}' }] },
+    ];
+    const conversation = await llm.openConversation({ history });
+    expect(conversation.history).toEqual(history);
+    // With a result in its context the tiny model answers instead of calling.
+    const parts = await collect(conversation.respond('And then?', { signal: signal(), tools: weather }));
+    expect(text(parts)).toBe(TINY_QWEN_TOOL_ANSWER);
     conversation.dispose();
   });
 
