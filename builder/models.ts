@@ -15,11 +15,11 @@ import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { fetchFile, fetchIntoHfCache, listRemoteFiles, manifestKey, readManifest, verify, writeManifest, type HubOptions } from './hub-download.js';
-import { productionSources } from './model-sources.js';
+import { fetchFile, fetchIntoHfCache, hfCacheProblems, listRemoteFiles, manifestKey, readManifest, resolveCommit, verify, writeManifest, type HubOptions } from './hub-download.js';
+import { productionSources, resolveRepoReference } from './model-sources.js';
 import { writeTinyQwen } from './tiny-models/tiny-qwen.js';
 import { writeTinyWhisper } from './tiny-models/tiny-whisper.js';
-import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, requiredFiles, type Profile } from '../src/models/registry.js';
+import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, requiredFiles, type ModelChoice, type Profile } from '../src/models/registry.js';
 
 const argsSchema = z.object({
   profile: z.enum(['production', 'test']),
@@ -52,7 +52,8 @@ async function main(): Promise<number> {
   const choice = { asrPrecision: args['asr-precision'], llmQuant: args['llm-quant'] };
   const files = modelFiles(profile, modelsDir, choice);
 
-  if (args.check) return check(profile, modelsDir, choice);
+  const hfCacheDir = join(hfHome(modelsDir, process.env['HF_HOME']), 'hub');
+  if (args.check) return check(profile, modelsDir, choice, hfCacheDir, args.revision);
 
   if (profile === 'test') {
     await writeTinyWhisper(dirname(files.asr.encoder));
@@ -75,13 +76,15 @@ async function main(): Promise<number> {
   try {
     for (const source of productionSources(modelsDir, choice, args.revision)) {
       if (source.kind === 'hf-cache') {
-        const cacheDir = join(hfHome(modelsDir, process.env['HF_HOME']), 'hub');
-        await fetchIntoHfCache(source.repo, source.revision, source.paths, cacheDir, hub);
-        console.log(`cached ${source.repo} (${source.paths.length} files) in ${cacheDir}`);
+        const repo = await resolveRepoReference(source.repoFrom);
+        await fetchIntoHfCache(repo, source.revision, source.paths, hfCacheDir, hub);
+        console.log(`cached ${repo}@${source.revision} (${source.paths.length} files) in ${hfCacheDir}`);
         continue;
       }
       const wanted = source.kind === 'files' ? source.files : null;
-      const remote = await listRemoteFiles(source.repo, source.revision, hub, wanted?.map((f) => f.path));
+      // One commit for all of a repo's files, even if the branch moves during the run.
+      const commit = await resolveCommit(source.repo, source.revision, hub);
+      const remote = await listRemoteFiles(source.repo, commit, hub, wanted?.map((f) => f.path));
       for (const file of remote) {
         if (source.kind === 'snapshot' && source.skip.test(file.path)) continue;
         const dest = source.kind === 'files' ? wanted!.find((f) => f.path === file.path)!.dest : join(source.destDir, file.path);
@@ -104,15 +107,25 @@ async function main(): Promise<number> {
   }
   bars.stop();
   console.log(`\n${downloaded} file(s) downloaded in ${Math.round((Date.now() - started) / 1000)} s; models in ${modelsDir}`);
-  return check(profile, modelsDir, choice);
+  return check(profile, modelsDir, choice, hfCacheDir, args.revision);
 }
 
-/** Lists missing files, and re-verifies every file the manifest records (size and checksum). */
-async function check(profile: Profile, modelsDir: string, choice: { asrPrecision: 'int8' | 'fp32'; llmQuant: 'Q4_K_M' | 'Q8_0' }): Promise<number> {
+/**
+ * Lists missing files, re-verifies every file the manifest records (size and checksum), and looks
+ * up the tokenizer in the HF cache the way huggingface_hub does offline.
+ */
+async function check(profile: Profile, modelsDir: string, choice: ModelChoice, hfCacheDir: string, revision: string): Promise<number> {
   const problems: string[] = [];
   for (const file of requiredFiles(modelFiles(profile, modelsDir, choice))) {
     const size = await stat(file.path).then((s) => s.size, () => 0);
     if (size === 0) problems.push(`missing  ${file.stage}: ${file.what}: ${file.path}`);
+  }
+  if (profile === 'production') {
+    for (const source of productionSources(modelsDir, choice, revision)) {
+      if (source.kind !== 'hf-cache') continue;
+      const repo = await resolveRepoReference(source.repoFrom).catch((error: Error) => (problems.push(`corrupt  ${error.message}`), null));
+      if (repo) problems.push(...(await hfCacheProblems(hfCacheDir, repo, source.revision, source.paths)));
+    }
   }
   const manifest = await readManifest(modelsDir);
   for (const [key, entry] of Object.entries(manifest.files)) {
