@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { modelFiles, type ModelChoice } from '../src/models/registry.js';
+import { modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
 
 /** A list of files from one repo, each to a given path. */
 export interface FileSource {
@@ -53,16 +53,22 @@ export const TTS_TOKENIZER_FIELD = 'language_model_pretrained_name';
 export const TTS_TOKENIZER_FALLBACK = 'Qwen/Qwen2.5-1.5B';
 export const TTS_TOKENIZER_PATHS = ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'config.json'];
 
-export function productionSources(modelsDir: string, choice: ModelChoice, revision = 'main'): ModelSource[] {
-  const files = modelFiles('production', modelsDir, choice);
+/**
+ * What the builder fetches. Whisper in each precision asked for: by default both, since the worker
+ * picks fp32 when Whisper runs on CUDA and int8 on CPU (S2S_DEVICE=auto decides at start).
+ */
+export interface BuildChoice {
+  asrPrecisions: AsrPrecision[];
+  llmQuant: LlmQuant;
+}
+
+export function productionSources(modelsDir: string, choice: BuildChoice, revision = 'main'): ModelSource[] {
+  const perPrecision = choice.asrPrecisions.map((asrPrecision) => modelFiles('production', modelsDir, { asrPrecision, llmQuant: choice.llmQuant }));
+  const files = perPrecision[0]!;
   const base = (path: string) => path.split('/').pop()!;
+  const asrFiles = [...new Set(perPrecision.flatMap((f) => [f.asr.encoder, f.asr.decoder, f.asr.tokens]))];
   return [
-    {
-      kind: 'files',
-      repo: ASR_REPO,
-      revision,
-      files: [files.asr.encoder, files.asr.decoder, files.asr.tokens].map((dest) => ({ path: base(dest), dest })),
-    },
+    { kind: 'files', repo: ASR_REPO, revision, files: asrFiles.map((dest) => ({ path: base(dest), dest })) },
     { kind: 'files', repo: LLM_REPO, revision, files: [{ path: base(files.llm.gguf), dest: files.llm.gguf }] },
     { kind: 'snapshot', repo: TTS_REPO, revision, destDir: files.tts.modelDir!, skip: /(^|\/)(README\.md|\.gitattributes|.*\.(png|jpg|gif|mp4|wav))$/i },
     {

@@ -125,7 +125,8 @@ export async function validateWhisperFiles(config: WhisperAsrConfig): Promise<Re
   return metadata;
 }
 
-function sherpaHasCuda(): boolean {
+/** Whether sherpa-onnx has its CUDA provider library (the GPU image swaps it in). */
+export function sherpaHasCuda(): boolean {
   try {
     const require = createRequire(import.meta.url);
     const dir = dirname(require.resolve('sherpa-onnx-linux-x64/package.json'));

@@ -25,6 +25,8 @@ function fillHub(h: FakeHubDouble) {
   h.addFile(ASR_REPO, 'small.en-decoder.int8.onnx', { content: randomBytes(30_000), lfs: true });
   h.addFile(ASR_REPO, 'small.en-tokens.txt', { content: Buffer.from('PHx... 0\n'.repeat(100)) });
   h.addFile(ASR_REPO, 'small.en-encoder.onnx', { content: randomBytes(10), lfs: true });
+  h.addFile(ASR_REPO, 'small.en-decoder.onnx', { content: randomBytes(20), lfs: true });
+  h.addFile(ASR_REPO, 'small.en-encoder.fp16.onnx', { content: randomBytes(5), lfs: true });
   h.addFile(LLM_REPO, 'qwen2.5-1.5b-instruct-q4_k_m.gguf', { content: randomBytes(200_000), lfs: true });
   h.addFile(LLM_REPO, 'qwen2.5-1.5b-instruct-q8_0.gguf', { content: randomBytes(1_000), lfs: true });
   h.addFile(TTS_REPO, 'config.json', { content: Buffer.from('{"model_type":"vibevoice_streaming"}') });
@@ -88,9 +90,12 @@ describe('npm run models against a fake hub', () => {
     expect(fileReads.length).toBeGreaterThan(0);
     expect(fileReads.filter((r) => r.path.includes('/resolve/main/'))).toEqual([]);
     const manifest = await readManifest(dir);
+    // Whisper in both precisions (fp32 for CUDA, int8 for CPU), nothing else of its repo.
     expect(Object.keys(manifest.files).sort()).toEqual([
       'asr/sherpa-onnx-whisper-small.en/small.en-decoder.int8.onnx',
+      'asr/sherpa-onnx-whisper-small.en/small.en-decoder.onnx',
       'asr/sherpa-onnx-whisper-small.en/small.en-encoder.int8.onnx',
+      'asr/sherpa-onnx-whisper-small.en/small.en-encoder.onnx',
       'asr/sherpa-onnx-whisper-small.en/small.en-tokens.txt',
       'llm/qwen2.5-1.5b-instruct-q4_k_m.gguf',
       'tts/VibeVoice-Realtime-0.5B/config.json',
@@ -126,8 +131,11 @@ describe('npm run models against a fake hub', () => {
     const result = await runBuilder(['--check']);
     expect(result.code).toBe(1);
     const missing = result.out.split('\n').filter((l) => l.trim().startsWith('missing'));
-    // 3 Whisper files, the GGUF, the VibeVoice model, and the tokenizer's ref in the HF cache.
-    expect(missing).toHaveLength(6);
+    // 5 Whisper files (both precisions, one tokens file), the GGUF, the VibeVoice model, and the
+    // tokenizer's ref in the HF cache.
+    expect(missing).toHaveLength(8);
+    const int8Only = await runBuilder(['--check', '--asr-precision', 'int8']);
+    expect(int8Only.out.split('\n').filter((l) => l.trim().startsWith('missing'))).toHaveLength(6);
     expect(result.out).toContain('small.en-encoder.int8.onnx');
     expect(result.out).toContain('qwen2.5-1.5b-instruct-q4_k_m.gguf');
     expect(result.out).toContain('VibeVoice-Realtime-0.5B/config.json');
