@@ -218,7 +218,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
           maxUtteranceMs: e.S2S_MAX_UTTERANCE_MS,
         },
       },
-      asr: { ...files.asr, provider: devices.asr, allowCpuFallback: false, numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
+      asr: { ...files.asr, provider: devices.asr, numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
       llm: {
         modelPath: files.llm.gguf,
         gpu: device === 'cpu' ? (false as const) : ('cuda' as const),
