@@ -5,6 +5,7 @@
  * workflow names it and verified against a pinned sha256, the CUDA libraries are proven loadable with
  * `ldd`, the TTS port is never exposed, and the worker runs as a non-root user.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
@@ -118,6 +119,28 @@ describe('Dockerfile', () => {
     expect(ldd).toMatch(/case "\$cudnn" in 9\.\*\) .*\*\) echo "ERROR: .*exit 1;; esac/);
     expect(ldd).toContain('libcudnn.so.9');
     expect(args.get('CUDA_IMAGE')).toMatch(/^nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu22\.04$/);
+  });
+
+  it("the ldd check itself: passes a library whose dependencies are all here, fails loudly on node-llama-cpp's CUDA fallback on this machine without CUDA 12", () => {
+    const ldd = runWith('ldd_ok()');
+    const fn = ldd.slice(ldd.indexOf('ldd_ok()'), ldd.indexOf(' sherpa=/app'));
+    const check = (dir: string, lib: string) => spawnSync('sh', ['-c', `set -eu; ${fn} ldd_ok "$1" "$2"`, 'sh', dir, lib], { encoding: 'utf8' });
+    const sherpa = check('node_modules/sherpa-onnx-linux-x64', 'node_modules/sherpa-onnx-linux-x64/libsherpa-onnx-c-api.so');
+    expect(sherpa.status, sherpa.stderr).toBe(0);
+    expect(sherpa.stdout).toContain('ldd ok: node_modules/sherpa-onnx-linux-x64/libsherpa-onnx-c-api.so');
+    const fallback = check('node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda', 'node_modules/@node-llama-cpp/linux-x64-cuda-ext/bins/linux-x64-cuda/fallback/libggml-cuda.so');
+    const cuda12 = /libcudart\.so\.12\b/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '') && /libcublas\.so\.12\b/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+    if (cuda12) {
+      expect(fallback.status, fallback.stderr).toBe(0);
+      return;
+    }
+    // Without a CUDA 12 runtime (build machines have none) the build would stop here, naming what is
+    // missing, but never the driver's libcuda.so.1, which only a GPU host has.
+    expect(fallback.status).toBe(1);
+    const error = fallback.stderr.split('\n').find((l) => l.startsWith('ERROR:'))!;
+    expect(error).toMatch(/libggml-cuda\.so cannot load here: .*libcudart\.so\.12 => not found/);
+    expect(error).not.toContain('libcuda.so.1');
+    expect(error).not.toContain('libggml-base.so');
   });
 
   it('installs flash-attn only as a pinned wheel given with its hash (both build args or neither), else SDPA', () => {
