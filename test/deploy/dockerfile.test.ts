@@ -129,7 +129,8 @@ describe('Dockerfile', () => {
     expect(sherpa.status, sherpa.stderr).toBe(0);
     expect(sherpa.stdout).toContain('ldd ok: node_modules/sherpa-onnx-linux-x64/libsherpa-onnx-c-api.so');
     const fallback = check('node_modules/@node-llama-cpp/linux-x64-cuda/bins/linux-x64-cuda', 'node_modules/@node-llama-cpp/linux-x64-cuda-ext/bins/linux-x64-cuda/fallback/libggml-cuda.so');
-    const cuda12 = /libcudart\.so\.12\b/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '') && /libcublas\.so\.12\b/.test(spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '');
+    const libraries = spawnSync('ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '';
+    const cuda12 = /libcudart\.so\.12\b/.test(libraries) && /libcublas\.so\.12\b/.test(libraries);
     if (cuda12) {
       expect(fallback.status, fallback.stderr).toBe(0);
       return;
