@@ -2,7 +2,9 @@
  * Where each production model comes from on the Hugging Face Hub, and where it goes in the models
  * folder (the paths match src/models/registry.ts, which the worker reads).
  */
-import { modelFiles, type ModelChoice } from '../src/models/registry.js';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
 
 /** A list of files from one repo, each to a given path. */
 export interface FileSource {
@@ -25,9 +27,17 @@ export interface SnapshotSource {
 /** Files loaded by hub name with the hub offline: they go into the HF cache layout under HF_HOME. */
 export interface CacheSource {
   kind: 'hf-cache';
-  repo: string;
+  /** The repo is named in a JSON file an earlier source downloaded (as the loading code reads it). */
+  repoFrom: RepoReference;
   revision: string;
   paths: string[];
+}
+
+export interface RepoReference {
+  file: string;
+  field: string;
+  /** Used when the file or the field is absent, as the loading code does. */
+  fallback: string;
 }
 
 export type ModelSource = FileSource | SnapshotSource | CacheSource;
@@ -35,21 +45,56 @@ export type ModelSource = FileSource | SnapshotSource | CacheSource;
 export const ASR_REPO = 'csukuangfj/sherpa-onnx-whisper-small.en';
 export const LLM_REPO = 'Qwen/Qwen2.5-1.5B-Instruct-GGUF';
 export const TTS_REPO = 'microsoft/VibeVoice-Realtime-0.5B';
-/** VibeVoice's processor loads this tokenizer by name. */
-export const TTS_TOKENIZER_REPO = 'Qwen/Qwen2.5-0.5B';
+/**
+ * VibeVoice's processor (vibevoice_streaming_processor.py) loads its tokenizer by the hub name in the
+ * model's preprocessor_config.json, `language_model_pretrained_name`, else this one.
+ */
+export const TTS_TOKENIZER_FIELD = 'language_model_pretrained_name';
+export const TTS_TOKENIZER_FALLBACK = 'Qwen/Qwen2.5-1.5B';
+export const TTS_TOKENIZER_PATHS = ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'config.json'];
 
-export function productionSources(modelsDir: string, choice: ModelChoice, revision = 'main'): ModelSource[] {
-  const files = modelFiles('production', modelsDir, choice);
+/**
+ * What the builder fetches. Whisper in each precision asked for: by default both, since the worker
+ * picks fp32 when Whisper runs on CUDA and int8 on CPU (S2S_DEVICE=auto decides at start).
+ */
+export interface BuildChoice {
+  asrPrecisions: AsrPrecision[];
+  llmQuant: LlmQuant;
+}
+
+export function productionSources(modelsDir: string, choice: BuildChoice, revision = 'main'): ModelSource[] {
+  const perPrecision = choice.asrPrecisions.map((asrPrecision) => modelFiles('production', modelsDir, { asrPrecision, llmQuant: choice.llmQuant }));
+  const files = perPrecision[0]!;
   const base = (path: string) => path.split('/').pop()!;
+  const asrFiles = [...new Set(perPrecision.flatMap((f) => [f.asr.encoder, f.asr.decoder, f.asr.tokens]))];
   return [
-    {
-      kind: 'files',
-      repo: ASR_REPO,
-      revision,
-      files: [files.asr.encoder, files.asr.decoder, files.asr.tokens].map((dest) => ({ path: base(dest), dest })),
-    },
+    { kind: 'files', repo: ASR_REPO, revision, files: asrFiles.map((dest) => ({ path: base(dest), dest })) },
     { kind: 'files', repo: LLM_REPO, revision, files: [{ path: base(files.llm.gguf), dest: files.llm.gguf }] },
     { kind: 'snapshot', repo: TTS_REPO, revision, destDir: files.tts.modelDir!, skip: /(^|\/)(README\.md|\.gitattributes|.*\.(png|jpg|gif|mp4|wav))$/i },
-    { kind: 'hf-cache', repo: TTS_TOKENIZER_REPO, revision, paths: ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'config.json'] },
+    {
+      kind: 'hf-cache',
+      repoFrom: { file: join(files.tts.modelDir!, 'preprocessor_config.json'), field: TTS_TOKENIZER_FIELD, fallback: TTS_TOKENIZER_FALLBACK },
+      revision,
+      paths: TTS_TOKENIZER_PATHS,
+    },
   ];
+}
+
+/** The repo a reference names: the field's value, or the fallback when the file or the field is absent or empty. */
+export async function resolveRepoReference(ref: RepoReference): Promise<string> {
+  const text = await readFile(ref.file, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return null;
+    throw error;
+  });
+  if (text === null) return ref.fallback;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${ref.file} is not valid JSON: ${(error as Error).message}`);
+  }
+  const value = (parsed as Record<string, unknown> | null)?.[ref.field];
+  if (value === undefined || value === null || value === '') return ref.fallback;
+  if (typeof value !== 'string' || !/^[\w.-]+\/[\w.-]+$/.test(value)) throw new Error(`${ref.file}: ${ref.field} must be a hub repo name (org/name), got ${JSON.stringify(value)}`);
+  return value;
 }

@@ -5,7 +5,8 @@
  *   npm run models -- --check            verifies what is there (sizes, checksums), lists what is missing, exits 1 if anything is
  *   npm run models -- --profile test     writes the tiny generated test models (no network)
  *
- * Options: --models-dir DIR, --asr-precision int8|fp32, --llm-quant Q4_K_M|Q8_0, --revision REV.
+ * Options: --models-dir DIR, --asr-precision int8|fp32|both (default both: fp32 is the GPU's, int8 the
+ * CPU's), --llm-quant Q4_K_M|Q8_0, --revision REV (a branch, tag or commit; each repo is fetched at one commit).
  * Environment: HF_TOKEN (gated repos), HF_ENDPOINT (a hub mirror), HF_HOME (tokenizer cache for VibeVoice).
  * Interrupted downloads resume from their `.part` file; every file is verified before it is placed.
  */
@@ -15,8 +16,8 @@ import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { fetchFile, fetchIntoHfCache, listRemoteFiles, manifestKey, readManifest, verify, writeManifest, type HubOptions } from './hub-download.js';
-import { productionSources } from './model-sources.js';
+import { fetchFile, fetchIntoHfCache, hfCacheProblems, listRemoteFiles, manifestKey, readManifest, resolveCommit, verify, writeManifest, type HubOptions } from './hub-download.js';
+import { productionSources, resolveRepoReference, type BuildChoice } from './model-sources.js';
 import { writeTinyQwen } from './tiny-models/tiny-qwen.js';
 import { writeTinyWhisper } from './tiny-models/tiny-whisper.js';
 import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, requiredFiles, type Profile } from '../src/models/registry.js';
@@ -25,7 +26,7 @@ const argsSchema = z.object({
   profile: z.enum(['production', 'test']),
   'models-dir': z.string().optional(),
   check: z.boolean(),
-  'asr-precision': z.enum(['int8', 'fp32']),
+  'asr-precision': z.enum(['int8', 'fp32', 'both']),
   'llm-quant': z.enum(['Q4_K_M', 'Q8_0']),
   revision: z.string().min(1),
 });
@@ -36,7 +37,7 @@ async function main(): Promise<number> {
       profile: { type: 'string', default: 'production' },
       'models-dir': { type: 'string' },
       check: { type: 'boolean', default: false },
-      'asr-precision': { type: 'string', default: 'int8' },
+      'asr-precision': { type: 'string', default: 'both' },
       'llm-quant': { type: 'string', default: 'Q4_K_M' },
       revision: { type: 'string', default: 'main' },
     },
@@ -49,10 +50,12 @@ async function main(): Promise<number> {
   const args = parsed.data;
   const profile: Profile = args.profile;
   const modelsDir = resolve(args['models-dir'] ?? process.env['S2S_MODELS_DIR'] ?? defaultModelsDir(existsSync(NETWORK_VOLUME)));
-  const choice = { asrPrecision: args['asr-precision'], llmQuant: args['llm-quant'] };
-  const files = modelFiles(profile, modelsDir, choice);
+  const precision = args['asr-precision'];
+  const choice: BuildChoice = { asrPrecisions: precision === 'both' ? ['int8', 'fp32'] : [precision], llmQuant: args['llm-quant'] };
+  const files = modelFiles(profile, modelsDir);
 
-  if (args.check) return check(profile, modelsDir, choice);
+  const hfCacheDir = join(hfHome(modelsDir, process.env['HF_HOME']), 'hub');
+  if (args.check) return check(profile, modelsDir, choice, hfCacheDir, args.revision);
 
   if (profile === 'test') {
     await writeTinyWhisper(dirname(files.asr.encoder));
@@ -75,13 +78,15 @@ async function main(): Promise<number> {
   try {
     for (const source of productionSources(modelsDir, choice, args.revision)) {
       if (source.kind === 'hf-cache') {
-        const cacheDir = join(hfHome(modelsDir, process.env['HF_HOME']), 'hub');
-        await fetchIntoHfCache(source.repo, source.revision, source.paths, cacheDir, hub);
-        console.log(`cached ${source.repo} (${source.paths.length} files) in ${cacheDir}`);
+        const repo = await resolveRepoReference(source.repoFrom);
+        await fetchIntoHfCache(repo, source.revision, source.paths, hfCacheDir, hub);
+        console.log(`cached ${repo}@${source.revision} (${source.paths.length} files) in ${hfCacheDir}`);
         continue;
       }
       const wanted = source.kind === 'files' ? source.files : null;
-      const remote = await listRemoteFiles(source.repo, source.revision, hub, wanted?.map((f) => f.path));
+      // One commit for all of a repo's files, even if the branch moves during the run.
+      const commit = await resolveCommit(source.repo, source.revision, hub);
+      const remote = await listRemoteFiles(source.repo, commit, hub, wanted?.map((f) => f.path));
       for (const file of remote) {
         if (source.kind === 'snapshot' && source.skip.test(file.path)) continue;
         const dest = source.kind === 'files' ? wanted!.find((f) => f.path === file.path)!.dest : join(source.destDir, file.path);
@@ -104,15 +109,27 @@ async function main(): Promise<number> {
   }
   bars.stop();
   console.log(`\n${downloaded} file(s) downloaded in ${Math.round((Date.now() - started) / 1000)} s; models in ${modelsDir}`);
-  return check(profile, modelsDir, choice);
+  return check(profile, modelsDir, choice, hfCacheDir, args.revision);
 }
 
-/** Lists missing files, and re-verifies every file the manifest records (size and checksum). */
-async function check(profile: Profile, modelsDir: string, choice: { asrPrecision: 'int8' | 'fp32'; llmQuant: 'Q4_K_M' | 'Q8_0' }): Promise<number> {
+/**
+ * Lists missing files, re-verifies every file the manifest records (size and checksum), and looks
+ * up the tokenizer in the HF cache the way huggingface_hub does offline.
+ */
+async function check(profile: Profile, modelsDir: string, choice: BuildChoice, hfCacheDir: string, revision: string): Promise<number> {
   const problems: string[] = [];
-  for (const file of requiredFiles(modelFiles(profile, modelsDir, choice))) {
+  const required = choice.asrPrecisions.flatMap((asrPrecision) => requiredFiles(modelFiles(profile, modelsDir, { asrPrecision, llmQuant: choice.llmQuant })));
+  for (const path of new Set(required.map((f) => f.path))) {
+    const file = required.find((f) => f.path === path)!;
     const size = await stat(file.path).then((s) => s.size, () => 0);
     if (size === 0) problems.push(`missing  ${file.stage}: ${file.what}: ${file.path}`);
+  }
+  if (profile === 'production') {
+    for (const source of productionSources(modelsDir, choice, revision)) {
+      if (source.kind !== 'hf-cache') continue;
+      const repo = await resolveRepoReference(source.repoFrom).catch((error: Error) => (problems.push(`corrupt  ${error.message}`), null));
+      if (repo) problems.push(...(await hfCacheProblems(hfCacheDir, repo, source.revision, source.paths)));
+    }
   }
   const manifest = await readManifest(modelsDir);
   for (const [key, entry] of Object.entries(manifest.files)) {

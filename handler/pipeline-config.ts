@@ -11,10 +11,11 @@ import { DEFAULT_AUDIO_LIMITS, type AudioLimits } from '../src/audio/decode-inpu
 import type { FetchLimits } from '../src/audio/fetch-audio.js';
 import type { ChunkerOptions } from '../src/llm/clause-chunker.js';
 import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
-import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type Profile } from '../src/models/registry.js';
+import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type AsrPrecision, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
 import { formatIssues } from './config.js';
+import { probeMachine, type Machine } from './machine.js';
 
 const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 const num = (fallback: number, min: number, max: number) => z.coerce.number().min(min).max(max).default(fallback);
@@ -28,9 +29,10 @@ const envSchema = z.object({
   S2S_PROFILE: z.enum(['production', 'test']).default('production'),
   /** Where the builder put the models; default the network volume when mounted, else ./models. */
   S2S_MODELS_DIR: z.string().min(1).optional(),
-  /** cuda: GPU required (fail fast without one); auto: GPU when present; cpu: never. */
+  /** cuda: GPU required (fail fast without one); auto: GPU when the machine has one; cpu: never. */
   S2S_DEVICE: z.enum(['cuda', 'auto', 'cpu']).optional(),
-  S2S_ASR_PRECISION: z.enum(['int8', 'fp32']).default('int8'),
+  /** Default: fp32 when Whisper runs on CUDA, int8 on CPU (see resolveDevices). */
+  S2S_ASR_PRECISION: z.enum(['int8', 'fp32']).optional(),
   S2S_LLM_QUANT: z.enum(['Q4_K_M', 'Q8_0']).default('Q4_K_M'),
   S2S_LLM_CONTEXT: int(4096, 256, 32_768),
   S2S_LLM_CONVERSATIONS: int(4, 1, 64),
@@ -105,8 +107,22 @@ export interface SessionConfig {
   shutdownGraceMs: number;
 }
 
+/** Where each engine runs, decided once at start (S2S_DEVICE=auto resolved from the machine). */
+export interface DevicePlan {
+  requested: 'cuda' | 'auto' | 'cpu';
+  /** The LLM and the TTS server. */
+  device: 'cuda' | 'cpu';
+  asr: 'cuda' | 'cpu';
+  asrPrecision: AsrPrecision;
+  /** Why, for the start-up log. */
+  reason: string;
+}
+
 export interface PipelineConfig {
   profile: Profile;
+  devices: DevicePlan;
+  /** Said once in the start-up log: settings that work but are not what the user likely wants. */
+  warnings: string[];
   sessions: SessionConfig;
   modelsDir: string;
   engines: EnginesConfig;
@@ -115,14 +131,46 @@ export interface PipelineConfig {
   audioUrl: FetchLimits;
 }
 
-export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
+/**
+ * Decides where every engine runs, once: `auto` becomes `cuda` when the machine has an NVIDIA GPU,
+ * else `cpu`, for the LLM, the TTS server and Whisper alike (Whisper stays on CPU when sherpa-onnx
+ * has no CUDA libraries). The Whisper precision defaults to the device's: the int8 exports are
+ * dynamically quantized, and onnxruntime's CUDA provider has no kernels for those MatMuls, so int8
+ * on CUDA runs them on the CPU with copies each way (onnxruntime issues 9115, 7745, 12229).
+ */
+export function resolveDevices(requested: DevicePlan['requested'], precision: AsrPrecision | undefined, machine: Machine): { plan: DevicePlan; warnings: string[] } {
+  let device: 'cuda' | 'cpu';
+  let asr: 'cuda' | 'cpu';
+  let reason: string;
+  if (requested === 'auto') {
+    device = machine.nvidiaGpu ? 'cuda' : 'cpu';
+    asr = device === 'cuda' && machine.sherpaCuda ? 'cuda' : 'cpu';
+    reason = machine.nvidiaGpu
+      ? `S2S_DEVICE=auto: an NVIDIA GPU is present${asr === 'cpu' ? '; sherpa-onnx has no CUDA libraries, so Whisper runs on CPU' : ''}`
+      : 'S2S_DEVICE=auto: no NVIDIA GPU on this machine, every engine runs on CPU';
+  } else {
+    // `cuda` is a requirement: each engine fails fast at load when it cannot have the GPU.
+    device = requested;
+    asr = requested;
+    reason = `S2S_DEVICE=${requested}`;
+  }
+  const asrPrecision = precision ?? (asr === 'cuda' ? 'fp32' : 'int8');
+  const warnings: string[] = [];
+  if (asr === 'cuda' && asrPrecision === 'int8') {
+    warnings.push("S2S_ASR_PRECISION=int8 with Whisper on CUDA: onnxruntime's CUDA provider has no kernels for the int8 model's quantized MatMuls, so they run on the CPU (slower than fp32 on the GPU); use fp32");
+  }
+  return { plan: { requested, device, asr, asrPrecision, reason }, warnings };
+}
+
+export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = probeMachine()): PipelineConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error.issues)}`);
   const e = parsed.data;
   const profile = e.S2S_PROFILE;
   const modelsDir = resolve(e.S2S_MODELS_DIR ?? defaultModelsDir(existsSync(NETWORK_VOLUME)));
-  const files = modelFiles(profile, modelsDir, { asrPrecision: e.S2S_ASR_PRECISION, llmQuant: e.S2S_LLM_QUANT });
-  const device = e.S2S_DEVICE ?? (profile === 'test' ? 'cpu' : 'cuda');
+  const { plan: devices, warnings } = resolveDevices(e.S2S_DEVICE ?? (profile === 'test' ? 'cpu' : 'cuda'), e.S2S_ASR_PRECISION, machine);
+  const device = devices.device;
+  const files = modelFiles(profile, modelsDir, { asrPrecision: devices.asrPrecision, llmQuant: e.S2S_LLM_QUANT });
   if (e.S2S_VAD_RELEASE > e.S2S_VAD_ACTIVATION) {
     throw new ConfigError(`S2S_VAD_RELEASE (${e.S2S_VAD_RELEASE}) must not exceed S2S_VAD_ACTIVATION (${e.S2S_VAD_ACTIVATION})`);
   }
@@ -143,6 +191,8 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
   const publicPort = e.RUNPOD_PUBLIC_IP && e.RUNPOD_TCP_PORT_8005 ? e.RUNPOD_TCP_PORT_8005 : e.S2S_SESSION_PORT;
   return Object.freeze({
     profile,
+    devices,
+    warnings,
     sessions: {
       port: e.S2S_SESSION_PORT,
       host: e.S2S_SESSION_HOST,
@@ -168,10 +218,10 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
           maxUtteranceMs: e.S2S_MAX_UTTERANCE_MS,
         },
       },
-      asr: { ...files.asr, provider: device === 'cpu' ? ('cpu' as const) : ('cuda' as const), allowCpuFallback: device === 'auto', numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
+      asr: { ...files.asr, provider: devices.asr, numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
       llm: {
         modelPath: files.llm.gguf,
-        gpu: device === 'cpu' ? (false as const) : device,
+        gpu: device === 'cpu' ? (false as const) : ('cuda' as const),
         contextSize: e.S2S_LLM_CONTEXT,
         maxConversations: e.S2S_LLM_CONVERSATIONS,
         threads: e.S2S_LLM_THREADS || (profile === 'test' ? 1 : 0),
@@ -184,7 +234,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
           cwd: profile === 'test' || e.S2S_TTS_COMMAND ? undefined : join(e.VIBEVOICE_REPO, 'demo'),
           env: {
             MODEL_PATH: files.tts.modelDir ?? e.MODEL_PATH,
-            MODEL_DEVICE: device === 'cpu' ? 'cpu' : 'cuda',
+            MODEL_DEVICE: device,
             ...(e.S2S_VOICE ? { VOICE_PRESET: e.S2S_VOICE } : {}),
             // The processor loads its tokenizer by hub name: it must come from the cache, never the network.
             HF_HUB_OFFLINE: '1',

@@ -69,6 +69,9 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
 /** Reads the pipeline config from the environment and loads every engine before the first job. */
 export async function createS2sHandler(context: { log: Logger; env: NodeJS.ProcessEnv }): Promise<S2sHandler> {
   const config = readPipelineConfig(context.env);
+  const { devices } = config;
+  context.log.info('devices', { llm_tts: devices.device, asr: devices.asr, asr_precision: devices.asrPrecision, why: devices.reason });
+  for (const warning of config.warnings) context.log.warn(warning);
   context.log.info('loading engines', { profile: config.profile, models_dir: config.modelsDir });
   const engines = await loadEngines(config.engines, context.log);
   return createHandlerFor(engines, config, context.log);

@@ -18,10 +18,12 @@ export interface WhisperAsrConfig {
   encoder: string;
   decoder: string;
   tokens: string;
-  /** 'cuda' needs sherpa-onnx's GPU libraries swapped into the npm package (the image does this). */
+  /**
+   * 'cuda' needs sherpa-onnx's GPU libraries swapped into the npm package (the image does this);
+   * without them the load fails. Where the machine decides (S2S_DEVICE=auto), the config asks for
+   * 'cuda' only when they are there (handler/pipeline-config.ts).
+   */
   provider: 'cuda' | 'cpu';
-  /** With provider 'cuda': run on CPU (logged once) when sherpa-onnx has no CUDA libraries, instead of failing. */
-  allowCpuFallback: boolean;
   numThreads: number;
   /** Hint shown in the error for missing files (how to fetch them). */
   fetchHint?: string;
@@ -49,13 +51,9 @@ export class SherpaWhisperAsr implements Asr {
 
   static async load(config: WhisperAsrConfig, log: Logger): Promise<SherpaWhisperAsr> {
     const metadata = await validateWhisperFiles(config);
-    let provider = config.provider;
+    const provider = config.provider;
     if (provider === 'cuda' && !sherpaHasCuda()) {
-      if (!config.allowCpuFallback) {
-        throw new ConfigError('ASR: CUDA was required but sherpa-onnx has no CUDA libraries (the GPU image swaps them in); set S2S_DEVICE=auto to allow CPU');
-      }
-      log.warn('ASR: sherpa-onnx has no CUDA libraries installed, running Whisper on CPU', { requested: 'cuda' });
-      provider = 'cpu';
+      throw new ConfigError('ASR: CUDA was required but sherpa-onnx has no CUDA libraries (the GPU image swaps them in); set S2S_DEVICE=auto to let the machine decide');
     }
     const recognizer = await sherpa.OfflineRecognizer.createAsync({
       featConfig: { sampleRate: SAMPLE_RATE, featureDim: Number(metadata['n_mels']) },
@@ -125,7 +123,8 @@ export async function validateWhisperFiles(config: WhisperAsrConfig): Promise<Re
   return metadata;
 }
 
-function sherpaHasCuda(): boolean {
+/** Whether sherpa-onnx has its CUDA provider library (the GPU image swaps it in). */
+export function sherpaHasCuda(): boolean {
   try {
     const require = createRequire(import.meta.url);
     const dir = dirname(require.resolve('sherpa-onnx-linux-x64/package.json'));

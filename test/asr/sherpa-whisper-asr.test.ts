@@ -20,7 +20,7 @@ let asr: SherpaWhisperAsr;
 
 beforeAll(async () => {
   const files = await tinyWhisperFiles();
-  config = { ...files, provider: 'cpu', allowCpuFallback: false, numThreads: 1 };
+  config = { ...files, provider: 'cpu', numThreads: 1 };
   asr = await SherpaWhisperAsr.load(config, log);
 });
 
@@ -44,14 +44,8 @@ describe('SherpaWhisperAsr on the tiny Whisper model', () => {
     expect(transcript.text).toBe(`${TINY_WHISPER_TRANSCRIPT} ${TINY_WHISPER_TRANSCRIPT} ${TINY_WHISPER_TRANSCRIPT}`);
   });
 
-  it('falls back to CPU, logged once, when CUDA is preferred (S2S_DEVICE=auto) and the npm build has no GPU libraries', async () => {
-    const onCuda = await SherpaWhisperAsr.load({ ...config, provider: 'cuda', allowCpuFallback: true }, log);
-    expect(onCuda.provider).toBe('cpu');
-    expect(lines.filter((l) => l.includes('running Whisper on CPU'))).toHaveLength(1);
-  });
-
   it('fails fast when CUDA is required (S2S_DEVICE=cuda) and the GPU libraries are absent', async () => {
-    await expect(SherpaWhisperAsr.load({ ...config, provider: 'cuda', allowCpuFallback: false }, log)).rejects.toThrow(/CUDA was required but sherpa-onnx has no CUDA libraries/);
+    await expect(SherpaWhisperAsr.load({ ...config, provider: 'cuda' }, log)).rejects.toThrow(/CUDA was required but sherpa-onnx has no CUDA libraries/);
   });
 
   it('names a missing file and how to fetch it', async () => {
@@ -74,7 +68,7 @@ describe('SherpaWhisperAsr on the tiny Whisper model', () => {
       import { Logger } from './src/log/logger.ts';
       const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => {} });
       try {
-        await SherpaWhisperAsr.load({ ...${JSON.stringify(files)}, provider: 'cpu', allowCpuFallback: false, numThreads: 1 }, log);
+        await SherpaWhisperAsr.load({ ...${JSON.stringify(files)}, provider: 'cpu', numThreads: 1 }, log);
         console.log('loaded');
       } catch (error) { console.log('refused: ' + error.message); }
     `;

@@ -1,32 +1,51 @@
 /**
  * The model builder against a fake Hugging Face Hub on loopback: the whole `npm run models` run,
- * resume after an interrupted transfer, a bad checksum, a 404, a gated repo, and `--check`.
+ * resume after an interrupted transfer, a bad checksum, a 404, a gated repo, and `--check`. The
+ * tokenizer VibeVoice loads by name is read back from the HF cache the way huggingface_hub does offline.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fetchFile, listRemoteFiles, readManifest } from '../../builder/hub-download.js';
-import { ASR_REPO, LLM_REPO, TTS_REPO, TTS_TOKENIZER_REPO } from '../../builder/model-sources.js';
-import { FAKE_COMMIT, FakeHubDouble } from '../doubles/fake-hub-double.js';
+import { fetchFile, fetchIntoHfCache, listRemoteFiles, readManifest } from '../../builder/hub-download.js';
+import { ASR_REPO, LLM_REPO, TTS_REPO, TTS_TOKENIZER_FALLBACK, TTS_TOKENIZER_PATHS } from '../../builder/model-sources.js';
+import { FakeHubDouble } from '../doubles/fake-hub-double.js';
+import { lookUpOffline } from '../helpers/hf-cache-offline.js';
 
 let hub: FakeHubDouble;
 let dir: string;
+
+/** The tokenizer repo the fake VibeVoice model's preprocessor_config.json names. */
+const NAMED_TOKENIZER = 'Qwen/Qwen2.5-0.5B';
 
 function fillHub(h: FakeHubDouble) {
   h.addFile(ASR_REPO, 'small.en-encoder.int8.onnx', { content: randomBytes(40_000), lfs: true });
   h.addFile(ASR_REPO, 'small.en-decoder.int8.onnx', { content: randomBytes(30_000), lfs: true });
   h.addFile(ASR_REPO, 'small.en-tokens.txt', { content: Buffer.from('PHx... 0\n'.repeat(100)) });
   h.addFile(ASR_REPO, 'small.en-encoder.onnx', { content: randomBytes(10), lfs: true });
+  h.addFile(ASR_REPO, 'small.en-decoder.onnx', { content: randomBytes(20), lfs: true });
+  h.addFile(ASR_REPO, 'small.en-encoder.fp16.onnx', { content: randomBytes(5), lfs: true });
   h.addFile(LLM_REPO, 'qwen2.5-1.5b-instruct-q4_k_m.gguf', { content: randomBytes(200_000), lfs: true });
   h.addFile(LLM_REPO, 'qwen2.5-1.5b-instruct-q8_0.gguf', { content: randomBytes(1_000), lfs: true });
   h.addFile(TTS_REPO, 'config.json', { content: Buffer.from('{"model_type":"vibevoice_streaming"}') });
   h.addFile(TTS_REPO, 'model.safetensors', { content: randomBytes(120_000), lfs: true });
   h.addFile(TTS_REPO, 'README.md', { content: Buffer.from('# docs') });
-  for (const name of ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'config.json']) {
-    h.addFile(TTS_TOKENIZER_REPO, name, { content: Buffer.from(`{"${name}": true}`) });
+  h.addFile(TTS_REPO, 'preprocessor_config.json', { content: Buffer.from(JSON.stringify({ speech_tok_compress_ratio: 3200, language_model_pretrained_name: NAMED_TOKENIZER })) });
+  for (const repo of [NAMED_TOKENIZER, TTS_TOKENIZER_FALLBACK]) {
+    for (const name of TTS_TOKENIZER_PATHS) h.addFile(repo, name, { content: Buffer.from(`{"${repo}/${name}": true}`) });
+  }
+}
+
+const hfCache = () => join(dir, 'hf-home', 'hub');
+
+/** Every tokenizer file resolves offline (refs -> snapshot -> file) to the hub's content. */
+async function expectTokenizerOffline(repo: string) {
+  for (const name of TTS_TOKENIZER_PATHS) {
+    const found = lookUpOffline(hfCache(), repo, 'main', name);
+    expect(found, `${repo}/${name} offline`).not.toBeNull();
+    expect((await readFile(found!)).equals(hub.repos.get(repo)!.get(name)!.content), name).toBe(true);
   }
 }
 
@@ -58,20 +77,33 @@ describe('npm run models against a fake hub', () => {
     const gguf = await readFile(join(dir, 'llm', 'qwen2.5-1.5b-instruct-q4_k_m.gguf'));
     expect(gguf.equals(hub.repos.get(LLM_REPO)!.get('qwen2.5-1.5b-instruct-q4_k_m.gguf')!.content)).toBe(true);
     expect((await stat(join(dir, 'asr', 'sherpa-onnx-whisper-small.en', 'small.en-tokens.txt'))).size).toBe(900);
-    expect(await readdir(join(dir, 'tts', 'VibeVoice-Realtime-0.5B'))).toEqual(['config.json', 'model.safetensors']);
-    // The tokenizer VibeVoice loads by name is in the HF cache layout.
-    const snapshot = join(dir, 'hf-home', 'hub', 'models--Qwen--Qwen2.5-0.5B', 'snapshots', FAKE_COMMIT);
-    expect((await readdir(snapshot)).sort()).toEqual(['config.json', 'merges.txt', 'tokenizer.json', 'tokenizer_config.json', 'vocab.json']);
+    expect((await readdir(join(dir, 'tts', 'VibeVoice-Realtime-0.5B'))).sort()).toEqual(['config.json', 'model.safetensors', 'preprocessor_config.json']);
+    // The tokenizer VibeVoice loads by name (the one its preprocessor_config.json names) resolves
+    // with the hub offline, through refs/main, in one snapshot: the repo's head commit.
+    await expectTokenizerOffline(NAMED_TOKENIZER);
+    const repoCache = join(hfCache(), 'models--Qwen--Qwen2.5-0.5B');
+    expect(await readFile(join(repoCache, 'refs', 'main'), 'utf8')).toBe(hub.headCommit(NAMED_TOKENIZER));
+    expect(await readdir(join(repoCache, 'snapshots'))).toEqual([hub.headCommit(NAMED_TOKENIZER)]);
+    await expect(stat(join(hfCache(), 'models--Qwen--Qwen2.5-1.5B'))).rejects.toThrow();
+    // Every file was fetched at the head commit, whatever its own last commit.
+    const fileReads = hub.requests.filter((r) => r.path.includes('/resolve/'));
+    expect(fileReads.length).toBeGreaterThan(0);
+    expect(fileReads.filter((r) => r.path.includes('/resolve/main/'))).toEqual([]);
     const manifest = await readManifest(dir);
+    // Whisper in both precisions (fp32 for CUDA, int8 for CPU), nothing else of its repo.
     expect(Object.keys(manifest.files).sort()).toEqual([
       'asr/sherpa-onnx-whisper-small.en/small.en-decoder.int8.onnx',
+      'asr/sherpa-onnx-whisper-small.en/small.en-decoder.onnx',
       'asr/sherpa-onnx-whisper-small.en/small.en-encoder.int8.onnx',
+      'asr/sherpa-onnx-whisper-small.en/small.en-encoder.onnx',
       'asr/sherpa-onnx-whisper-small.en/small.en-tokens.txt',
       'llm/qwen2.5-1.5b-instruct-q4_k_m.gguf',
       'tts/VibeVoice-Realtime-0.5B/config.json',
       'tts/VibeVoice-Realtime-0.5B/model.safetensors',
+      'tts/VibeVoice-Realtime-0.5B/preprocessor_config.json',
     ]);
     expect(manifest.files['llm/qwen2.5-1.5b-instruct-q4_k_m.gguf']!.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(manifest.files['llm/qwen2.5-1.5b-instruct-q4_k_m.gguf']!.revision).toBe(hub.headCommit(LLM_REPO));
 
     // A second run finds everything in place and transfers nothing.
     const transfersBefore = hub.requests.filter((r) => r.path.includes('/resolve/') && r.range !== 'bytes=0-0').length;
@@ -79,13 +111,31 @@ describe('npm run models against a fake hub', () => {
     const transfersAfter = hub.requests.filter((r) => r.path.includes('/resolve/') && r.range !== 'bytes=0-0' && !r.path.includes('Qwen2.5-0.5B')).length;
     expect(transfersAfter).toBeLessThanOrEqual(transfersBefore);
     expect((await runBuilder(['--check'])).code).toBe(0);
+
+    // --check looks the tokenizer up as huggingface_hub does offline: without refs/main it is missing.
+    await rm(join(repoCache, 'refs', 'main'));
+    const broken = await runBuilder(['--check']);
+    expect(broken.code).toBe(1);
+    expect(broken.out).toMatch(/missing {2}Qwen\/Qwen2\.5-0\.5B@main in the HF cache/);
+  }, 60_000);
+
+  it('caches the fallback tokenizer (Qwen/Qwen2.5-1.5B) when preprocessor_config.json names none, as VibeVoice does', async () => {
+    hub.addFile(TTS_REPO, 'preprocessor_config.json', { content: Buffer.from(JSON.stringify({ speech_tok_compress_ratio: 3200 })) });
+    const result = await runBuilder([]);
+    expect(result.code, result.out).toBe(0);
+    await expectTokenizerOffline(TTS_TOKENIZER_FALLBACK);
+    await expect(stat(join(hfCache(), 'models--Qwen--Qwen2.5-0.5B'))).rejects.toThrow();
   }, 60_000);
 
   it('--check on an empty folder lists exactly what is missing and exits non-zero', async () => {
     const result = await runBuilder(['--check']);
     expect(result.code).toBe(1);
     const missing = result.out.split('\n').filter((l) => l.trim().startsWith('missing'));
-    expect(missing).toHaveLength(5);
+    // 5 Whisper files (both precisions, one tokens file), the GGUF, the VibeVoice model, and the
+    // tokenizer's ref in the HF cache.
+    expect(missing).toHaveLength(8);
+    const int8Only = await runBuilder(['--check', '--asr-precision', 'int8']);
+    expect(int8Only.out.split('\n').filter((l) => l.trim().startsWith('missing'))).toHaveLength(6);
     expect(result.out).toContain('small.en-encoder.int8.onnx');
     expect(result.out).toContain('qwen2.5-1.5b-instruct-q4_k_m.gguf');
     expect(result.out).toContain('VibeVoice-Realtime-0.5B/config.json');
@@ -112,6 +162,22 @@ describe('npm run models against a fake hub', () => {
 
 describe('file transfers', () => {
   const options = () => ({ hubUrl: hub.url, attempts: 4 });
+
+  it('the HF cache resolves offline although each file was last changed in a different commit', async () => {
+    const commits = new Set(TTS_TOKENIZER_PATHS.map((name) => hub.lastCommit(NAMED_TOKENIZER, name)));
+    expect(commits.size).toBe(TTS_TOKENIZER_PATHS.length);
+    await fetchIntoHfCache(NAMED_TOKENIZER, 'main', TTS_TOKENIZER_PATHS, hfCache(), options());
+    await expectTokenizerOffline(NAMED_TOKENIZER);
+    // A second run finds the snapshot complete and rewrites the same ref.
+    await fetchIntoHfCache(NAMED_TOKENIZER, 'main', TTS_TOKENIZER_PATHS, hfCache(), options());
+    await expectTokenizerOffline(NAMED_TOKENIZER);
+  });
+
+  it('an unknown revision is a clear error', async () => {
+    await expect(fetchIntoHfCache(NAMED_TOKENIZER, 'v9', TTS_TOKENIZER_PATHS, hfCache(), options())).rejects.toThrow(
+      /Qwen\/Qwen2\.5-0\.5B@v9: could not resolve the revision to a commit/,
+    );
+  });
 
   it('resumes an interrupted transfer from where it stopped', async () => {
     const [file] = await listRemoteFiles(LLM_REPO, 'main', options(), ['qwen2.5-1.5b-instruct-q4_k_m.gguf']);

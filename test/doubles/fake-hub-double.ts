@@ -1,8 +1,11 @@
 /**
  * A fake Hugging Face Hub on loopback for the model builder's tests: the listing APIs
  * (`/api/models/<repo>/tree/<rev>`, `/api/models/<repo>/paths-info/<rev>`) and ranged file reads
- * (`/<repo>/resolve/<rev>/<path>`) that @huggingface/hub uses, serving small files. Faults on demand:
- * cut a transfer after N bytes, serve corrupted bytes, 404, and repos that need a token.
+ * (`/<repo>/resolve/<rev>/<path>`) and the revision info (`/api/models/<repo>/revision/<rev>`) that
+ * @huggingface/hub uses, serving small files. As on the real hub, a repo's head commit differs from
+ * the last commit that touched each file (which is what the listings report per file). A revision is
+ * `main` or the head commit; anything else is a 404. Faults on demand: cut a transfer after N bytes,
+ * serve corrupted bytes, 404, and repos that need a token.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -21,7 +24,7 @@ export interface FakeHubRequest {
   authorization: string | null;
 }
 
-export const FAKE_COMMIT = 'c0ffee0000000000000000000000000000000001';
+const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
 
 export class FakeHubDouble {
   readonly requests: FakeHubRequest[] = [];
@@ -61,12 +64,22 @@ export class FakeHubDouble {
     this.repos.get(repo)!.set(path, file);
   }
 
+  /** The commit `main` points to: newer than every file's last commit. */
+  headCommit(repo: string): string {
+    return sha1(`head of ${repo}`);
+  }
+
+  /** The last commit that touched a file: a different one for every file. */
+  lastCommit(repo: string, path: string): string {
+    return sha1(`last change of ${repo}/${path}`);
+  }
+
   async close(): Promise<void> {
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 
-  #info(path: string, file: FakeFile) {
+  #info(repo: string, path: string, file: FakeFile) {
     const gitSha1 = createHash('sha1').update(`blob ${file.content.length}\0`).update(file.content).digest('hex');
     const sha256 = createHash('sha256').update(file.content).digest('hex');
     return {
@@ -75,7 +88,7 @@ export class FakeHubDouble {
       size: file.lfs ? 134 : file.content.length,
       oid: gitSha1,
       ...(file.lfs ? { lfs: { oid: sha256, size: file.content.length, pointerSize: 134 } } : {}),
-      lastCommit: { id: FAKE_COMMIT, title: 'upload', date: '2026-01-01T00:00:00.000Z' },
+      lastCommit: { id: this.lastCommit(repo, path), title: `update ${path}`, date: '2026-01-01T00:00:00.000Z' },
     };
   }
 
@@ -83,7 +96,7 @@ export class FakeHubDouble {
     const json = (status: number, value: unknown, extra: Record<string, string> = {}): void => {
       res.writeHead(status, { 'content-type': 'application/json', ...extra }).end(JSON.stringify(value));
     };
-    const api = /^\/api\/models\/([^/]+\/[^/]+)\/(tree|paths-info)\/([^/]+)/.exec(path);
+    const api = /^\/api\/models\/([^/]+\/[^/]+)\/(tree|paths-info|revision)\/([^/]+)/.exec(path);
     const resolve = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     const repoName = api?.[1] ?? resolve?.[1];
     const repo = repoName ? this.repos.get(repoName) : undefined;
@@ -91,10 +104,15 @@ export class FakeHubDouble {
     const token = this.gated.get(repoName);
     if (token && headers.authorization !== `Bearer ${token}`) return json(401, { error: 'Access to this repository is restricted' });
 
-    if (api?.[2] === 'tree' && method === 'GET') return json(200, [...repo].map(([p, f]) => this.#info(p, f)));
+    const revision = api?.[3] ?? resolve?.[2];
+    const head = this.headCommit(repoName);
+    if (revision !== 'main' && revision !== head) return json(404, { error: `Invalid rev id: ${revision}` }, { 'x-error-code': 'RevisionNotFound' });
+
+    if (api?.[2] === 'revision' && method === 'GET') return json(200, { _id: sha1(repoName).slice(0, 24), id: repoName, sha: head, private: false, downloads: 0, likes: 0 });
+    if (api?.[2] === 'tree' && method === 'GET') return json(200, [...repo].map(([p, f]) => this.#info(repoName, p, f)));
     if (api?.[2] === 'paths-info' && method === 'POST') {
       const { paths } = JSON.parse(body || '{}') as { paths?: string[] };
-      return json(200, (paths ?? []).flatMap((p) => (repo.has(p) ? [this.#info(p, repo.get(p)!)] : [])));
+      return json(200, (paths ?? []).flatMap((p) => (repo.has(p) ? [this.#info(repoName, p, repo.get(p)!)] : [])));
     }
     if (resolve && (method === 'GET' || method === 'HEAD')) {
       const filePath = resolve[3]!;
@@ -103,9 +121,9 @@ export class FakeHubDouble {
       const key = `${repoName}/${filePath}`;
       let content = file.content;
       if (this.corrupt.has(key)) content = Buffer.from(content.map((b) => b ^ 0xff));
-      const info = this.#info(filePath, file);
+      const info = this.#info(repoName, filePath, file);
       const etag = `"${info.lfs?.oid ?? info.oid}"`;
-      const common = { etag, 'x-repo-commit': FAKE_COMMIT, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
+      const common = { etag, 'x-repo-commit': head, 'accept-ranges': 'bytes', 'content-type': 'application/octet-stream' };
       const range = /^bytes=(\d+)-(\d*)$/.exec(String(headers.range ?? ''));
       let start = 0;
       let end = content.length - 1;

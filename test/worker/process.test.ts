@@ -115,7 +115,9 @@ describe('worker process', () => {
   it('a missing model stops start-up at once, naming the file and the command that fetches it', async () => {
     const run = spawnNode(['dist/handler.mjs'], { S2S_PROFILE: 'production', S2S_MODELS_DIR: '/nonexistent/models', S2S_TTS_COMMAND: '["true"]' });
     expect(await run.exited).toBe(1);
-    expect(run.output().stderr).toMatch(/ASR encoder file is missing: \/nonexistent\/models\/asr\/sherpa-onnx-whisper-small\.en\/small\.en-encoder\.int8\.onnx \(fetch them with: npm run models\)/);
+    // Production defaults to CUDA, so to the fp32 Whisper export.
+    expect(run.output().stderr).toMatch(/ASR encoder file is missing: \/nonexistent\/models\/asr\/sherpa-onnx-whisper-small\.en\/small\.en-encoder\.onnx \(fetch them with: npm run models\)/);
+    expect(run.output().stderr).toMatch(/devices llm_tts=cuda asr=cuda asr_precision=fp32 why=S2S_DEVICE=cuda/);
     expect(run.output().stderr).toMatch(/LLM model file is missing: .*qwen2\.5-1\.5b-instruct-q4_k_m\.gguf/);
   });
 
