@@ -17,7 +17,7 @@ export interface S2sHandler extends HandlerDefinition {
   engines: Engines;
   config: PipelineConfig;
   /**
-   * Serves live sessions on `/ws` of an HTTP server that exists already (the local API, the
+   * Serves live sessions on `/ws` and `/v1/realtime` of an HTTP server that exists already (the local API, the
    * load-balancing server) instead of a port of their own. With `standingToken`, every client
    * that presents it gets a new session (load-balancing endpoints).
    */
@@ -43,9 +43,9 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
       if (url) publicUrl = url;
       const attached = SessionServer.attach(server, log);
       if (standingToken) {
-        attached.setStandingToken(standingToken, (ws) => {
+        attached.setStandingToken(standingToken, (ws, connection) => {
           // A session that cannot start has told its client why and closed (and logged it).
-          runLiveSession(ws, engines, config, {}, log, new AbortController().signal).catch(() => undefined);
+          runLiveSession(ws, connection, engines, config, {}, log, new AbortController().signal).catch(() => undefined);
         });
       }
       sessions = Promise.resolve(attached);

@@ -1,7 +1,8 @@
 /**
  * A session job: opens a live WebSocket session on the worker's exposed port and stays
- * IN_PROGRESS while the client is connected. Its first stream chunk (and a progress update) is
- * `{"type":"session","url","token",...}`; it ends with `done` when the client leaves, the session
+ * IN_PROGRESS while the client is connected, in our protocol (`url`) or the OpenAI Realtime API
+ * (`realtime_url`). Its first stream chunk (and a progress update) is
+ * `{"type":"session","url","realtime_url","token",...}`; it ends with `done` when the client leaves, the session
  * idles out, or job-stop arrives (client cancel, TTL, execution timeout).
  */
 import { randomBytes } from 'node:crypto';
@@ -12,14 +13,16 @@ import type { Engines } from '../src/pipeline/engines.js';
 import { LiveSession, type LiveSessionOptions, type SessionSummary } from '../src/session/live-session.js';
 import { SESSION_INPUT_SAMPLE_RATE, SESSION_OUTPUT_SAMPLE_RATE } from '../src/session/protocol.js';
 import { billedFigures } from '../src/session/session-core.js';
-import type { SessionServer } from '../src/session/session-server.js';
+import type { Connection, SessionServer } from '../src/session/session-server.js';
+import { RealtimeSession, realtimeErrorEvent } from '../src/session/realtime/realtime-session.js';
 import { checkedEndpointerOverrides, type SessionJobInput } from './job-input.js';
 import type { DoneEvent } from '../src/pipeline/events.js';
 import type { PipelineConfig } from './pipeline-config.js';
 import { sleep, whenAborted } from './runtime/abort.js';
 
 export type SessionJobEvent =
-  | { type: 'session'; url: string; token: string; expires_in_s: number; sample_rate_in: number; sample_rate_out: number; format: 'pcm16' }
+  /** `url` is our protocol's WebSocket; `realtime_url` the base URL of the OpenAI Realtime API on the same port (`<realtime_url>/realtime`). */
+  | { type: 'session'; url: string; realtime_url: string; token: string; expires_in_s: number; sample_rate_in: number; sample_rate_out: number; format: 'pcm16' }
   /** The bill of a turn job's `done`, and why the session ended. */
   | (DoneEvent & { reason: SessionSummary['reason'] });
 
@@ -44,12 +47,13 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
 }
 
 /**
- * Runs one live session on an accepted socket. A session that cannot start (every LLM
- * conversation slot in use, say) tells the client why and closes the socket before it rejects,
- * and frees what it had opened.
+ * Runs one live session on an accepted socket, in the wire protocol it connected with. A session
+ * that cannot start (every LLM conversation slot in use, say) tells the client why, in its
+ * protocol, and closes the socket before it rejects, and frees what it had opened.
  */
 export async function runLiveSession(
   ws: WebSocket,
+  connection: Connection,
   engines: Engines,
   config: PipelineConfig,
   input: Partial<SessionJobInput>,
@@ -57,26 +61,36 @@ export async function runLiveSession(
   signal: AbortSignal,
   shutdown?: AbortSignal,
 ): Promise<SessionSummary> {
-  let session: LiveSession;
+  let session: { run(): Promise<SessionSummary> };
   try {
     const options = sessionOptions(config, input, engines.tts.voices);
-    const conversation = await engines.llm.openConversation({ systemPrompt: input.system_prompt ?? config.jobs.systemPrompt, history: input.history });
+    const systemPrompt = input.system_prompt ?? config.jobs.systemPrompt;
+    const conversation = await engines.llm.openConversation({ systemPrompt, history: input.history });
     try {
-      session = new LiveSession(ws, engines, conversation, options, log, signal, shutdown);
+      session =
+        connection.protocol === 'native'
+          ? new LiveSession(ws, engines, conversation, options, log, signal, shutdown)
+          : await RealtimeSession.open(ws, engines, conversation, { ...options, instructions: systemPrompt, model: connection.url.searchParams.get('model') ?? 'gpt-realtime' }, log, signal, shutdown);
     } catch (error) {
       conversation.dispose();
       throw error;
     }
   } catch (error) {
     const message = errorMessage(error);
+    const code = error instanceof S2sError ? error.code : 'SESSION_FAILED';
     log.error('live session failed to start', { error: message });
     if (ws.readyState === ws.OPEN) {
-      ws.send(JSON.stringify({ type: 'error', code: error instanceof S2sError ? error.code : 'SESSION_FAILED', message }));
+      ws.send(JSON.stringify(connection.protocol === 'native' ? { type: 'error', code, message } : realtimeErrorEvent('server_error', code.toLowerCase(), message)));
       ws.close(1011, 'session failed to start');
     }
     throw error;
   }
   return session.run();
+}
+
+/** The `.../v1` base a Realtime client passes as its baseURL, for a session URL ending in `/ws`. */
+export function realtimeBaseUrl(sessionUrl: string): string {
+  return sessionUrl.replace(/\/ws$/, '/v1');
 }
 
 export async function* runSessionJob(
@@ -91,12 +105,13 @@ export async function* runSessionJob(
   const started = performance.now();
   sessionOptions(config, input, engines.tts.voices); // refuse bad settings before a client is invited
   const token = randomBytes(24).toString('base64url');
-  let accept!: (ws: WebSocket) => void;
-  const connected = new Promise<WebSocket>((resolve) => (accept = resolve));
-  const withdraw = sessions.register(token, (ws) => accept(ws), config.sessions.connectTimeoutMs);
+  let accept!: (client: { ws: WebSocket; connection: Connection }) => void;
+  const connected = new Promise<{ ws: WebSocket; connection: Connection }>((resolve) => (accept = resolve));
+  const withdraw = sessions.register(token, (ws, connection) => accept({ ws, connection }), config.sessions.connectTimeoutMs);
   const invitation: SessionJobEvent = {
     type: 'session',
     url: publicUrl,
+    realtime_url: realtimeBaseUrl(publicUrl),
     token,
     expires_in_s: Math.round(config.sessions.connectTimeoutMs / 1000),
     sample_rate_in: SESSION_INPUT_SAMPLE_RATE,
@@ -120,7 +135,7 @@ export async function* runSessionJob(
   withdraw();
   if (waited === 'stopped') return;
   if (waited === 'timeout') throw new S2sError('SESSION_NOT_JOINED', `no client connected within ${config.sessions.connectTimeoutMs} ms`);
-  const summary = await runLiveSession(waited, engines, config, input, job.log, signal, job.shutdown);
+  const summary = await runLiveSession(waited.ws, waited.connection, engines, config, input, job.log, signal, job.shutdown);
   yield {
     type: 'done',
     reason: summary.reason,

@@ -388,6 +388,7 @@ export class SessionCore {
     }
     const added: ConversationItem = { id, role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
     this.#items.splice(at, 0, added);
+    if (item.role === 'user') this.#turns++;
     if (item.role === 'user' && at === this.#items.length - 1) this.#pendingInput.push(id);
     else this.#historyDirty = true;
     this.#emit({ type: 'item_added', item: added, previousItemId: this.#items[at - 1]?.id ?? null });

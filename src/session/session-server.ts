@@ -1,9 +1,13 @@
 /**
- * Accepts live-session WebSockets on `/ws`, on its own port (session jobs: the exposed TCP port) or on
- * an HTTP server that already exists (the load-balancing server, the local API). A client proves who
- * it is with a token in the URL (`/ws?token=...`) or, since browsers cannot set headers on a
- * WebSocket, in a first message `{"type":"auth","token":"..."}`. Dead connections are dropped by a
- * ping/pong heartbeat.
+ * Accepts live-session WebSockets on `/ws` (our protocol) and `/v1/realtime` (the OpenAI Realtime
+ * API), on its own port (session jobs: the exposed TCP port) or on an HTTP server that already
+ * exists (the load-balancing server, the local API).
+ *
+ * On `/ws` a client proves who it is with a token in the URL (`/ws?token=...`) or, since browsers
+ * cannot set headers on a WebSocket, in a first message `{"type":"auth","token":"..."}`. On
+ * `/v1/realtime` the token comes as the clients send their API key: `Authorization: Bearer`, the
+ * subprotocol `openai-insecure-api-key.<token>` (browsers), or `?token=`; a wrong or missing one is
+ * refused with HTTP 401 before the upgrade. Dead connections are dropped by a ping/pong heartbeat.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -12,17 +16,34 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage, type Logger } from '../log/logger.js';
 import { MAX_AUDIO_FRAME_BYTES } from './protocol.js';
+import { REALTIME_MAX_PAYLOAD_BYTES } from './realtime/realtime-session.js';
+
+export const REALTIME_PATH = '/v1/realtime';
+const API_KEY_SUBPROTOCOL = 'openai-insecure-api-key.';
 
 const AUTH_TIMEOUT_MS = 5_000;
 const HEARTBEAT_MS = 15_000;
 /** WebSocket close codes in the application range. */
 export const CLOSE_UNAUTHORIZED = 4401;
 
-type OnConnect = (ws: WebSocket) => void;
+/** Which wire protocol a connection speaks, and the URL it asked for (query parameters such as `model`). */
+export interface Connection {
+  protocol: 'native' | 'realtime';
+  url: URL;
+}
+
+type OnConnect = (ws: WebSocket, connection: Connection) => void;
 
 export class SessionServer {
   readonly #log: Logger;
   readonly #wss = new WebSocketServer({ noServer: true, maxPayload: MAX_AUDIO_FRAME_BYTES * 2, perMessageDeflate: false });
+  /** Realtime events carry base64 audio and are larger; `realtime` is selected only when offered (a `ws` client aborts otherwise). */
+  readonly #realtimeWss = new WebSocketServer({
+    noServer: true,
+    maxPayload: REALTIME_MAX_PAYLOAD_BYTES,
+    perMessageDeflate: false,
+    handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : ([...offered].find((p) => !p.startsWith(API_KEY_SUBPROTOCOL)) ?? false)),
+  });
   /** One-use tokens of session jobs. */
   readonly #tokens = new Map<string, { onConnect: OnConnect; timer: NodeJS.Timeout }>();
   /** A standing token (load-balancing endpoints): every connection with it opens a new session. */
@@ -34,7 +55,7 @@ export class SessionServer {
   private constructor(log: Logger) {
     this.#log = log;
     this.#heartbeat = setInterval(() => {
-      for (const ws of this.#wss.clients) {
+      for (const ws of [...this.#wss.clients, ...this.#realtimeWss.clients]) {
         if (!this.#alive.has(ws)) {
           ws.terminate();
           continue;
@@ -86,7 +107,7 @@ export class SessionServer {
   async close(): Promise<void> {
     clearInterval(this.#heartbeat);
     for (const { timer } of this.#tokens.values()) clearTimeout(timer);
-    for (const ws of this.#wss.clients) ws.terminate();
+    for (const ws of [...this.#wss.clients, ...this.#realtimeWss.clients]) ws.terminate();
     if (this.#ownServer) {
       this.#ownServer.closeAllConnections();
       await new Promise<void>((resolve) => this.#ownServer!.close(() => resolve()));
@@ -109,22 +130,25 @@ export class SessionServer {
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = new URL(req.url ?? '/', 'http://session');
-    if (url.pathname !== '/ws') return; // another upgrade handler may own this path
-    const token = url.searchParams.get('token');
-    const onConnect = token ? this.#claim(token) : null;
-    if (token && !onConnect) {
-      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\r\n{"error":"unknown or expired session token"}');
-      return;
-    }
+    if (url.pathname !== '/ws' && url.pathname !== REALTIME_PATH) return; // another upgrade handler may own this path
     // A protocol violation (oversized frame, invalid UTF-8, bad opcode) makes `ws` emit 'error' on
     // the socket or the connection; with no listener Node would throw and take the whole worker down.
     socket.on('error', (error) => this.#log.warn('session connection error', { error: error.message }));
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+    const realtime = url.pathname === REALTIME_PATH;
+    const token = realtime ? realtimeToken(req, url) : url.searchParams.get('token');
+    const onConnect = token ? this.#claim(token) : null;
+    if ((token || realtime) && !onConnect) {
+      const why = token ? 'unknown or expired session token' : 'missing token: send it as Authorization: Bearer <token>, as the subprotocol openai-insecure-api-key.<token>, or as ?token=';
+      socket.end(`HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: why })}`);
+      return;
+    }
+    const connection: Connection = { protocol: realtime ? 'realtime' : 'native', url };
+    (realtime ? this.#realtimeWss : this.#wss).handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', (error) => this.#log.warn('session socket error', { error: error.message }));
       this.#alive.add(ws);
       ws.on('pong', () => this.#alive.add(ws));
       if (onConnect) {
-        this.#open(ws, onConnect);
+        this.#open(ws, onConnect, connection);
         return;
       }
       // No token in the URL: the first message must carry it.
@@ -145,15 +169,15 @@ export class SessionServer {
           ws.close(CLOSE_UNAUTHORIZED, 'unauthorized');
           return;
         }
-        this.#open(ws, claimed);
+        this.#open(ws, claimed, connection);
       });
     });
   }
 
   /** Hands an authenticated socket to its session; a session that fails to open closes the socket, not the worker. */
-  #open(ws: WebSocket, onConnect: OnConnect): void {
+  #open(ws: WebSocket, onConnect: OnConnect, connection: Connection): void {
     try {
-      onConnect(ws);
+      onConnect(ws, connection);
     } catch (error) {
       const message = errorMessage(error);
       this.#log.error('session failed to open', { error: message });
@@ -163,4 +187,14 @@ export class SessionServer {
       }
     }
   }
+}
+
+/** A Realtime client's token: its API key as a bearer token, a browser's key subprotocol, or `?token=`. */
+function realtimeToken(req: IncomingMessage, url: URL): string | null {
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+  if (bearer) return bearer;
+  const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
+  const key = offered.find((p) => p.startsWith(API_KEY_SUBPROTOCOL))?.slice(API_KEY_SUBPROTOCOL.length);
+  if (key) return key;
+  return url.searchParams.get('token');
 }

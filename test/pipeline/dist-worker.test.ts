@@ -17,6 +17,7 @@ import { makeUtterance, wavOf } from '../fixtures/speech.js';
 import { expectNothingPostedAfterStop, waitFor } from '../helpers/harness.js';
 import { sdkEndpoint, type SdkEndpoint } from '../helpers/sdk.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
+import { RealtimeTestClient } from '../helpers/realtime-client.js';
 import { SessionClient } from '../helpers/session-client.js';
 import { freePort } from '../helpers/tts-sidecar.js';
 
@@ -191,6 +192,25 @@ describe('dist/handler.mjs on the test profile through runpod-sdk', () => {
     expect((await endpoint.status(id)).status).toBe('COMPLETED');
     // The token was for one connection only.
     await expect(SessionClient.connect(`${invitation['url'] as string}?token=${invitation['token'] as string}`)).rejects.toThrow(/401/);
+  }, 60_000);
+
+  it("a session job's realtime_url serves the OpenAI Realtime API with the job's token; done carries the bill", async () => {
+    const { id } = await endpoint.run({ input: { mode: 'session' } });
+    const stream = endpoint.stream(id)[Symbol.asyncIterator]();
+    const invitation = (await stream.next()).value!.output as Event;
+    expect(invitation['realtime_url']).toBe((invitation['url'] as string).replace(/\/ws$/, '/v1'));
+    const client = await RealtimeTestClient.connect(`${invitation['realtime_url'] as string}/realtime?model=gpt-realtime`, { token: invitation['token'] as string });
+    await client.waitFor('session.created');
+    client.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello there.' }] } });
+    client.send({ type: 'response.create' });
+    const done = await client.waitFor('response.done', 30_000);
+    expect(done['response']).toMatchObject({ status: 'completed' });
+    expect(client.of('response.output_audio.delta').length).toBeGreaterThan(0);
+    client.ws.close();
+    const rest: Event[] = [];
+    for (let next = await stream.next(); !next.done; next = await stream.next()) rest.push(next.value.output as Event);
+    expect(rest).toEqual([expect.objectContaining({ type: 'done', reason: 'client_left', turns: 1 })]);
+    expect((rest[0]!['llm_tokens_out'] as number) > 0 && (rest[0]!['audio_out_s'] as number) > 0).toBe(true);
   }, 60_000);
 
   it('cancelling a session job ends its live session', async () => {
