@@ -39,7 +39,11 @@ const envSchema = z.object({
   S2S_TEMPERATURE: num(0.7, 0, 2),
   S2S_SYSTEM_PROMPT: z.string().min(1).default(SPOKEN_SYSTEM_PROMPT),
   S2S_ASR_THREADS: int(2, 1, 32),
-  S2S_ENDPOINT_MS: int(250, 32, 5_000),
+  /** Endpoint silence with no cue from the transcript; adaptive endpointing moves it between MIN and MAX. */
+  S2S_ENDPOINT_MS: int(400, 32, 5_000),
+  S2S_ADAPTIVE_ENDPOINT: bool(true),
+  S2S_ENDPOINT_MIN_MS: int(200, 32, 5_000),
+  S2S_ENDPOINT_MAX_MS: int(900, 32, 5_000),
   S2S_VAD_ACTIVATION: num(0.5, 0, 1),
   S2S_VAD_RELEASE: num(0.35, 0, 1),
   S2S_MIN_SPEECH_MS: int(150, 0, 5_000),
@@ -126,6 +130,9 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
   if (e.S2S_VAD_RELEASE > e.S2S_VAD_ACTIVATION) {
     throw new ConfigError(`S2S_VAD_RELEASE (${e.S2S_VAD_RELEASE}) must not exceed S2S_VAD_ACTIVATION (${e.S2S_VAD_ACTIVATION})`);
   }
+  if (e.S2S_ENDPOINT_MIN_MS > e.S2S_ENDPOINT_MAX_MS) {
+    throw new ConfigError(`S2S_ENDPOINT_MIN_MS (${e.S2S_ENDPOINT_MIN_MS}) must not exceed S2S_ENDPOINT_MAX_MS (${e.S2S_ENDPOINT_MAX_MS})`);
+  }
   let command: string[];
   if (e.S2S_TTS_COMMAND) {
     const list = z.array(z.string().min(1)).min(1).safeParse(safeJson(e.S2S_TTS_COMMAND));
@@ -164,6 +171,9 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
           releaseThreshold: e.S2S_VAD_RELEASE,
           minSpeechMs: e.S2S_MIN_SPEECH_MS,
           endpointMs: e.S2S_ENDPOINT_MS,
+          adaptive: e.S2S_ADAPTIVE_ENDPOINT,
+          minEndpointMs: e.S2S_ENDPOINT_MIN_MS,
+          maxEndpointMs: e.S2S_ENDPOINT_MAX_MS,
           preRollMs: e.S2S_PRE_ROLL_MS,
           maxUtteranceMs: e.S2S_MAX_UTTERANCE_MS,
         },
