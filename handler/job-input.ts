@@ -56,6 +56,8 @@ const conversationFields = {
   max_response_tokens: z.number().int().min(1).max(2_048).optional(),
   temperature: z.number().min(0).max(2).optional(),
   vad: vadOverridesSchema.optional(),
+  /** Answer during the endpoint wait: full (LLM and TTS), llm (LLM only) or off. */
+  preemption: z.enum(['full', 'llm', 'off']).optional(),
 };
 
 export const turnJobInputSchema = z
@@ -110,6 +112,10 @@ const VAD_FIELDS: Record<keyof EndpointerOptions, string> = {
   releaseThreshold: 'vad.release_threshold',
   minSpeechMs: 'vad.min_speech_ms',
   endpointMs: 'vad.endpoint_ms',
+  adaptive: 'vad.adaptive_endpoint',
+  minEndpointMs: 'vad.min_endpoint_ms',
+  maxEndpointMs: 'vad.max_endpoint_ms',
+  speculateAfterMs: 'vad.speculate_after_ms',
   preRollMs: 'vad.pre_roll_ms',
   maxUtteranceMs: 'vad.max_utterance_ms',
 };

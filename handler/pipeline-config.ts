@@ -13,6 +13,7 @@ import type { ChunkerOptions } from '../src/llm/clause-chunker.js';
 import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
 import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
+import type { PreemptionMode } from '../src/pipeline/preemptive.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
 import { formatIssues } from './config.js';
 
@@ -50,6 +51,8 @@ const envSchema = z.object({
   S2S_PRE_ROLL_MS: int(200, 0, 2_000),
   S2S_MAX_UTTERANCE_MS: int(30_000, 1_000, 120_000),
   S2S_FIRST_CHUNK_MAX_WORDS: int(12, 4, 100),
+  /** Preemptive response: full (LLM and TTS start on the speculative transcript), llm (LLM only), off. */
+  S2S_PREEMPTION: z.enum(['full', 'llm', 'off']).default('full'),
   /** The TTS server command as a JSON array of strings. */
   S2S_TTS_COMMAND: z.string().optional(),
   /** Checkout of microsoft/VibeVoice at the pinned commit (the image puts it here). */
@@ -93,6 +96,7 @@ export interface JobDefaults {
   cfg: number;
   steps: number;
   chunker: Partial<ChunkerOptions>;
+  preemption: PreemptionMode;
 }
 
 export interface SessionConfig {
@@ -219,6 +223,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
       cfg: e.S2S_TTS_CFG,
       steps: e.S2S_TTS_STEPS,
       chunker: { firstChunkMaxWords: e.S2S_FIRST_CHUNK_MAX_WORDS },
+      preemption: e.S2S_PREEMPTION,
     },
     audio: { maxInputMs: e.S2S_MAX_AUDIO_MS, maxInputBytes: e.S2S_MAX_AUDIO_BYTES },
     audioUrl: { maxBytes: e.S2S_MAX_AUDIO_BYTES, timeoutMs: e.S2S_AUDIO_URL_TIMEOUT_MS, allowPrivateAddresses: e.S2S_AUDIO_URL_ALLOW_PRIVATE },

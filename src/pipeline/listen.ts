@@ -195,13 +195,14 @@ export async function listenForTurn(
   asr: Asr,
   samples: Float32Array,
   signal: AbortSignal,
-  onSpeculation?: (speculation: SpeculativeTranscript) => void,
+  hooks: { onSpeculation?: (speculation: SpeculativeTranscript) => void; onSpeech?: () => void } = {},
 ): Promise<HeardTurn | null> {
-  const listener = new TurnListener(endpointer, asr, signal, { joinSegments: true, onSpeculation });
+  const listener = new TurnListener(endpointer, asr, signal, { joinSegments: true, onSpeculation: hooks.onSpeculation });
   for (let at = 0; at < samples.length; at += FEED_SAMPLES) {
     signal.throwIfAborted();
     const speculating = listener.speculation;
-    await listener.push(samples.subarray(at, at + FEED_SAMPLES));
+    const events = await listener.push(samples.subarray(at, at + FEED_SAMPLES));
+    if (events.some((e) => e.type === 'speech_start' || e.type === 'speech_resumed')) hooks.onSpeech?.();
     if (listener.speculation !== speculating) await listener.speculation;
   }
   listener.flush();
