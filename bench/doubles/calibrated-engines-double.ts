@@ -18,26 +18,59 @@ import { TTS_FRAME_SAMPLES, type ModelTimes } from './l4-calibration.js';
 const SLICE_MS = 5;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** One GPU shared by the LLM and the TTS: work runs slower while the other kind runs too. */
+/**
+ * One GPU shared by the LLM and the TTS: work runs slower while the other kind runs too. Progress is
+ * counted from elapsed wall time, so a timer that fires late (a busy event loop) does not add its
+ * lateness to every later step: each milestone is reached at its ideal time plus at most one lag.
+ */
 export class SimulatedGpu {
-  readonly #active = { llm: 0, tts: 0 };
+  readonly active = { llm: 0, tts: 0 };
   constructor(readonly times: ModelTimes) {}
 
-  /** Spends `workMs` of `kind` work, slowed by the shared-GPU factor while the other kind is active. */
-  async run(kind: 'llm' | 'tts', workMs: number, signal?: AbortSignal): Promise<void> {
-    const other = kind === 'llm' ? 'tts' : 'llm';
-    this.#active[kind]++;
-    try {
-      let left = workMs;
-      while (left > 0 && !signal?.aborted) {
-        const slice = Math.min(SLICE_MS, left);
-        const factor = this.#active[other] > 0 ? this.times.sharedGpuFactor : 1;
-        await sleep(slice * factor);
-        left -= slice;
-      }
-    } finally {
-      this.#active[kind]--;
+  /** Starts a job of `kind`; `until(workMs)` waits for its cumulative progress; `end()` frees the GPU. */
+  start(kind: 'llm' | 'tts', signal?: AbortSignal): GpuJob {
+    return new GpuJob(this, kind, signal);
+  }
+}
+
+export class GpuJob {
+  #progress = 0;
+  #last = performance.now();
+  #ended = false;
+  readonly #other: 'llm' | 'tts';
+
+  constructor(
+    readonly gpu: SimulatedGpu,
+    readonly kind: 'llm' | 'tts',
+    readonly signal?: AbortSignal,
+  ) {
+    this.#other = kind === 'llm' ? 'tts' : 'llm';
+    gpu.active[kind]++;
+  }
+
+  get #factor(): number {
+    return this.gpu.active[this.#other] > 0 ? this.gpu.times.sharedGpuFactor : 1;
+  }
+
+  #advance(): void {
+    const now = performance.now();
+    this.#progress += (now - this.#last) / this.#factor;
+    this.#last = now;
+  }
+
+  /** Resolves once the job has done `workMs` of work in all (or its signal fired). */
+  async until(workMs: number): Promise<void> {
+    this.#advance();
+    while (this.#progress < workMs && !this.signal?.aborted) {
+      await sleep(Math.min(SLICE_MS, (workMs - this.#progress) * this.#factor));
+      this.#advance();
     }
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.gpu.active[this.kind]--;
   }
 }
 
@@ -154,11 +187,14 @@ class CalibratedConversationDouble implements Conversation {
     let said = '';
     let outputTokens = 0;
     let ttftMs: number | null = null;
+    const job = this.llm.gpu.start('llm', options.signal);
     try {
-      await this.llm.gpu.run('llm', t.llmPromptFixedMs + (promptTokens / t.llmPromptTokensPerS) * 1000, options.signal);
+      let work = t.llmPromptFixedMs + (promptTokens / t.llmPromptTokensPerS) * 1000;
+      await job.until(work);
       for (const token of tokensOf(this.llm.answer(userText))) {
         if (options.signal.aborted || (options.maxTokens !== undefined && outputTokens >= options.maxTokens)) break;
-        await this.llm.gpu.run('llm', t.llmDecodeMsPerToken, options.signal);
+        work += t.llmDecodeMsPerToken;
+        await job.until(work);
         if (options.signal.aborted) break;
         ttftMs ??= performance.now() - started;
         said += token;
@@ -166,6 +202,7 @@ class CalibratedConversationDouble implements Conversation {
         yield token;
       }
     } finally {
+      job.end();
       this.history.push({ role: 'assistant', content: said });
       this.lastStats = { inputTokens: promptTokens, outputTokens, ttftMs, aborted: options.signal.aborted, droppedMessages: 0 };
     }
@@ -192,14 +229,18 @@ export class CalibratedTtsDouble implements Tts {
     const frames = Math.max(2, Math.ceil(tokensOf(text).length * 2.25));
     const started = performance.now();
     async function* generate(): AsyncGenerator<Int16Array> {
-      await gpu.run('tts', t.ttsFirstChunkMs, options.signal);
-      for (let i = 0; i < frames && !options.signal.aborted; i++) {
-        if (i > 0) await gpu.run('tts', t.ttsFrameMs, options.signal);
-        if (options.signal.aborted) return;
-        const pcm = tone(TTS_FRAME_SAMPLES, i);
-        stats.ttfbMs ??= performance.now() - started;
-        stats.samples += pcm.length;
-        yield pcm;
+      const job = gpu.start('tts', options.signal);
+      try {
+        for (let i = 0; i < frames && !options.signal.aborted; i++) {
+          await job.until(t.ttsFirstChunkMs + i * t.ttsFrameMs);
+          if (options.signal.aborted) return;
+          const pcm = tone(TTS_FRAME_SAMPLES, i);
+          stats.ttfbMs ??= performance.now() - started;
+          stats.samples += pcm.length;
+          yield pcm;
+        }
+      } finally {
+        job.end();
       }
     }
     return Object.assign(generate(), { stats });
