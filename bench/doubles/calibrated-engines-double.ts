@@ -208,8 +208,8 @@ class CalibratedConversationDouble implements Conversation {
     }
   }
 
-  rollback(length: number): void {
-    this.history.length = Math.min(length, this.history.length);
+  restore(history: readonly ChatMessage[]): void {
+    this.history = [...history];
   }
 
   dispose(): void {}

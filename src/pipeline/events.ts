@@ -57,7 +57,7 @@ export interface DoneEvent {
   llm_tokens_in: number;
   llm_tokens_out: number;
   /** Tokens of preemptive answers thrown away (counted apart, not billed). */
-  llm_tokens_wasted?: number;
+  llm_tokens_wasted: number;
   execution_ms: number;
 }
 

@@ -59,6 +59,11 @@ export class PreemptiveResponder {
     return this.#mode;
   }
 
+  /** Settles once every discarded answer has stopped and been rolled back. */
+  get idle(): Promise<void> {
+    return this.#idle;
+  }
+
   /** The speculative transcript is ready and speech has not resumed: start answering it, held. */
   start(text: string): void {
     if (this.#mode === 'off' || !text.trim() || this.#signal.aborted) return;
