@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { formatTable, meetsGoal, type BenchResult } from './stats.js';
 import { benchAudioVad } from './audio-vad-bench.js';
+import { benchLatency } from './latency-bench.js';
 import { benchLlm } from './llm-bench.js';
 import { benchPipeline } from './pipeline-bench.js';
 import { benchSession } from './session-bench.js';
@@ -19,9 +20,10 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   tts: benchTts,
   pipeline: benchPipeline,
   session: benchSession,
+  latency: benchLatency,
 };
 
-const only = process.argv.slice(2);
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const results: BenchResult[] = [];
 for (const [name, suite] of Object.entries(suites)) {
   if (only.length && !only.includes(name)) continue;

@@ -38,6 +38,10 @@ export const vadOverridesSchema = z.strictObject({
   release_threshold: z.number().min(0).max(1).optional(),
   min_speech_ms: z.number().int().min(0).max(5_000).optional(),
   endpoint_ms: z.number().int().min(50).max(5_000).optional(),
+  /** Adaptive endpointing on or off, and its bounds (see the README's configuration table). */
+  adaptive_endpoint: z.boolean().optional(),
+  min_endpoint_ms: z.number().int().min(50).max(5_000).optional(),
+  max_endpoint_ms: z.number().int().min(50).max(5_000).optional(),
   pre_roll_ms: z.number().int().min(0).max(2_000).optional(),
   max_utterance_ms: z.number().int().min(1_000).max(120_000).optional(),
 });
@@ -52,6 +56,8 @@ const conversationFields = {
   max_response_tokens: z.number().int().min(1).max(2_048).optional(),
   temperature: z.number().min(0).max(2).optional(),
   vad: vadOverridesSchema.optional(),
+  /** Answer during the endpoint wait: full (LLM and TTS), llm (LLM only) or off. */
+  preemption: z.enum(['full', 'llm', 'off']).optional(),
 };
 
 export const turnJobInputSchema = z
@@ -106,6 +112,10 @@ const VAD_FIELDS: Record<keyof EndpointerOptions, string> = {
   releaseThreshold: 'vad.release_threshold',
   minSpeechMs: 'vad.min_speech_ms',
   endpointMs: 'vad.endpoint_ms',
+  adaptive: 'vad.adaptive_endpoint',
+  minEndpointMs: 'vad.min_endpoint_ms',
+  maxEndpointMs: 'vad.max_endpoint_ms',
+  speculateAfterMs: 'vad.speculate_after_ms',
   preRollMs: 'vad.pre_roll_ms',
   maxUtteranceMs: 'vad.max_utterance_ms',
 };
@@ -139,6 +149,9 @@ function endpointerOverrides(vad: z.infer<typeof vadOverridesSchema> | undefined
     ...(vad?.release_threshold !== undefined && { releaseThreshold: vad.release_threshold }),
     ...(vad?.min_speech_ms !== undefined && { minSpeechMs: vad.min_speech_ms }),
     ...(vad?.endpoint_ms !== undefined && { endpointMs: vad.endpoint_ms }),
+    ...(vad?.adaptive_endpoint !== undefined && { adaptive: vad.adaptive_endpoint }),
+    ...(vad?.min_endpoint_ms !== undefined && { minEndpointMs: vad.min_endpoint_ms }),
+    ...(vad?.max_endpoint_ms !== undefined && { maxEndpointMs: vad.max_endpoint_ms }),
     ...(vad?.pre_roll_ms !== undefined && { preRollMs: vad.pre_roll_ms }),
     ...(vad?.max_utterance_ms !== undefined && { maxUtteranceMs: vad.max_utterance_ms }),
   };

@@ -13,6 +13,7 @@ import type { ChunkerOptions } from '../src/llm/clause-chunker.js';
 import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
 import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type AsrPrecision, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
+import type { PreemptionMode } from '../src/pipeline/preemptive.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
 import { formatIssues } from './config.js';
 import { probeMachine, type Machine } from './machine.js';
@@ -41,13 +42,19 @@ const envSchema = z.object({
   S2S_TEMPERATURE: num(0.7, 0, 2),
   S2S_SYSTEM_PROMPT: z.string().min(1).default(SPOKEN_SYSTEM_PROMPT),
   S2S_ASR_THREADS: int(2, 1, 32),
-  S2S_ENDPOINT_MS: int(250, 32, 5_000),
+  /** Endpoint silence with no cue from the transcript; adaptive endpointing moves it between MIN and MAX. */
+  S2S_ENDPOINT_MS: int(400, 32, 5_000),
+  S2S_ADAPTIVE_ENDPOINT: bool(true),
+  S2S_ENDPOINT_MIN_MS: int(200, 32, 5_000),
+  S2S_ENDPOINT_MAX_MS: int(900, 32, 5_000),
   S2S_VAD_ACTIVATION: num(0.5, 0, 1),
   S2S_VAD_RELEASE: num(0.35, 0, 1),
   S2S_MIN_SPEECH_MS: int(150, 0, 5_000),
   S2S_PRE_ROLL_MS: int(200, 0, 2_000),
   S2S_MAX_UTTERANCE_MS: int(30_000, 1_000, 120_000),
   S2S_FIRST_CHUNK_MAX_WORDS: int(12, 4, 100),
+  /** Preemptive response: full (LLM and TTS start on the speculative transcript), llm (LLM only), off. */
+  S2S_PREEMPTION: z.enum(['full', 'llm', 'off']).default('full'),
   /** The TTS server command as a JSON array of strings. */
   S2S_TTS_COMMAND: z.string().optional(),
   /** Checkout of microsoft/VibeVoice at the pinned commit (the image puts it here). */
@@ -91,6 +98,7 @@ export interface JobDefaults {
   cfg: number;
   steps: number;
   chunker: Partial<ChunkerOptions>;
+  preemption: PreemptionMode;
 }
 
 export interface SessionConfig {
@@ -174,6 +182,9 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
   if (e.S2S_VAD_RELEASE > e.S2S_VAD_ACTIVATION) {
     throw new ConfigError(`S2S_VAD_RELEASE (${e.S2S_VAD_RELEASE}) must not exceed S2S_VAD_ACTIVATION (${e.S2S_VAD_ACTIVATION})`);
   }
+  if (e.S2S_ENDPOINT_MIN_MS > e.S2S_ENDPOINT_MAX_MS) {
+    throw new ConfigError(`S2S_ENDPOINT_MIN_MS (${e.S2S_ENDPOINT_MIN_MS}) must not exceed S2S_ENDPOINT_MAX_MS (${e.S2S_ENDPOINT_MAX_MS})`);
+  }
   let command: string[];
   if (e.S2S_TTS_COMMAND) {
     const list = z.array(z.string().min(1)).min(1).safeParse(safeJson(e.S2S_TTS_COMMAND));
@@ -214,6 +225,9 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
           releaseThreshold: e.S2S_VAD_RELEASE,
           minSpeechMs: e.S2S_MIN_SPEECH_MS,
           endpointMs: e.S2S_ENDPOINT_MS,
+          adaptive: e.S2S_ADAPTIVE_ENDPOINT,
+          minEndpointMs: e.S2S_ENDPOINT_MIN_MS,
+          maxEndpointMs: e.S2S_ENDPOINT_MAX_MS,
           preRollMs: e.S2S_PRE_ROLL_MS,
           maxUtteranceMs: e.S2S_MAX_UTTERANCE_MS,
         },
@@ -259,6 +273,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
       cfg: e.S2S_TTS_CFG,
       steps: e.S2S_TTS_STEPS,
       chunker: { firstChunkMaxWords: e.S2S_FIRST_CHUNK_MAX_WORDS },
+      preemption: e.S2S_PREEMPTION,
     },
     audio: { maxInputMs: e.S2S_MAX_AUDIO_MS, maxInputBytes: e.S2S_MAX_AUDIO_BYTES },
     audioUrl: { maxBytes: e.S2S_MAX_AUDIO_BYTES, timeoutMs: e.S2S_AUDIO_URL_TIMEOUT_MS, allowPrivateAddresses: e.S2S_AUDIO_URL_ALLOW_PRIVATE },

@@ -38,6 +38,7 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     steps: config.jobs.steps,
     chunker: config.jobs.chunker,
     vad: checkedEndpointerOverrides(input.vad, config.engines.vad.defaults),
+    preemption: input.preemption ?? config.jobs.preemption,
     minInterruptionMs: config.sessions.minInterruptionMs,
     outputLeadMs: config.sessions.outputLeadMs,
     idleTimeoutMs: input.idle_timeout_ms ?? config.sessions.idleTimeoutMs,

@@ -43,7 +43,7 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
   for (const { item, field } of items) audios.push(await loadAudio(item, field, config, signal));
 
   const conversation = await engines.llm.openConversation({ systemPrompt: input.system_prompt ?? jobs.systemPrompt, history: input.history });
-  const totals = { audioOutSamples: 0, llmTokensIn: 0, llmTokensOut: 0 };
+  const totals = { audioOutSamples: 0, llmTokensIn: 0, llmTokensOut: 0, llmTokensWasted: 0 };
   try {
     for (const [turn, audio] of audios.entries()) {
       signal.throwIfAborted();
@@ -60,12 +60,14 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
           steps: jobs.steps,
           chunker: jobs.chunker,
           vad,
+          preemption: input.preemption ?? jobs.preemption,
         },
         signal,
       );
       totals.audioOutSamples += summary.audioOutSamples;
       totals.llmTokensIn += summary.llmTokensIn;
       totals.llmTokensOut += summary.llmTokensOut;
+      totals.llmTokensWasted += summary.llmTokensWasted;
     }
   } finally {
     conversation.dispose();
@@ -77,6 +79,7 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
     audio_out_s: Math.round((totals.audioOutSamples / TTS_SAMPLE_RATE) * 1000) / 1000,
     llm_tokens_in: totals.llmTokensIn,
     llm_tokens_out: totals.llmTokensOut,
+    llm_tokens_wasted: totals.llmTokensWasted,
     execution_ms: Math.round(performance.now() - started),
   };
 }

@@ -31,6 +31,14 @@ export interface TurnMetrics {
   llm_tokens_out: number;
   /** The response was stopped early. */
   interrupted: boolean;
+  /**
+   * true: the answer played was started preemptively, on the speculative transcript, during the
+   * endpoint wait; false: it started after the turn closed; "discarded": a preemptive answer was
+   * thrown away (speech resumed or the transcript changed) and the answer was started again.
+   */
+  preemptive: boolean | 'discarded';
+  /** LLM tokens (prompt + generated) of preemptive answers thrown away this turn; not billed. */
+  llm_tokens_wasted: number;
 }
 
 export type TurnEvent =
@@ -48,6 +56,8 @@ export interface DoneEvent {
   audio_out_s: number;
   llm_tokens_in: number;
   llm_tokens_out: number;
+  /** Tokens of preemptive answers thrown away (counted apart, not billed). */
+  llm_tokens_wasted: number;
   execution_ms: number;
 }
 

@@ -6,13 +6,16 @@
  *
  * Live sessions close a turn at every `speech_end`; a turn job joins every segment of its audio item
  * into one turn (the user paused, but it is one question).
+ *
+ * The speculative transcript also adapts the endpoint (a finished question closes sooner than a
+ * trailing "and") and is offered to `onSpeculation`, where a preemptive response can start on it.
  */
 import type { Asr, Transcript } from '../asr/asr.js';
 import { concatFloat32 } from '../audio/pcm.js';
 import { samplesToMs, type Endpointer, type VadEvent } from '../vad/endpointer.js';
 
-/** Audio of a complete item is fed in slices like a live stream would arrive, so speculation can start early. */
-const FEED_SAMPLES = 4_096;
+/** Audio of a complete item is fed one VAD frame at a time, so each frame sees the cues known before it. */
+const FEED_SAMPLES = 512;
 
 export interface HeardTurn {
   segments: { startMs: number; endMs: number }[];
@@ -27,6 +30,26 @@ export interface HeardTurn {
   closedAt: number;
   /** performance.now() when the transcript was ready. */
   transcriptAt: number;
+  /**
+   * performance.now() estimate of when the last speech sample was captured at the client (live
+   * sessions: its frame's arrival minus the audio after it in the frame); absent for turn jobs.
+   */
+  speechEndAt?: number;
+}
+
+/** A speculative transcript that is still current: speech has not resumed and the turn is open. */
+export interface SpeculativeTranscript {
+  text: string;
+  /** The end of the speech it heard (the silence it was started at). */
+  endSample: number;
+}
+
+export interface TurnListenerOptions {
+  joinSegments: boolean;
+  /** Called when a speculative transcript is ready while its silence is still going on. */
+  onSpeculation?: (speculation: SpeculativeTranscript) => void;
+  /** Estimates when a sample (position in the stream) was captured at the client; see HeardTurn.speechEndAt. */
+  captureTimeOf?: (sample: number) => number;
 }
 
 export type ListenEvent =
@@ -40,24 +63,31 @@ interface Speculation {
   endSample: number;
   startedAt: number;
   result: Promise<Transcript>;
+  /** The result handled: endpoint adapted and `onSpeculation` told. */
+  settled: Promise<void>;
 }
 
 export class TurnListener {
   readonly endpointer: Endpointer;
   readonly #asr: Asr;
   readonly #signal: AbortSignal;
-  readonly #joinSegments: boolean;
+  readonly #options: TurnListenerOptions;
   #speculation: Speculation | null = null;
   #segments: HeardTurn['segments'] = [];
   #parts: Float32Array[] = [];
-  #closed: { endSample: number; closedAtSample: number; at: number } | null = null;
+  #closed: { endSample: number; closedAtSample: number; at: number; speechEndAt: number | undefined } | null = null;
   #vadMsAtTurnStart = 0;
 
-  constructor(endpointer: Endpointer, asr: Asr, signal: AbortSignal, options: { joinSegments: boolean }) {
+  constructor(endpointer: Endpointer, asr: Asr, signal: AbortSignal, options: TurnListenerOptions) {
     this.endpointer = endpointer;
     this.#asr = asr;
     this.#signal = signal;
-    this.#joinSegments = options.joinSegments;
+    this.#options = options;
+  }
+
+  /** The speculative ASR in flight for the current silence, if any (settles, never rejects). */
+  get speculation(): Promise<unknown> | null {
+    return this.#speculation?.settled ?? null;
   }
 
   async push(samples: Float32Array): Promise<ListenEvent[]> {
@@ -85,18 +115,36 @@ export class TurnListener {
         out.push({ type: 'speech_resumed', atSample: event.atSample });
       } else if (event.type === 'silence_start') {
         // Only a single-segment turn can be transcribed from the endpointer's audio alone.
-        this.#speculation =
-          this.#segments.length === 0 ? { endSample: event.endSample, startedAt: performance.now(), result: this.#asr.transcribe(event.audio, { signal: this.#signal }) } : null;
-        this.#speculation?.result.catch(() => undefined);
+        this.#speculation = this.#segments.length === 0 ? this.#speculate(event.endSample, event.audio) : null;
       } else {
+        const at = performance.now();
         this.#segments.push({ startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
         this.#parts.push(event.audio);
-        this.#closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at: performance.now() };
+        this.#closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at, speechEndAt: this.#options.captureTimeOf?.(event.endSample) };
         out.push({ type: 'speech_end', startSample: event.startSample, endSample: event.endSample });
-        if (!this.#joinSegments) out.push({ type: 'turn', heard: this.#transcribe() });
+        if (!this.#options.joinSegments) out.push({ type: 'turn', heard: this.#transcribe() });
       }
     }
     return out;
+  }
+
+  #speculate(endSample: number, audio: Float32Array): Speculation {
+    const result = this.#asr.transcribe(audio, { signal: this.#signal });
+    const speculation: Speculation = {
+      endSample,
+      startedAt: performance.now(),
+      result,
+      settled: result.then(
+        (transcript) => {
+          // Stale once speech resumed or the turn closed (the closed turn uses the result itself).
+          if (this.#speculation !== speculation) return;
+          this.endpointer.adaptToTranscript(transcript.text, endSample);
+          this.#options.onSpeculation?.({ text: transcript.text, endSample });
+        },
+        () => undefined,
+      ),
+    };
+    return speculation;
   }
 
   /** Transcribes the closed turn (speculative result when usable) and starts a new one. */
@@ -122,6 +170,7 @@ export class TurnListener {
         asrSpeculative: usable,
         closedAt: closed.at,
         transcriptAt,
+        speechEndAt: closed.speechEndAt,
       };
     })();
   }
@@ -135,12 +184,26 @@ export class TurnListener {
   }
 }
 
-/** A turn job's audio item: every segment joined into one turn; null when there is no speech. */
-export async function listenForTurn(endpointer: Endpointer, asr: Asr, samples: Float32Array, signal: AbortSignal): Promise<HeardTurn | null> {
-  const listener = new TurnListener(endpointer, asr, signal, { joinSegments: true });
+/**
+ * A turn job's audio item: every segment joined into one turn; null when there is no speech.
+ * The audio is all there, so it is fed as fast as it is processed; at each silence the speculative
+ * transcript is awaited before feeding on, as if ASR were instant in audio time, so the adaptive
+ * endpoint and a preemptive start see the same cues a live turn would.
+ */
+export async function listenForTurn(
+  endpointer: Endpointer,
+  asr: Asr,
+  samples: Float32Array,
+  signal: AbortSignal,
+  hooks: { onSpeculation?: (speculation: SpeculativeTranscript) => void; onSpeech?: () => void } = {},
+): Promise<HeardTurn | null> {
+  const listener = new TurnListener(endpointer, asr, signal, { joinSegments: true, onSpeculation: hooks.onSpeculation });
   for (let at = 0; at < samples.length; at += FEED_SAMPLES) {
     signal.throwIfAborted();
-    await listener.push(samples.subarray(at, at + FEED_SAMPLES));
+    const speculating = listener.speculation;
+    const events = await listener.push(samples.subarray(at, at + FEED_SAMPLES));
+    if (events.some((e) => e.type === 'speech_start' || e.type === 'speech_resumed')) hooks.onSpeech?.();
+    if (listener.speculation !== speculating) await listener.speculation;
   }
   listener.flush();
   return listener.finishJoined();

@@ -1,8 +1,13 @@
 /**
  * A turn's metrics (DESIGN.md "Metrics") from the marks its stages left, computed in one place for
- * turn jobs and live sessions. first_audio_ms = the endpoint silence (audio time) plus the wall time
- * from the turn closing to its first audio chunk leaving; overhead_ms is what remains of that after
- * the endpoint and the model time on the critical path.
+ * turn jobs and live sessions.
+ *
+ * Turn jobs: first_audio_ms = the endpoint silence (audio time) plus the wall time from the turn
+ * closing to its first audio chunk leaving. Live sessions (heard.speechEndAt known): first_audio_ms
+ * = from when the last speech sample was captured at the client (estimated from its frame's arrival)
+ * to the first answer audio leaving, and endpoint_ms = from that capture to the turn closing, so the
+ * client's frame wait shows in both. overhead_ms is what remains after the endpoint and the model
+ * time on the critical path (for a preemptive answer: the model time still left when the turn closed).
  */
 import { TTS_SAMPLE_RATE } from '../tts/tts.js';
 import type { TurnMetrics } from './events.js';
@@ -17,10 +22,12 @@ export function turnMetrics(
   firstOutAt: number | null,
   interrupted: boolean,
   vadMsIfNoTurn = 0,
+  preemption: { preemptive: TurnMetrics['preemptive']; wastedTokens: number } = { preemptive: false, wastedTokens: 0 },
 ): TurnMetrics {
+  const endpointMs = heard ? (heard.speechEndAt !== undefined ? heard.closedAt - heard.speechEndAt : heard.endpointMs) : 0;
   const metrics: TurnMetrics = {
     vad_ms: round(heard?.vadMs ?? vadMsIfNoTurn),
-    endpoint_ms: round(heard?.endpointMs ?? 0),
+    endpoint_ms: round(endpointMs),
     asr_ms: round(heard?.asrMs ?? 0),
     llm_ttft_ms: 0,
     llm_first_clause_ms: 0,
@@ -34,12 +41,19 @@ export function turnMetrics(
     llm_tokens_in: 0,
     llm_tokens_out: 0,
     interrupted,
+    preemptive: preemption.preemptive,
+    llm_tokens_wasted: preemption.wastedTokens,
   };
   if (!heard || !response) return metrics;
   const t = response;
   const llmFirstClause = t.firstPieceAt === null ? 0 : t.firstPieceAt - t.requestedAt;
   const ttsTtfb = t.pieces[0]?.stats.ttfbMs ?? 0;
-  const firstAudio = firstOutAt === null ? 0 : heard.endpointMs + (firstOutAt - heard.closedAt);
+  const firstAudio = firstOutAt === null ? 0 : endpointMs + (firstOutAt - heard.closedAt);
+  // Model time on the critical path after the turn closed.
+  const modelCritical =
+    preemption.preemptive === true
+      ? Math.max(0, (t.firstAudioAt ?? heard.closedAt) - heard.closedAt)
+      : heard.asrCriticalMs + llmFirstClause + ttsTtfb;
   const audioOutMs = (t.audioSamples / TTS_SAMPLE_RATE) * 1000;
   return {
     ...metrics,
@@ -47,7 +61,7 @@ export function turnMetrics(
     llm_first_clause_ms: round(llmFirstClause),
     tts_ttfb_ms: round(ttsTtfb),
     first_audio_ms: round(firstAudio),
-    overhead_ms: round(firstOutAt === null ? 0 : firstAudio - heard.endpointMs - heard.asrCriticalMs - llmFirstClause - ttsTtfb),
+    overhead_ms: round(firstOutAt === null ? 0 : firstAudio - endpointMs - modelCritical),
     audio_out_ms: round(audioOutMs),
     rtf: audioOutMs > 0 && t.firstAudioAt !== null && t.lastAudioAt !== null ? round((t.lastAudioAt - t.firstAudioAt + ttsTtfb) / audioOutMs) : 0,
     llm_tokens_in: t.llm?.inputTokens ?? 0,

@@ -24,6 +24,8 @@ export interface ResponseOptions {
   instructions?: string;
   /** false: a text-only answer; the TTS is not asked for anything. */
   speak?: boolean;
+  /** TTS starts only once this settles (an LLM-only preemptive response waits for its turn to be confirmed). */
+  speakAfter?: Promise<void>;
 }
 
 /** performance.now() marks along the response's critical path, filled in as it runs. */
@@ -41,6 +43,8 @@ export interface ResponseTimings {
 export interface Response {
   items: AsyncIterable<ResponseItem>;
   timings: ResponseTimings;
+  /** Settles (never rejects) once the LLM and the TTS have both stopped: the conversation is free again. */
+  done: Promise<void>;
 }
 
 export function respond(conversation: Conversation, tts: Tts, userText: string, options: ResponseOptions): Response {
@@ -85,6 +89,7 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
   };
 
   const speak = async () => {
+    if (options.speakAfter) await options.speakAfter;
     const speech = speakInOrder(tts, pieces, { signal, voice: options.voice, cfg: options.cfg, steps: options.steps });
     timings.pieces = speech.pieces;
     for await (const chunk of speech) {
@@ -95,7 +100,8 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
     }
   };
 
-  Promise.all([generate(), speak()]).then(
+  const tasks = [generate(), speak()];
+  Promise.all(tasks).then(
     () => out.end(),
     (error: unknown) => {
       // Whatever a stage throws once the answer was called off is part of stopping, not a failure.
@@ -105,5 +111,6 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
       else out.fail(error);
     },
   );
-  return { items: out, timings };
+  const done = Promise.allSettled(tasks).then(() => undefined);
+  return { items: out, timings, done };
 }

@@ -11,16 +11,20 @@ import type { Engines } from './engines.js';
 import type { TurnEvent } from './events.js';
 import { turnMetrics } from './metrics.js';
 import { listenForTurn } from './listen.js';
-import { respond, type ResponseOptions } from './respond.js';
+import { PreemptiveResponder, type PreemptionMode } from './preemptive.js';
+import type { ResponseOptions } from './respond.js';
 
 export interface TurnOptions extends Omit<ResponseOptions, 'signal'> {
   vad?: Partial<EndpointerOptions>;
+  /** Start the answer on the speculative transcript during the endpoint wait (default full). */
+  preemption?: PreemptionMode;
 }
 
 export interface TurnSummary {
   audioOutSamples: number;
   llmTokensIn: number;
   llmTokensOut: number;
+  llmTokensWasted: number;
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100;
@@ -34,16 +38,23 @@ export async function* runTurn(
   signal: AbortSignal,
 ): AsyncGenerator<TurnEvent, TurnSummary> {
   const endpointer = engines.vad.openStream(options.vad);
-  const heard = await listenForTurn(endpointer, engines.asr, samples, signal);
+  const { vad: _vad, preemption: mode = 'full', ...responseOptions } = options;
+  const preemption = new PreemptiveResponder(conversation, engines.tts, mode, () => responseOptions, signal);
+  const heard = await listenForTurn(endpointer, engines.asr, samples, signal, {
+    onSpeculation: (speculation) => preemption.start(speculation.text),
+    // More speech after the speculation: the turn will read differently.
+    onSpeech: () => preemption.discard(),
+  });
   for (const segment of heard?.segments ?? []) yield { type: 'vad', turn, start_ms: round(segment.startMs), end_ms: round(segment.endMs) };
   yield { type: 'transcript', turn, text: heard?.transcript ?? '' };
   if (!heard || !heard.transcript) {
     // No speech (or nothing recognisable): no answer, not an error.
-    yield { type: 'metrics', turn, ...turnMetrics(heard, null, null, false, endpointer.vadMs) };
-    return { audioOutSamples: 0, llmTokensIn: 0, llmTokensOut: 0 };
+    const wastedTokens = await preemption.drop();
+    yield { type: 'metrics', turn, ...turnMetrics(heard, null, null, false, endpointer.vadMs, { preemptive: wastedTokens > 0 ? 'discarded' : false, wastedTokens }) };
+    return { audioOutSamples: 0, llmTokensIn: 0, llmTokensOut: 0, llmTokensWasted: wastedTokens };
   }
 
-  const response = respond(conversation, engines.tts, heard.transcript, { ...options, signal });
+  const { response, preemptive, wastedTokens } = await preemption.take(heard.transcript, signal);
   let seq = 0;
   let firstOutAt: number | null = null;
   for await (const item of response.items) {
@@ -55,7 +66,7 @@ export async function* runTurn(
     firstOutAt ??= performance.now();
     yield { type: 'audio', turn, seq: seq++, sample_rate: TTS_SAMPLE_RATE, format: 'pcm16', data: encodeBase64(bytes) };
   }
-  const metrics = turnMetrics(heard, response.timings, firstOutAt, signal.aborted);
+  const metrics = turnMetrics(heard, response.timings, firstOutAt, signal.aborted, 0, { preemptive, wastedTokens });
   yield { type: 'metrics', turn, ...metrics };
-  return { audioOutSamples: response.timings.audioSamples, llmTokensIn: metrics.llm_tokens_in, llmTokensOut: metrics.llm_tokens_out };
+  return { audioOutSamples: response.timings.audioSamples, llmTokensIn: metrics.llm_tokens_in, llmTokensOut: metrics.llm_tokens_out, llmTokensWasted: wastedTokens };
 }

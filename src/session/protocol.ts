@@ -48,4 +48,4 @@ export type ServerEvent =
   | ({ type: 'metrics'; turn: number } & TurnMetrics)
   | { type: 'pong' }
   | { type: 'error'; code: string; message: string }
-  | { type: 'session_end'; reason: SessionEndReason; turns: number; audio_in_s: number; audio_out_s: number; llm_tokens_in: number; llm_tokens_out: number; duration_ms: number };
+  | { type: 'session_end'; reason: SessionEndReason; turns: number; audio_in_s: number; audio_out_s: number; llm_tokens_in: number; llm_tokens_out: number; llm_tokens_wasted: number; duration_ms: number };

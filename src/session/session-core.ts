@@ -19,8 +19,10 @@ import type { Engines } from '../pipeline/engines.js';
 import type { TurnMetrics } from '../pipeline/events.js';
 import { TurnListener, type HeardTurn, type ListenEvent } from '../pipeline/listen.js';
 import { turnMetrics } from '../pipeline/metrics.js';
-import { respond } from '../pipeline/respond.js';
+import { PreemptiveResponder, type PreemptionMode, type PreemptiveOutcome } from '../pipeline/preemptive.js';
+import { respond, type Response, type ResponseOptions } from '../pipeline/respond.js';
 import { samplesToMs, type EndpointerOptions } from '../vad/endpointer.js';
+import { CaptureClock } from './capture-clock.js';
 import { OutputPacer } from './output-pacer.js';
 
 /** The core hears 16 kHz PCM16 and speaks 24 kHz PCM16; adapters convert other formats at the edge. */
@@ -35,6 +37,8 @@ export interface SessionCoreOptions {
   steps: number;
   chunker: Partial<ChunkerOptions>;
   vad: Partial<EndpointerOptions>;
+  /** Answer during the endpoint wait (see pipeline/preemptive.ts); default full. */
+  preemption?: PreemptionMode;
   /** User speech this long during an answer cancels it; shorter is a blip and the answer resumes. */
   minInterruptionMs: number;
   /** Audio sent ahead of playback. */
@@ -55,17 +59,30 @@ export interface SessionSummary {
   audioOutSamples: number;
   llmTokensIn: number;
   llmTokensOut: number;
+  /** Tokens of preemptive answers thrown away (not billed). */
+  llmTokensWasted: number;
   durationMs: number;
 }
 
-/** A summary's figures as both wire protocols and the session job's `done` report them (seconds, tokens). */
-export function billedFigures(summary: SessionSummary): { turns: number; audio_in_s: number; audio_out_s: number; llm_tokens_in: number; llm_tokens_out: number } {
+/**
+ * A summary's figures as both wire protocols and the session job's `done` report them (seconds,
+ * tokens). llm_tokens_wasted (preemptive answers thrown away) is reported beside the billed tokens.
+ */
+export function billedFigures(summary: SessionSummary): {
+  turns: number;
+  audio_in_s: number;
+  audio_out_s: number;
+  llm_tokens_in: number;
+  llm_tokens_out: number;
+  llm_tokens_wasted: number;
+} {
   return {
     turns: summary.turns,
     audio_in_s: Math.round((summary.audioInSamples / CORE_INPUT_SAMPLE_RATE) * 1000) / 1000,
     audio_out_s: Math.round((summary.audioOutSamples / CORE_OUTPUT_SAMPLE_RATE) * 1000) / 1000,
     llm_tokens_in: summary.llmTokensIn,
     llm_tokens_out: summary.llmTokensOut,
+    llm_tokens_wasted: summary.llmTokensWasted,
   };
 }
 
@@ -183,6 +200,13 @@ export class SessionCore {
   readonly #sink: SessionSink;
   readonly #stop = new AbortController();
   #listener: TurnListener;
+  /** Arrival times of client frames: when each sample was captured (live metrics count from there). */
+  readonly #clock = new CaptureClock();
+  /** Samples given to endpointers so far (a new endpointer's position 0 is this count when it opens). */
+  #listenedSamples = 0;
+  readonly #preemption: PreemptiveResponder;
+  /** Turns and answers queued or running on the chain. */
+  #chained = 0;
   #turnDetection: TurnDetection = DEFAULT_TURN_DETECTION;
   /** Manual turn detection: audio since the last commit or clear. */
   #manualBuffer: Float32Array[] = [];
@@ -228,6 +252,7 @@ export class SessionCore {
     this.#settings = { voice: options.voice, maxTokens: options.maxTokens, temperature: options.temperature };
     this.#log = log;
     this.#sink = sink;
+    this.#preemption = new PreemptiveResponder(conversation, engines.tts, options.preemption ?? 'full', () => this.#responseOptions({}), this.#stop.signal);
     this.#listener = this.#openListener();
     // A history the session was opened with is part of the conversation (and of any rebuild of it).
     for (const message of conversation.history) {
@@ -274,6 +299,7 @@ export class SessionCore {
     if (this.#endReason) return;
     this.#endReason = reason;
     this.#answer?.abort.abort();
+    this.#preemption.discard();
     this.#stop.abort();
     this.#pacer.dispose();
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
@@ -285,11 +311,12 @@ export class SessionCore {
       audioOutSamples: this.#pacer.sentSamples,
       llmTokensIn: this.#totals.llmTokensIn,
       llmTokensOut: this.#totals.llmTokensOut,
+      llmTokensWasted: this.#preemption.wastedTokens,
       durationMs: Math.round(performance.now() - this.#started),
     };
     this.#sink.ended(summary);
-    // The conversation is freed once the turn in progress has let go of it.
-    void this.#turnChain.finally(() => this.#conversation.dispose());
+    // The conversation is freed once the turn in progress (and any discarded preemptive answer) has let go of it.
+    void Promise.allSettled([this.#turnChain, this.#preemption.idle]).then(() => this.#conversation.dispose());
     this.#log.info('session ended', { session_id: this.id, reason, turns: summary.turns });
     this.#resolveEnded(summary);
   }
@@ -341,13 +368,57 @@ export class SessionCore {
   }
 
   #openListener(): TurnListener {
-    return new TurnListener(this.#engines.vad.openStream({ ...this.#options.vad, ...this.#turnDetection.vad }), this.#engines.asr, this.#stop.signal, { joinSegments: false });
+    this.#preemption.discard();
+    const base = this.#listenedSamples;
+    return new TurnListener(this.#engines.vad.openStream({ ...this.#options.vad, ...this.#turnDetection.vad }), this.#engines.asr, this.#stop.signal, {
+      joinSegments: false,
+      onSpeculation: (speculation) => {
+        if (this.#mayPreempt()) this.#preemption.start(speculation.text);
+      },
+      captureTimeOf: (sample) => this.#clock.captureTimeOf(base + sample),
+    });
+  }
+
+  /**
+   * A preemptive answer may start only when it would be the next answer as it stands: turns are
+   * answered automatically, nothing is playing or queued, and the history needs no rebuild.
+   */
+  #mayPreempt(): boolean {
+    return (
+      !this.#endReason &&
+      this.#turnDetection.mode === 'vad' &&
+      this.#turnDetection.createResponse &&
+      this.#answer === null &&
+      !this.#pacer.speaking &&
+      this.#chained === 0 &&
+      this.#pendingInput.length === 0 &&
+      !this.#historyDirty &&
+      this.#bargeInAt === null
+    );
+  }
+
+  /** The options an answer with these overrides is made with. */
+  #responseOptions(request: AnswerRequest): Omit<ResponseOptions, 'signal'> {
+    const settings = { ...this.#settings, ...request };
+    return {
+      voice: settings.voice,
+      maxTokens: settings.maxTokens,
+      temperature: settings.temperature,
+      instructions: settings.instructions,
+      speak: settings.speak !== false,
+      cfg: this.#options.cfg,
+      steps: this.#options.steps,
+      chunker: this.#options.chunker,
+    };
   }
 
   // ---- input ---------------------------------------------------------------------------------
 
-  /** 16 kHz PCM16 from the client, processed in order (the core keeps the array). */
-  pushAudio(pcm: Int16Array): void {
+  /**
+   * 16 kHz PCM16 from the client, processed in order (the core keeps the array). `arrivedAt` is when
+   * the frame arrived (performance.now()): the client is taken to send frames as it captures them.
+   */
+  pushAudio(pcm: Int16Array, arrivedAt = performance.now()): void {
     if (this.#endReason) return;
     if (this.#turnDetection.mode === 'manual') {
       // No endpointer: the audio waits for the client's commit.
@@ -356,6 +427,7 @@ export class SessionCore {
       this.#manualSamples += pcm.length;
       return;
     }
+    this.#clock.arrived(pcm.length, arrivedAt);
     this.#audioQueue.push(pcm);
     if (this.#audioQueue.length === BACKLOG_WARNING_FRAMES) {
       // Audio arrives faster than it is processed: turns will be detected late.
@@ -468,7 +540,10 @@ export class SessionCore {
       while (this.#audioQueue.length > 0 && !this.#endReason) {
         const pcm = this.#audioQueue.shift()!;
         this.#totals.audioInSamples += pcm.length;
-        for (const event of await this.#listener.push(pcm16ToFloat32(pcm))) this.#onListen(event);
+        const listener = this.#listener;
+        const events = await listener.push(pcm16ToFloat32(pcm));
+        this.#listenedSamples += pcm.length;
+        for (const event of events) this.#onListen(event);
         this.#judgeBargeIn();
       }
     } catch (error) {
@@ -485,6 +560,8 @@ export class SessionCore {
   #onListen(event: ListenEvent): void {
     switch (event.type) {
       case 'speech_start': {
+        // Speech again: the turn will not read as the speculative transcript did.
+        this.#preemption.discard();
         const duringAnswer = this.#answer !== null || this.#pacer.speaking;
         this.#speechItemId = newId('item');
         this.#emit({ type: 'speech_start', atMs: samplesToMs(event.startSample), itemId: this.#speechItemId, duringAnswer });
@@ -511,6 +588,7 @@ export class SessionCore {
         this.#queueTurn(this.#speechItemId, event.heard, this.#turnDetection.createResponse, 'audio');
         break;
       case 'speech_resumed':
+        this.#preemption.discard();
         break;
     }
   }
@@ -566,10 +644,14 @@ export class SessionCore {
 
   /** Runs `step` after everything queued before it: turns and answers happen one after another. */
   #chain(step: () => Promise<void>): void {
-    this.#turnChain = this.#turnChain.then(step).catch((error: unknown) => {
-      this.#log.error('session turn failed', { error: errorMessage(error) });
-      this.#error('TURN_FAILED', errorMessage(error));
-    });
+    this.#chained++;
+    this.#turnChain = this.#turnChain
+      .then(step)
+      .catch((error: unknown) => {
+        this.#log.error('session turn failed', { error: errorMessage(error) });
+        this.#error('TURN_FAILED', errorMessage(error));
+      })
+      .finally(() => this.#chained--);
   }
 
   /** A user turn: its item joins the conversation now, its text when heard; with `answer`, it is answered right away. */
@@ -591,7 +673,10 @@ export class SessionCore {
       if (this.#endReason) return;
       item.text = heardTurn.transcript;
       this.#emit({ type: 'transcript', turn, itemId, text: heardTurn.transcript, spoken: modality === 'audio', asrMs: heardTurn.asrMs });
-      if (!heardTurn.transcript) return;
+      if (!heardTurn.transcript) {
+        await this.#preemption.drop();
+        return;
+      }
       this.#lastHeard = heardTurn;
       if (answer) await this.#runAnswer(newId('resp'), turn, {});
     });
@@ -630,17 +715,17 @@ export class SessionCore {
     const answer: ActiveAnswer = { id, turn, item, abort, firstOutAt: null, sentSamples: 0, cutBy: null };
     this.#answer = answer;
     const signal = AbortSignal.any([abort.signal, this.#stop.signal]);
-    const response = respond(this.#conversation, this.#engines.tts, userText, {
-      signal,
-      voice: settings.voice,
-      maxTokens: settings.maxTokens,
-      temperature: settings.temperature,
-      instructions: settings.instructions,
-      speak,
-      cfg: this.#options.cfg,
-      steps: this.#options.steps,
-      chunker: this.#options.chunker,
-    });
+    let response: Response;
+    let preemption: { preemptive: PreemptiveOutcome; wastedTokens: number } = { preemptive: false, wastedTokens: 0 };
+    if (Object.keys(request).length === 0) {
+      // The answer held since the endpoint wait when it was started on this very text, else a new one.
+      const taken = await this.#preemption.take(userText, signal);
+      response = taken.response;
+      preemption = { preemptive: taken.preemptive, wastedTokens: taken.wastedTokens };
+    } else {
+      await this.#preemption.drop();
+      response = respond(this.#conversation, this.#engines.tts, userText, { ...this.#responseOptions(request), signal });
+    }
     this.#emit({ type: 'answer_start', turn, answerId: id, item: { ...item }, previousItemId, speak });
     let failure: unknown = null;
     let generated = '';
@@ -664,7 +749,7 @@ export class SessionCore {
     } finally {
       if (this.#answer === answer) this.#answer = null;
     }
-    const metrics = turnMetrics(heard, response.timings, answer.firstOutAt, signal.aborted);
+    const metrics = turnMetrics(heard, response.timings, answer.firstOutAt, signal.aborted, 0, preemption);
     this.#totals.llmTokensIn += metrics.llm_tokens_in;
     this.#totals.llmTokensOut += metrics.llm_tokens_out;
     if (failure !== null || signal.aborted) {

@@ -8,6 +8,11 @@
  *   speech_end      the turn closed after endpoint silence (or max length / end of input), with its audio
  *
  * Probabilities use hysteresis: speech starts at `activationThreshold` and ends below `releaseThreshold`.
+ *
+ * Adaptive endpointing: the silence that closes a turn starts at `endpointMs` and, once the
+ * speculative transcript of the audio so far is known (`adaptToTranscript`), moves to
+ * `minEndpointMs` after a finished sentence or question, or to `maxEndpointMs` after a connector,
+ * filler, article or trailing comma ("and", "um", "the", ","): the user is most likely mid-thought.
  */
 import { z } from 'zod';
 import { SileroVadModel, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from './silero-model.js';
@@ -17,8 +22,22 @@ export const endpointerOptionsSchema = z.strictObject({
   releaseThreshold: z.number().min(0).max(1).default(0.35),
   /** Speech shorter than this is a blip, not a turn. */
   minSpeechMs: z.number().int().min(0).max(5_000).default(150),
-  /** Silence that closes a turn. The largest hidden cost in the pipeline: keep it short. */
-  endpointMs: z.number().int().min(32).max(5_000).default(250),
+  /**
+   * Silence that closes a turn while no transcript cue is known (or with `adaptive` off). The
+   * largest hidden cost in the pipeline: with `adaptive` on, finished sentences close at `minEndpointMs`.
+   */
+  endpointMs: z.number().int().min(32).max(5_000).default(400),
+  /** Adaptive endpointing: the silence depends on how the speculative transcript ends. */
+  adaptive: z.boolean().default(true),
+  /** Silence after a finished sentence or a question (final punctuation from the ASR). */
+  minEndpointMs: z.number().int().min(32).max(5_000).default(200),
+  /** Silence after a connector, filler, article or trailing comma. */
+  maxEndpointMs: z.number().int().min(32).max(5_000).default(900),
+  /**
+   * Silence before `silence_start` (and so speculative ASR) fires; 0 is the first silent frame.
+   * Non-zero only to model peers whose transcript comes after their VAD's own silence (benchmarks).
+   */
+  speculateAfterMs: z.number().int().min(0).max(5_000).default(0),
   /** Audio kept before the detected start, so soft onsets reach ASR. */
   preRollMs: z.number().int().min(0).max(2_000).default(200),
   /** A turn this long is closed even without silence. */
@@ -35,6 +54,35 @@ export function endpointerOptions(overrides: Partial<EndpointerOptions> = {}): E
   return options;
 }
 
+/** Words after which a speaker is usually mid-thought: connectors, fillers, articles, prepositions. */
+const CONTINUATION_WORDS = new Set([
+  'and', 'but', 'or', 'so', 'because', 'then', 'if', 'that', 'which', 'when', 'while', 'although',
+  'um', 'uh', 'er', 'erm', 'hmm', 'like',
+  'the', 'a', 'an', 'my', 'your', 'our', 'their', 'this', 'some',
+  'to', 'of', 'in', 'on', 'for', 'with', 'at', 'from', 'about', 'is', 'are', 'was',
+]);
+
+export type EndpointCue = 'sentence_end' | 'continuation' | 'none';
+
+/** How a (speculative) transcript ends, for the endpoint: a finished sentence, a dangling connector, or neither. */
+export function endpointCue(transcript: string): EndpointCue {
+  const text = transcript.trim();
+  if (!text) return 'none';
+  if (/(,|;|:|\.\.\.|…|-)$/.test(text)) return 'continuation';
+  if (/[.!?]["')\]]*$/.test(text)) return 'sentence_end';
+  const last = /([a-z']+)\W*$/i.exec(text)?.[1]?.toLowerCase();
+  return last !== undefined && CONTINUATION_WORDS.has(last) ? 'continuation' : 'none';
+}
+
+/** The silence (ms) that closes a turn whose speech so far reads `transcript`. */
+export function adaptiveEndpointMs(transcript: string, options: Pick<EndpointerOptions, 'adaptive' | 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs'>): number {
+  if (!options.adaptive) return options.endpointMs;
+  const cue = endpointCue(transcript);
+  // The bounds never cross the base: a job that only shortens endpoint_ms gets no longer minimum.
+  if (cue === 'sentence_end') return Math.min(options.minEndpointMs, options.endpointMs);
+  return cue === 'continuation' ? Math.max(options.maxEndpointMs, options.endpointMs) : options.endpointMs;
+}
+
 export type EndReason = 'endpoint' | 'max_length' | 'end_of_input';
 
 export type VadEvent =
@@ -42,7 +90,16 @@ export type VadEvent =
   /** silence_start and speech_end carry the turn's audio from pre-roll up to `endSample`. */
   | { type: 'silence_start'; startSample: number; endSample: number; audio: Float32Array }
   | { type: 'speech_resumed'; atSample: number }
-  | { type: 'speech_end'; startSample: number; endSample: number; closedAtSample: number; reason: EndReason; audio: Float32Array };
+  | {
+      type: 'speech_end';
+      startSample: number;
+      endSample: number;
+      closedAtSample: number;
+      reason: EndReason;
+      audio: Float32Array;
+      /** The silence this turn needed to close (after any adaptation). */
+      endpointMs: number;
+    };
 
 export const samplesToMs = (samples: number) => (samples * 1000) / VAD_SAMPLE_RATE;
 const msToSamples = (ms: number) => Math.round((ms * VAD_SAMPLE_RATE) / 1000);
@@ -65,6 +122,9 @@ export class Endpointer {
   #phase: Phase = 'idle';
   #speechStart = 0;
   #silenceStart = 0;
+  #silenceAnnounced = false;
+  /** Silence needed to close the current turn, in samples (adapted to the transcript so far). */
+  #endpointSamples: number;
   #busy = false;
   /** Total model compute time, ms. */
   vadMs = 0;
@@ -72,6 +132,22 @@ export class Endpointer {
   constructor(model: SileroVadModel, options: EndpointerOptions) {
     this.#model = model;
     this.options = options;
+    this.#endpointSamples = msToSamples(options.endpointMs);
+  }
+
+  /** The silence (ms) now needed to close the open turn. */
+  get endpointMs(): number {
+    return samplesToMs(this.#endpointSamples);
+  }
+
+  /**
+   * The speculative transcript of the speech up to `endSample` is known: adapt the silence that
+   * closes the turn. Ignored unless that silence is still going on (speech did not resume).
+   * The new endpoint applies from the next frame (a silence already longer closes the turn then).
+   */
+  adaptToTranscript(transcript: string, endSample: number): void {
+    if (this.#phase !== 'trailing_silence' || this.#silenceStart !== endSample) return;
+    this.#endpointSamples = msToSamples(adaptiveEndpointMs(transcript, this.options));
   }
 
   /** Samples seen so far. */
@@ -145,15 +221,19 @@ export class Endpointer {
         if (probability < releaseThreshold) {
           this.#phase = 'trailing_silence';
           this.#silenceStart = frameStart;
-          events.push({ type: 'silence_start', startSample: this.#speechStart, endSample: frameStart, audio: this.#audio(frameStart) });
+          this.#silenceAnnounced = false;
+          this.#endpointSamples = msToSamples(this.options.endpointMs);
+          this.#announceSilence(events);
         }
         break;
       case 'trailing_silence':
         if (probability >= activationThreshold) {
           this.#phase = 'speech';
           events.push({ type: 'speech_resumed', atSample: frameStart });
-        } else if (this.#position - this.#silenceStart >= msToSamples(this.options.endpointMs)) {
+        } else if (this.#position - this.#silenceStart >= this.#endpointSamples) {
           events.push(this.#endTurn(this.#silenceStart, 'endpoint'));
+        } else {
+          this.#announceSilence(events);
         }
         break;
     }
@@ -164,6 +244,13 @@ export class Endpointer {
     if (this.#phase === 'idle') this.#trimHistory();
   }
 
+  /** `silence_start` once per silence, when it has lasted `speculateAfterMs`. */
+  #announceSilence(events: VadEvent[]): void {
+    if (this.#silenceAnnounced || this.#position - this.#silenceStart < msToSamples(this.options.speculateAfterMs)) return;
+    this.#silenceAnnounced = true;
+    events.push({ type: 'silence_start', startSample: this.#speechStart, endSample: this.#silenceStart, audio: this.#audio(this.#silenceStart) });
+  }
+
   #confirmIfLongEnough(events: VadEvent[]): void {
     if (this.#position - this.#speechStart >= Math.max(VAD_FRAME_SAMPLES, msToSamples(this.options.minSpeechMs))) {
       this.#phase = 'speech';
@@ -172,8 +259,17 @@ export class Endpointer {
   }
 
   #endTurn(endSample: number, reason: EndReason): VadEvent {
-    const event: VadEvent = { type: 'speech_end', startSample: this.#speechStart, endSample, closedAtSample: this.#position, reason, audio: this.#audio(endSample) };
+    const event: VadEvent = {
+      type: 'speech_end',
+      startSample: this.#speechStart,
+      endSample,
+      closedAtSample: this.#position,
+      reason,
+      audio: this.#audio(endSample),
+      endpointMs: samplesToMs(this.#endpointSamples),
+    };
     this.#phase = 'idle';
+    this.#endpointSamples = msToSamples(this.options.endpointMs);
     return event;
   }
 

@@ -10,6 +10,8 @@ import type { ChatMessage, Conversation, Llm, ReplyPart, ReplyStats, RespondOpti
 export interface ScriptedLlmOptions {
   /** The replies, in order; the last one repeats. */
   replies: (string | string[])[];
+  /** Instead of `replies`: the reply to each user text. */
+  replyTo?: (userText: string) => string;
   deltaChars?: number;
   delayMs?: number;
   firstDeltaDelayMs?: number;
@@ -43,7 +45,7 @@ export class ScriptedConversationDouble implements Conversation {
   }
 
   async *reply(userText: string, options: { signal: AbortSignal; maxTokens?: number }): AsyncGenerator<string> {
-    const script = this.options.replies[Math.min(this.#turn++, this.options.replies.length - 1)]!;
+    const script = this.options.replyTo?.(userText) ?? this.options.replies[Math.min(this.#turn++, this.options.replies.length - 1)]!;
     const size = this.options.deltaChars ?? 3;
     const deltas = Array.isArray(script) ? script : Array.from({ length: Math.ceil(script.length / size) }, (_, i) => script.slice(i * size, (i + 1) * size));
     this.history.push({ role: 'user', content: userText });

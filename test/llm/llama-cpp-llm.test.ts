@@ -69,6 +69,31 @@ describe('LlamaCppLlm on the tiny Qwen2 model', () => {
     fresh.dispose();
   });
 
+  it('rolls back a discarded reply: no trace in the history, and the next turn reuses the cached prefix', async () => {
+    const conversation = await llm.openConversation({ systemPrompt: 'Be brief.' });
+    await collect(conversation.reply('What is the capital of France?', { signal: new AbortController().signal }));
+    const kept = conversation.history.length;
+    // A preemptive reply, cut short and thrown away.
+    const abort = new AbortController();
+    const reply = conversation.reply('And of', { signal: abort.signal });
+    for await (const _delta of reply) {
+      abort.abort();
+    }
+    expect(conversation.history.length).toBe(kept + 2);
+    conversation.restore(conversation.history.slice(0, kept));
+    expect(conversation.history.length).toBe(kept);
+    await collect(conversation.reply('And of Spain?', { signal: new AbortController().signal }));
+    expect(conversation.history).toEqual([
+      { role: 'user', content: 'What is the capital of France?' },
+      { role: 'assistant', content: TINY_QWEN_REPLY },
+      { role: 'user', content: 'And of Spain?' },
+      { role: 'assistant', content: TINY_QWEN_REPLY },
+    ]);
+    // Only the tokens after the kept history are evaluated again (not the system prompt and first turn).
+    expect(conversation.lastStats!.inputTokens).toBeLessThan(20);
+    conversation.dispose();
+  });
+
   it('stops within one token when its signal fires mid-stream', async () => {
     const conversation = await endless.openConversation();
     const abort = new AbortController();

@@ -1,0 +1,65 @@
+/**
+ * Adaptive endpointing on real Silero VAD and espeak-ng speech, with an ASR double for the exact
+ * words: the same audio closes sooner when its speculative transcript is a finished question than
+ * when it ends on "and". Positions are audio time (samples), never wall-clock time.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { listenForTurn } from '../../src/pipeline/listen.js';
+import { adaptiveEndpointMs, endpointCue, endpointerOptions } from '../../src/vad/endpointer.js';
+import { loadSileroVad, type Vad } from '../../src/vad/vad.js';
+import { ScriptedAsrDouble } from '../doubles/scripted-asr-double.js';
+import { makeUtterance, type Utterance } from '../fixtures/speech.js';
+
+let vad: Vad;
+let speech: Utterance;
+
+beforeAll(async () => {
+  vad = await loadSileroVad();
+  speech = await makeUtterance([{ silenceMs: 300 }, { say: 'What time is it' }, { silenceMs: 1500 }]);
+});
+
+async function endpointAfter(transcript: string, overrides = {}) {
+  const asr = new ScriptedAsrDouble({ text: transcript });
+  const heard = await listenForTurn(vad.openStream(overrides), asr, speech.samples, new AbortController().signal);
+  expect(heard).not.toBeNull();
+  return heard!;
+}
+
+describe('adaptive endpointing', () => {
+  it('reads the cue at the end of a transcript', () => {
+    expect(['What time is it?', 'Book it.', 'Great!', 'He said "yes."'].map(endpointCue)).toEqual(['sentence_end', 'sentence_end', 'sentence_end', 'sentence_end']);
+    expect(['I went to the shop and', 'So, um', 'Give me the', 'First,', 'well...', 'and then uh'].map(endpointCue)).toEqual(Array(6).fill('continuation'));
+    expect(['I need to call my sister', '', '   '].map(endpointCue)).toEqual(['none', 'none', 'none']);
+    const options = endpointerOptions({ endpointMs: 400, minEndpointMs: 200, maxEndpointMs: 900 });
+    expect(adaptiveEndpointMs('Why?', options)).toBe(200);
+    expect(adaptiveEndpointMs('and', options)).toBe(900);
+    expect(adaptiveEndpointMs('my sister', options)).toBe(400);
+    expect(adaptiveEndpointMs('Why?', { ...options, adaptive: false })).toBe(400);
+    // The bounds never cross the base.
+    expect(adaptiveEndpointMs('Why?', { ...options, endpointMs: 100 })).toBe(100);
+  });
+
+  it('closes sooner after a question than after "and" (same audio, audio time)', async () => {
+    const question = await endpointAfter('What time is it?');
+    const dangling = await endpointAfter('What time is it and');
+    const neutral = await endpointAfter('What time is it');
+    expect(question.transcript).toBe('What time is it?');
+    // Same speech found each time; only the silence waited differs.
+    expect(question.segments).toEqual(dangling.segments);
+    expect(question.endpointMs).toBeLessThan(neutral.endpointMs);
+    expect(neutral.endpointMs).toBeLessThan(dangling.endpointMs);
+    // Each waited its configured silence, to within one 32 ms VAD frame.
+    const defaults = endpointerOptions();
+    for (const [heard, expected] of [[question, defaults.minEndpointMs], [neutral, defaults.endpointMs], [dangling, defaults.maxEndpointMs]] as const) {
+      expect(heard.endpointMs).toBeGreaterThanOrEqual(expected);
+      expect(heard.endpointMs).toBeLessThan(expected + 33);
+    }
+  });
+
+  it('with adaptive endpointing off, every transcript waits the same fixed silence', async () => {
+    const question = await endpointAfter('What time is it?', { adaptive: false, endpointMs: 250 });
+    const dangling = await endpointAfter('What time is it and', { adaptive: false, endpointMs: 250 });
+    expect(question.endpointMs).toBe(dangling.endpointMs);
+    expect(question.endpointMs).toBeGreaterThanOrEqual(250);
+  });
+});
