@@ -86,9 +86,13 @@ describe('dist/handler.mjs on the test profile through runpod-sdk', () => {
     const metrics = events.at(-2)!;
     for (const name of METRICS) expect(typeof metrics[name], name).toBe('number');
     const m = metrics as Record<string, number>;
-    const parts = m['endpoint_ms']! + m['asr_critical_ms']! + m['llm_first_clause_ms']! + m['tts_ttfb_ms']!;
-    expect(m['first_audio_ms']!).toBeGreaterThanOrEqual(parts - 0.05);
-    expect(m['overhead_ms']!).toBeCloseTo(m['first_audio_ms']! - parts, 1);
+    // A preemptive answer started during the endpoint wait: its model time overlaps the endpoint, so the
+    // stages do not add up (only the part left when the turn closed is on the critical path).
+    if ((metrics['preemptive'] as unknown) !== true) {
+      const parts = m['endpoint_ms']! + m['asr_critical_ms']! + m['llm_first_clause_ms']! + m['tts_ttfb_ms']!;
+      expect(m['first_audio_ms']!).toBeGreaterThanOrEqual(parts - 0.05);
+      expect(m['overhead_ms']!).toBeCloseTo(m['first_audio_ms']! - parts, 1);
+    }
     expect(m['overhead_ms']!).toBeGreaterThanOrEqual(0);
     expect(m['first_audio_ms']!).toBeGreaterThanOrEqual(m['endpoint_ms']!);
     expect(m['endpoint_ms']!).toBeGreaterThanOrEqual(250);
@@ -110,8 +114,11 @@ describe('dist/handler.mjs on the test profile through runpod-sdk', () => {
     const metrics = events.filter((e) => e.type === 'metrics') as unknown as Record<string, number>[];
     expect(metrics.map((m) => m['turn'])).toEqual([0, 1, 2]);
     // The first turn reads the system prompt; later turns add only their own message to the same KV cache.
-    expect(metrics[1]!['llm_tokens_in']!).toBeLessThan(metrics[0]!['llm_tokens_in']! / 3);
-    expect(metrics[2]!['llm_tokens_in']!).toBeLessThan(metrics[0]!['llm_tokens_in']! / 3);
+    // Counted with the tokens of answers started early and thrown away (a pause inside the question):
+    // the played answer then reuses their prompt from the cache, so its own input count can be 0.
+    const evaluated = metrics.map((m) => m['llm_tokens_in']! + m['llm_tokens_wasted']!);
+    expect(evaluated[1]!).toBeLessThan(evaluated[0]! / 3);
+    expect(evaluated[2]!).toBeLessThan(evaluated[0]! / 3);
     expect(events.at(-1)).toMatchObject({ type: 'done', turns: 3 });
   }, 60_000);
 
