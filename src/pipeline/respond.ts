@@ -41,6 +41,11 @@ export interface ResponseTimings {
 export interface Response {
   items: AsyncIterable<ResponseItem>;
   timings: ResponseTimings;
+  /**
+   * Resolves (never rejects) once the LLM and TTS have let go, which can be a little after a reader
+   * stopped early: the next reply on the same conversation must wait for it.
+   */
+  done: Promise<void>;
 }
 
 export function respond(conversation: Conversation, tts: Tts, userText: string, options: ResponseOptions): Response {
@@ -95,7 +100,8 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
     }
   };
 
-  Promise.all([generate(), speak()]).then(
+  const stages = [generate(), speak()];
+  Promise.all(stages).then(
     () => out.end(),
     (error: unknown) => {
       // Whatever a stage throws once the answer was called off is part of stopping, not a failure.
@@ -105,5 +111,5 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
       else out.fail(error);
     },
   );
-  return { items: out, timings };
+  return { items: out, timings, done: Promise.allSettled(stages).then(() => undefined) };
 }
