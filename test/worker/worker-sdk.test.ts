@@ -156,6 +156,23 @@ describe('queue worker through runpod-sdk', () => {
     expect(harness.api.job(result.id)!.latePosts).toEqual([]);
   });
 
+  it('a job-stop while job-done is being retried ends the retries', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    // Every attempt fails: left alone, the worker would retry for about 13 s.
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-done\//, times: 8, status: 500, body: '{"error":"boom"}' });
+    const { id } = await harness.endpoint.run({ input: { events: 1 } });
+    await waitFor(() => harness!.proxy!.requests.some((r) => r.path.includes(`/job-done/worker-1/${id}`)));
+    await harness.endpoint.cancel(id);
+    await waitFor(() => harness!.logs.some((line) => line.includes('job stopped by the platform during its final post')));
+    const proxy = harness.proxy!;
+    const posts = () => proxy.requests.filter((r) => r.path.includes(`/job-done/worker-1/${id}`)).length;
+    const atStop = posts();
+    await harness.close(); // drains: returns once the job's post has given up
+    harness = null;
+    expect(posts()).toBe(atStop);
+    expect(atStop).toBeLessThan(8);
+  });
+
   it('a stream post failing with 503 is retried without losing or reordering events', async () => {
     harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
     harness.proxy!.addRule({ method: 'POST', path: /\/job-stream\//, times: 1, status: 503, body: '' });
