@@ -25,7 +25,7 @@ const bool = (fallback: boolean) =>
     .transform((v) => ['1', 'true', 'yes'].includes(v))
     .default(fallback);
 
-const envSchema = z.object({
+export const envSchema = z.object({
   S2S_PROFILE: z.enum(['production', 'test']).default('production'),
   /** Where the builder put the models; default the network volume when mounted, else ./models. */
   S2S_MODELS_DIR: z.string().min(1).optional(),

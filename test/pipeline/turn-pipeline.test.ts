@@ -5,10 +5,10 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tinyQwenGguf } from '../../builder/tiny-models/tiny-qwen.js';
+import { TINY_QWEN_REPLY, tinyQwenGguf } from '../../builder/tiny-models/tiny-qwen.js';
 import { createHandlerFor, type S2sHandler } from '../../handler/s2s-handler.js';
 import type { WorkerJob } from '../../handler/runtime/types.js';
-import type { Conversation, ConversationOptions } from '../../src/llm/llm.js';
+import type { ChatMessage, Conversation, ConversationOptions } from '../../src/llm/llm.js';
 import { Logger } from '../../src/log/logger.js';
 import { makeUtterance, wavOf } from '../fixtures/speech.js';
 import { ScriptedLlmDouble } from '../doubles/scripted-llm-double.js';
@@ -111,6 +111,32 @@ describe('turn pipeline', () => {
     // Per turn: vad, transcript, then text/audio, then metrics; turns strictly in order.
     const turnsSeen = events.filter((e) => e.type !== 'done').map((e) => e['turn'] as number);
     expect(turnsSeen).toEqual([...turnsSeen].sort());
+
+    // The same on the real engine: its conversation's own history (node-llama-cpp's chat history),
+    // not a double's record of what it was told.
+    let history: readonly ChatMessage[] = [];
+    const watched = {
+      openConversation: async (options?: ConversationOptions) => {
+        const conversation = await real.engines.llm.openConversation(options);
+        const dispose = conversation.dispose.bind(conversation);
+        conversation.dispose = () => {
+          history = [...conversation.history];
+          dispose();
+        };
+        return conversation;
+      },
+      dispose: async () => undefined,
+    };
+    const onEngine = createHandlerFor({ ...real.engines, llm: watched }, real.config, log);
+    await collect(onEngine.handle(job({ turns: [{ audio: question }, { audio: question }], history: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello!' }] }), new AbortController().signal));
+    expect(history).toEqual([
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello!' },
+      { role: 'user', content: 'hello world' },
+      { role: 'assistant', content: TINY_QWEN_REPLY },
+      { role: 'user', content: 'hello world' },
+      { role: 'assistant', content: TINY_QWEN_REPLY },
+    ]);
     await real.dispose();
-  }, 60_000);
+  }, 90_000);
 });
