@@ -10,7 +10,7 @@ import type { LogLevel } from '../src/log/logger.js';
 const intFromEnv = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
-const envSchema = z.object({
+export const envSchema = z.object({
   RUNPOD_WEBHOOK_GET_JOB: z.string().url().optional(),
   RUNPOD_WEBHOOK_POST_OUTPUT: z.string().url().optional(),
   RUNPOD_WEBHOOK_POST_STREAM: z.string().url().optional(),

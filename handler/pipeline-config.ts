@@ -26,7 +26,7 @@ const bool = (fallback: boolean) =>
     .transform((v) => ['1', 'true', 'yes'].includes(v))
     .default(fallback);
 
-const envSchema = z.object({
+export const envSchema = z.object({
   S2S_PROFILE: z.enum(['production', 'test']).default('production'),
   /** Where the builder put the models; default the network volume when mounted, else ./models. */
   S2S_MODELS_DIR: z.string().min(1).optional(),
@@ -80,6 +80,12 @@ const envSchema = z.object({
   S2S_SESSION_CONNECT_TIMEOUT_MS: int(120_000, 1_000, 3_600_000),
   /** On SIGTERM, live sessions get this long to wrap up before they end. */
   S2S_SESSION_SHUTDOWN_GRACE_MS: int(5_000, 0, 600_000),
+  /** Client audio waiting to be processed, at most: a client sending faster than real time is stopped. */
+  S2S_SESSION_MAX_BACKLOG_MS: int(10_000, 1_000, 120_000),
+  /** Answer audio sent but not yet taken by the client (the socket's buffer) before the pacer holds. */
+  S2S_SESSION_MAX_UNREAD_BYTES: int(96_000, 4_096, 16 * 1024 * 1024),
+  /** A client that takes no audio for this long while an answer waits is stuck: its session ends. */
+  S2S_SESSION_STUCK_MS: int(30_000, 1_000, 600_000),
   /** Set by RunPod for exposed TCP ports: where clients reach this worker. */
   RUNPOD_PUBLIC_IP: z.string().optional(),
   RUNPOD_TCP_PORT_8005: z.coerce.number().int().min(1).max(65_535).optional(),
@@ -113,6 +119,9 @@ export interface SessionConfig {
   maxDurationMs: number;
   connectTimeoutMs: number;
   shutdownGraceMs: number;
+  maxBacklogMs: number;
+  maxUnreadBytes: number;
+  stuckMs: number;
 }
 
 /** Where each engine runs, decided once at start (S2S_DEVICE=auto resolved from the machine). */
@@ -215,6 +224,9 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
       maxDurationMs: e.S2S_SESSION_MAX_MS,
       connectTimeoutMs: e.S2S_SESSION_CONNECT_TIMEOUT_MS,
       shutdownGraceMs: e.S2S_SESSION_SHUTDOWN_GRACE_MS,
+      maxBacklogMs: e.S2S_SESSION_MAX_BACKLOG_MS,
+      maxUnreadBytes: e.S2S_SESSION_MAX_UNREAD_BYTES,
+      stuckMs: e.S2S_SESSION_STUCK_MS,
     },
     modelsDir,
     engines: {

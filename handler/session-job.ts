@@ -44,6 +44,9 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     idleTimeoutMs: input.idle_timeout_ms ?? config.sessions.idleTimeoutMs,
     maxDurationMs: config.sessions.maxDurationMs,
     shutdownGraceMs: config.sessions.shutdownGraceMs,
+    maxBacklogMs: config.sessions.maxBacklogMs,
+    maxUnreadBytes: config.sessions.maxUnreadBytes,
+    stuckMs: config.sessions.stuckMs,
   };
 }
 

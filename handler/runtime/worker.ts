@@ -190,7 +190,7 @@ export class QueueWorker {
     const startedAt = performance.now();
     if (taken.problem !== null) {
       log.error('job rejected', { error: taken.problem });
-      await this.#postDone(taken.id, { error: taken.problem }, log);
+      await this.#postDone(taken.id, { error: taken.problem }, log, active.controller.signal);
       return;
     }
     log.info('job started');
@@ -234,14 +234,20 @@ export class QueueWorker {
       log.info('job stopped by the platform: nothing posted', { ms: Math.round(performance.now() - startedAt) });
       return;
     }
-    await this.#postDone(taken.id, result, log);
+    await this.#postDone(taken.id, result, log, signal);
+    if (active.stopped) return;
     log.info('job finished', { ms: Math.round(performance.now() - startedAt), ok: 'output' in result });
   }
 
-  async #postDone(jobId: string, body: { output: unknown } | { error: string }, log: Logger): Promise<void> {
+  /** Posts the job's end, retrying; a job-stop that arrives meanwhile ends the retries (the platform has let go of the job). */
+  async #postDone(jobId: string, body: { output: unknown } | { error: string }, log: Logger, signal: AbortSignal): Promise<void> {
     try {
-      await this.#client.post(this.#urls.jobDone(jobId, true), body, { jobId });
+      await this.#client.post(this.#urls.jobDone(jobId, true), body, { jobId, signal });
     } catch (error) {
+      if (signal.aborted) {
+        log.info('job stopped by the platform during its final post: nothing more posted');
+        return;
+      }
       // Retries are exhausted: the platform will time the job out. Nothing else can be done.
       log.error('job-done could not be posted: result lost', { error: errorMessage(error) });
     }

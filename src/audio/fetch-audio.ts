@@ -15,9 +15,10 @@ export interface FetchLimits {
 
 const MAX_REDIRECTS = 5;
 
-export async function fetchAudio(url: string, limits: FetchLimits, field: string, signal: AbortSignal): Promise<Uint8Array> {
+/** `isInternal` decides which addresses are inside (tests move the line, to have an "outside" on loopback). */
+export async function fetchAudio(url: string, limits: FetchLimits, field: string, signal: AbortSignal, isInternal = isInternalAddress): Promise<Uint8Array> {
   const deadline = AbortSignal.any([signal, AbortSignal.timeout(limits.timeoutMs)]);
-  let target = await checkUrl(url, limits, field);
+  let target = await checkUrl(url, limits, field, isInternal);
   let response: Response;
   // Redirects are followed by hand, so every hop is checked like the first URL.
   for (let hop = 0; ; hop++) {
@@ -31,7 +32,7 @@ export async function fetchAudio(url: string, limits: FetchLimits, field: string
     if (response.status < 300 || response.status >= 400 || !location) break;
     await response.body?.cancel();
     if (hop >= MAX_REDIRECTS) throw new InvalidInputError(`${field}: more than ${MAX_REDIRECTS} redirects`);
-    target = await checkUrl(new URL(location, target).href, limits, field);
+    target = await checkUrl(new URL(location, target).href, limits, field, isInternal);
   }
   if (!response.ok) throw new InvalidInputError(`${field}: the server answered ${response.status}`);
   const declared = Number(response.headers.get('content-length') ?? '0');
@@ -47,7 +48,7 @@ export async function fetchAudio(url: string, limits: FetchLimits, field: string
 }
 
 /** An http(s) URL whose host does not resolve inside the worker's network (unless allowed). */
-async function checkUrl(url: string, limits: FetchLimits, field: string): Promise<URL> {
+async function checkUrl(url: string, limits: FetchLimits, field: string, isInternal: (address: string) => boolean): Promise<URL> {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -61,7 +62,7 @@ async function checkUrl(url: string, limits: FetchLimits, field: string): Promis
     const host = parsed.hostname.replace(/^\[|\]$/g, '');
     const addresses = isIP(host) ? [host] : await lookup(host, { all: true }).then((r) => r.map((a) => a.address), () => []);
     if (addresses.length === 0) throw new InvalidInputError(`${field}: host ${host} could not be resolved`);
-    const inside = addresses.find(isInternalAddress);
+    const inside = addresses.find(isInternal);
     if (inside) throw new InvalidInputError(`${field}: ${host} resolves to ${inside}, an internal address; such URLs are refused`);
   }
   return parsed;

@@ -62,6 +62,8 @@ export type ListenEvent =
 interface Speculation {
   endSample: number;
   startedAt: number;
+  /** Cancels this speculation alone (speech resumed, or a newer one replaced it). */
+  abort: AbortController;
   result: Promise<Transcript>;
   /** The result handled: endpoint adapted and `onSpeculation` told. */
   settled: Promise<void>;
@@ -73,6 +75,8 @@ export class TurnListener {
   readonly #signal: AbortSignal;
   readonly #options: TurnListenerOptions;
   #speculation: Speculation | null = null;
+  /** The last ASR call: the next one starts after it (a decode cannot be stopped midway). */
+  #asrTail: Promise<unknown> = Promise.resolve();
   #segments: HeardTurn['segments'] = [];
   #parts: Float32Array[] = [];
   #closed: { endSample: number; closedAtSample: number; at: number; speechEndAt: number | undefined } | null = null;
@@ -108,14 +112,15 @@ export class TurnListener {
     const out: ListenEvent[] = [];
     for (const event of events) {
       if (event.type === 'speech_start') {
-        this.#speculation = null;
+        this.#dropSpeculation();
         out.push({ type: 'speech_start', startSample: event.startSample });
       } else if (event.type === 'speech_resumed') {
-        this.#speculation = null;
+        this.#dropSpeculation();
         out.push({ type: 'speech_resumed', atSample: event.atSample });
       } else if (event.type === 'silence_start') {
+        this.#dropSpeculation();
         // Only a single-segment turn can be transcribed from the endpointer's audio alone.
-        this.#speculation = this.#segments.length === 0 ? this.#speculate(event.endSample, event.audio) : null;
+        if (this.#segments.length === 0) this.#speculation = this.#speculate(event.endSample, event.audio);
       } else {
         const at = performance.now();
         this.#segments.push({ startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
@@ -129,10 +134,12 @@ export class TurnListener {
   }
 
   #speculate(endSample: number, audio: Float32Array): Speculation {
-    const result = this.#asr.transcribe(audio, { signal: this.#signal });
+    const abort = new AbortController();
+    const result = this.#transcribeAudio(audio, AbortSignal.any([this.#signal, abort.signal]));
     const speculation: Speculation = {
       endSample,
       startedAt: performance.now(),
+      abort,
       result,
       settled: result.then(
         (transcript) => {
@@ -156,9 +163,11 @@ export class TurnListener {
     const vadMs = this.endpointer.vadMs - this.#vadMsAtTurnStart;
     this.#reset();
     const usable = segments.length === 1 && speculation !== null && speculation.endSample === closed.endSample;
+    if (!usable) speculation?.abort.abort();
+    const final = usable ? speculation.result : this.#transcribeAudio(concatFloat32(parts), this.#signal);
     return (async () => {
       const asrStartedAt = usable ? speculation.startedAt : performance.now();
-      const transcript = usable ? await speculation.result : await this.#asr.transcribe(concatFloat32(parts), { signal: this.#signal });
+      const transcript = await final;
       const transcriptAt = performance.now();
       return {
         segments,
@@ -173,6 +182,19 @@ export class TurnListener {
         speechEndAt: closed.speechEndAt,
       };
     })();
+  }
+
+  /** Speech resumed or a new speculation replaces it: the old one's result will not be used. */
+  #dropSpeculation(): void {
+    this.#speculation?.abort.abort();
+    this.#speculation = null;
+  }
+
+  /** One ASR call at a time per listener: a cancelled speculation gives way at once, or as soon as its decode ends. */
+  #transcribeAudio(audio: Float32Array, signal: AbortSignal): Promise<Transcript> {
+    const result = this.#asrTail.then(() => this.#asr.transcribe(audio, { signal }));
+    this.#asrTail = result.catch(() => undefined);
+    return result;
   }
 
   #reset(): void {

@@ -41,6 +41,7 @@ export class LiveSession {
           if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength));
         },
         ended: (summary) => this.#onEnded(summary),
+        unreadBytes: () => this.#ws.bufferedAmount,
       },
       signal,
       shutdown,
@@ -57,6 +58,8 @@ export class LiveSession {
     this.#ws.on('close', () => this.#core.end('client_left'));
     this.#ws.on('error', (error) => this.#log.warn('session socket error', { error: error.message }));
     const ended = this.#core.run();
+    // The client may have left while the session was being set up (the LLM conversation opened).
+    if (this.#ws.readyState !== this.#ws.OPEN) this.#core.end('client_left');
     this.#send({
       type: 'ready',
       session_id: this.#core.id,

@@ -1,13 +1,23 @@
 /**
  * Sends a response's audio at the speed it plays, keeping only `leadMs` ahead of the listener, so
  * that a barge-in can stop it at once: what has not been sent can still be held back or dropped.
- * Times are wall-clock; the client is assumed to play what it gets without gaps.
+ * Times are wall-clock; the client is assumed to play what it gets without gaps. A client that
+ * does not read (its socket's buffer keeps growing) holds the pacer: nothing more piles up, and a
+ * hold that lasts is reported as stuck.
  */
 export interface PacerOptions {
   sampleRate: number;
   /** How much audio may be sent ahead of playback. */
   leadMs: number;
+  /** False while the client is not taking what was sent (its socket's buffer is full): the pacer holds. */
+  canSend?: () => boolean;
+  /** A hold this long calls `onStuck` (once). */
+  maxHoldMs?: number;
+  onStuck?: () => void;
 }
+
+/** While held, how often to look again whether the client has caught up. */
+const HOLD_RETRY_MS = 20;
 
 export class OutputPacer {
   readonly #send: (pcm: Int16Array) => void;
@@ -19,6 +29,9 @@ export class OutputPacer {
   #timer: NodeJS.Timeout | null = null;
   #drainedWaiters: (() => void)[] = [];
   #sentSamples = 0;
+  /** performance.now() since when the client has not been taking audio; null when it is. */
+  #heldSince: number | null = null;
+  #reportedStuck = false;
 
   constructor(send: (pcm: Int16Array) => void, options: PacerOptions) {
     this.#send = send;
@@ -67,6 +80,7 @@ export class OutputPacer {
     this.#queue.length = 0;
     this.#pausedRemainingMs = null;
     this.#playbackEndsAt = performance.now();
+    this.#heldSince = null;
     this.#clearTimer();
     this.#notifyDrained();
   }
@@ -85,14 +99,20 @@ export class OutputPacer {
     if (this.#pausedRemainingMs !== null || this.#timer) return;
     const now = performance.now();
     this.#playbackEndsAt = Math.max(this.#playbackEndsAt, now);
-    while (this.#queue.length > 0 && this.#playbackEndsAt - now <= this.#options.leadMs) {
+    let held = false;
+    while (this.#queue.length > 0) {
+      const ahead = this.#playbackEndsAt - now;
+      // Never more than the lead ahead of playback (a chunk longer than the lead goes alone).
+      if (ahead > 0 && ahead + this.#chunkMs(this.#queue[0]!) > this.#options.leadMs) break;
+      held = !this.#clientKeepsUp(now);
+      if (held) break;
       const pcm = this.#queue.shift()!;
       this.#send(pcm);
       this.#sentSamples += pcm.length;
-      this.#playbackEndsAt += (pcm.length / this.#options.sampleRate) * 1000;
+      this.#playbackEndsAt += this.#chunkMs(pcm);
     }
     if (this.#queue.length > 0) {
-      const wait = Math.max(1, this.#playbackEndsAt - this.#options.leadMs - now);
+      const wait = held ? HOLD_RETRY_MS : Math.max(1, this.#playbackEndsAt + this.#chunkMs(this.#queue[0]!) - this.#options.leadMs - now);
       this.#timer = setTimeout(() => {
         this.#timer = null;
         this.#pump();
@@ -100,6 +120,23 @@ export class OutputPacer {
     } else {
       this.#notifyDrained();
     }
+  }
+
+  #chunkMs(pcm: Int16Array): number {
+    return (pcm.length / this.#options.sampleRate) * 1000;
+  }
+
+  #clientKeepsUp(now: number): boolean {
+    if (this.#options.canSend?.() ?? true) {
+      this.#heldSince = null;
+      return true;
+    }
+    this.#heldSince ??= now;
+    if (!this.#reportedStuck && now - this.#heldSince >= (this.#options.maxHoldMs ?? Infinity)) {
+      this.#reportedStuck = true;
+      this.#options.onStuck?.();
+    }
+    return false;
   }
 
   #clearTimer(): void {

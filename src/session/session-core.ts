@@ -48,6 +48,12 @@ export interface SessionCoreOptions {
   maxDurationMs: number;
   /** After the worker is asked to stop, the session gets this long to wrap up. */
   shutdownGraceMs: number;
+  /** Client audio waiting to be processed, at most; more ends the session (a client faster than real time). */
+  maxBacklogMs: number;
+  /** Answer audio the client has not taken yet (the sink's `unreadBytes`) above which the pacer holds. */
+  maxUnreadBytes: number;
+  /** A client that takes no audio this long while an answer waits to be sent is stuck: the session ends. */
+  stuckMs: number;
 }
 
 export type SessionEndReason = 'client_end' | 'client_left' | 'idle_timeout' | 'max_duration' | 'stopped' | 'error';
@@ -160,6 +166,8 @@ export interface SessionSink {
   audio(pcm: Int16Array): void;
   /** The session is over; called once, before the core resolves `run()`. */
   ended(summary: SessionSummary): void;
+  /** Bytes sent that the client has not taken yet (a socket's `bufferedAmount`); without it, sending never holds. */
+  unreadBytes?(): number;
 }
 
 /** Unprocessed client frames that mean the VAD is not keeping up (at 200 ms a frame, about 5 s). */
@@ -219,6 +227,7 @@ export class SessionCore {
   #historyDirty = false;
   readonly #pacer: OutputPacer;
   readonly #audioQueue: Int16Array[] = [];
+  #queuedSamples = 0;
   #pumping = false;
   #answer: ActiveAnswer | null = null;
   /** Sample where speech started while the assistant was speaking, until it is judged. */
@@ -258,9 +267,19 @@ export class SessionCore {
     for (const message of conversation.history) {
       this.#items.push({ id: newId('item'), role: message.role, modality: 'text', text: message.content, status: 'completed', audioMs: 0 });
     }
-    this.#pacer = new OutputPacer((pcm) => this.#sendAudio(pcm), { sampleRate: CORE_OUTPUT_SAMPLE_RATE, leadMs: options.outputLeadMs });
+    this.#pacer = new OutputPacer((pcm) => this.#sendAudio(pcm), {
+      sampleRate: CORE_OUTPUT_SAMPLE_RATE,
+      leadMs: options.outputLeadMs,
+      canSend: () => (sink.unreadBytes?.() ?? 0) <= options.maxUnreadBytes,
+      maxHoldMs: options.stuckMs,
+      onStuck: () => {
+        this.#error('CLIENT_NOT_READING', `the client took no audio for ${options.stuckMs} ms; the session ends`);
+        this.end('error');
+      },
+    });
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
-    signal.addEventListener('abort', () => this.end('stopped'), { once: true });
+    // Both listeners go when the session ends: `shutdown` lives as long as the worker.
+    signal.addEventListener('abort', () => this.end('stopped'), { once: true, signal: this.#stop.signal });
     if (signal.aborted) queueMicrotask(() => this.end('stopped'));
     shutdown?.addEventListener(
       'abort',
@@ -269,7 +288,7 @@ export class SessionCore {
         this.#error('WORKER_SHUTTING_DOWN', `this worker is shutting down; the session ends in ${options.shutdownGraceMs} ms`);
         setTimeout(() => this.end('stopped'), options.shutdownGraceMs).unref();
       },
-      { once: true },
+      { once: true, signal: this.#stop.signal },
     );
   }
 
@@ -302,6 +321,8 @@ export class SessionCore {
     this.#preemption.discard();
     this.#stop.abort();
     this.#pacer.dispose();
+    this.#audioQueue.length = 0;
+    this.#queuedSamples = 0;
     if (this.#idleTimer) clearTimeout(this.#idleTimer);
     if (this.#maxTimer) clearTimeout(this.#maxTimer);
     const summary: SessionSummary = {
@@ -429,6 +450,13 @@ export class SessionCore {
     }
     this.#clock.arrived(pcm.length, arrivedAt);
     this.#audioQueue.push(pcm);
+    this.#queuedSamples += pcm.length;
+    if (samplesToMs(this.#queuedSamples) > this.#options.maxBacklogMs) {
+      // Faster than real time for long: memory would grow without limit.
+      this.#error('AUDIO_BACKLOG', `more than ${this.#options.maxBacklogMs} ms of audio waiting to be processed; send audio at real-time speed`);
+      this.end('error');
+      return;
+    }
     if (this.#audioQueue.length === BACKLOG_WARNING_FRAMES) {
       // Audio arrives faster than it is processed: turns will be detected late.
       this.#log.warn('session audio processing is falling behind real time', { session_id: this.id, frames_waiting: this.#audioQueue.length });
@@ -539,6 +567,7 @@ export class SessionCore {
     try {
       while (this.#audioQueue.length > 0 && !this.#endReason) {
         const pcm = this.#audioQueue.shift()!;
+        this.#queuedSamples -= pcm.length;
         this.#totals.audioInSamples += pcm.length;
         const listener = this.#listener;
         const events = await listener.push(pcm16ToFloat32(pcm));
@@ -749,6 +778,8 @@ export class SessionCore {
     } finally {
       if (this.#answer === answer) this.#answer = null;
     }
+    // A cut answer's LLM reply may still hold the conversation for a token: the next turn waits.
+    await response.done;
     const metrics = turnMetrics(heard, response.timings, answer.firstOutAt, signal.aborted, 0, preemption);
     this.#totals.llmTokensIn += metrics.llm_tokens_in;
     this.#totals.llmTokensOut += metrics.llm_tokens_out;

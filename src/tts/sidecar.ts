@@ -3,7 +3,7 @@
  * profile) as a child process on loopback: starts it, waits until `GET /config` answers, reads
  * its voices, restarts it with backoff when it dies, and stops it with the worker.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { ConfigError, S2sError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -28,6 +28,20 @@ export interface SidecarVoices {
 
 const POLL_MS = 100;
 
+/**
+ * The server must not outlive the worker: killed with SIGKILL (or crashing), the worker runs no
+ * clean-up, and an orphaned server would keep its port, so the next start fails. Node cannot set
+ * PR_SET_PDEATHSIG on a child itself; util-linux's `setpriv` sets it and then execs the server, so
+ * the kernel kills the server when the worker dies. Without `setpriv`, the server is spawned as is.
+ */
+let pdeathsigWrapper: string[] | null | undefined;
+function dieWithParent(): string[] | null {
+  pdeathsigWrapper ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0 ? ['setpriv', '--pdeathsig', 'KILL', '--'] : null;
+  return pdeathsigWrapper;
+}
+/** setpriv's exit status when it could not run the program. */
+const EXEC_FAILED = 127;
+
 export class TtsSidecar {
   readonly config: SidecarConfig;
   readonly #log: Logger;
@@ -37,6 +51,7 @@ export class TtsSidecar {
   #stopping = false;
   #generation = 0;
   #restartDelayMs: number;
+  #restartTimer: NodeJS.Timeout | null = null;
   readonly #crashListeners = new Set<(error: S2sError) => void>();
   /** Last lines the server printed, for error messages. */
   #recentOutput: string[] = [];
@@ -83,6 +98,13 @@ export class TtsSidecar {
 
   async stop(): Promise<void> {
     this.#stopping = true;
+    if (this.#restartTimer) {
+      // Stopped while waiting to restart: no restart, and nothing left keeping the process alive.
+      clearTimeout(this.#restartTimer);
+      this.#restartTimer = null;
+      this.#ready = Promise.reject(new S2sError('TTS_STOPPED', 'the TTS server was stopped'));
+      this.#ready.catch(() => undefined);
+    }
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -97,7 +119,8 @@ export class TtsSidecar {
     const [program, ...args] = this.config.command;
     const started = performance.now();
     this.#log.info('TTS server starting', { command: this.config.command.join(' '), port: this.config.port });
-    const child = spawn(program!, args, {
+    const wrapper = dieWithParent();
+    const child = spawn(wrapper ? wrapper[0]! : program!, wrapper ? [...wrapper.slice(1), program!, ...args] : args, {
       cwd: this.config.cwd,
       env: { ...process.env, ...this.config.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -114,10 +137,15 @@ export class TtsSidecar {
     child.stderr?.on('data', remember);
     let exited = false;
     const exitedEarly = new Promise<never>((_, reject) => {
-      child.once('error', (error) => reject(new ConfigError(`TTS server could not be started (${program}): ${error.message}`)));
+      child.once('error', (error) => {
+        exited = true; // the start-up poll stops too
+        reject(new ConfigError(`TTS server could not be started (${program}): ${error.message}`));
+      });
       child.once('exit', (code, signal) => {
         exited = true;
-        reject(new S2sError('TTS_START_FAILED', `TTS server exited during start-up (code ${code}, signal ${signal}): ${this.#recentOutput.slice(-3).join(' | ')}`));
+        const output = this.#recentOutput.slice(-3).join(' | ');
+        if (wrapper && code === EXEC_FAILED) reject(new ConfigError(`TTS server could not be started (${program}): ${output}`));
+        else reject(new S2sError('TTS_START_FAILED', `TTS server exited during start-up (code ${code}, signal ${signal}): ${output}`));
       });
     });
     exitedEarly.catch(() => undefined);
@@ -133,6 +161,7 @@ export class TtsSidecar {
           this.#log.info('TTS server ready', { load_ms: Math.round(performance.now() - started), voices: voices.voices.length, default_voice: voices.defaultVoice });
           return voices;
         }
+        if (exited) break;
         if (Date.now() > deadline) {
           child.kill('SIGKILL');
           throw new S2sError('TTS_START_TIMEOUT', `TTS server did not answer ${this.baseUrl}/config within ${this.config.startupTimeoutMs} ms`);
@@ -163,7 +192,8 @@ export class TtsSidecar {
     for (const listener of [...this.#crashListeners]) listener(error);
     const delay = this.#restartDelayMs;
     this.#restartDelayMs = Math.min(this.#restartDelayMs * 2, this.config.maxRestartDelayMs);
-    this.#ready = new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() => {
+    this.#ready = new Promise<void>((resolve) => (this.#restartTimer = setTimeout(resolve, delay))).then(() => {
+      this.#restartTimer = null;
       if (this.#stopping) throw new S2sError('TTS_STOPPED', 'the TTS server was stopped');
       return this.#launch();
     });

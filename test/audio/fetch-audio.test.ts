@@ -13,6 +13,7 @@ beforeAll(async () => {
     if (req.url === '/audio.wav') res.writeHead(200, { 'content-type': 'audio/wav' }).end(Buffer.alloc(1000, 1));
     else if (req.url === '/big.wav') res.writeHead(200).end(Buffer.alloc(5000));
     else if (req.url === '/hop') res.writeHead(302, { location: '/audio.wav' }).end();
+    else if (req.url === '/inside') res.writeHead(302, { location: `http://127.0.0.2:${(server.address() as AddressInfo).port}/audio.wav` }).end();
     else res.writeHead(404).end();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -41,5 +42,14 @@ describe('fetchAudio', () => {
     await expect(fetchAudio(`${base}/audio.wav`, closed, 'audio_url', live())).rejects.toThrow(/127\.0\.0\.1, an internal address/);
     expect(['10.1.2.3', '192.168.0.1', '172.16.5.5', '169.254.169.254', '::1', 'fd00::1', '::ffff:127.0.0.1', '100.64.0.1'].every(isInternalAddress)).toBe(true);
     expect(['8.8.8.8', '1.1.1.1', '2001:4860:4860::8888'].some(isInternalAddress)).toBe(false);
+  });
+
+  it('refuses a redirect from an allowed host to an internal one', async () => {
+    const closed = { ...open, allowPrivateAddresses: false };
+    // For this test 127.0.0.1 is "outside" and the rest of loopback inside: the first hop is
+    // allowed and answers, the redirect points inside.
+    const inside = (address: string) => address !== '127.0.0.1' && isInternalAddress(address);
+    expect((await fetchAudio(`${base}/hop`, closed, 'audio_url', live(), inside)).byteLength).toBe(1000);
+    await expect(fetchAudio(`${base}/inside`, closed, 'audio_url', live(), inside)).rejects.toThrow('audio_url: 127.0.0.2 resolves to 127.0.0.2, an internal address; such URLs are refused');
   });
 });

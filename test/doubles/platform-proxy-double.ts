@@ -17,16 +17,17 @@ export interface ProxyRule {
   body: string;
 }
 
-/** Forwards matching requests but holds the platform's answer back until `until` settles. */
+/** Forwards matching requests but holds them back until `until` settles: the request (`stage: 'request'`) or the platform's answer. */
 export interface HoldRule {
   method: string;
   path: RegExp;
   times: number;
   until: Promise<unknown>;
+  stage?: 'request' | 'answer';
 }
 
 export class PlatformProxyDouble {
-  readonly requests: { method: string; path: string; query: string; body: string; answered: 'canned' | 'forwarded' }[] = [];
+  readonly requests: { method: string; path: string; query: string; body: string; answered: 'canned' | 'forwarded'; answer?: string }[] = [];
   readonly #rules: ProxyRule[] = [];
   readonly #holds: HoldRule[] = [];
   readonly #server: Server;
@@ -49,8 +50,12 @@ export class PlatformProxyDouble {
       res.writeHead(rule.status, { 'content-type': 'application/json' }).end(rule.body);
       return;
     }
-    this.requests.push({ method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'forwarded' });
+    const record: PlatformProxyDouble['requests'][number] = { method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'forwarded' };
+    this.requests.push(record);
+    const hold = this.#holds.find((h) => h.times > 0 && h.method === method && h.path.test(url.pathname));
+    if (hold) hold.times--;
     try {
+      if (hold?.stage === 'request') await hold.until;
       const headers = Object.fromEntries(
         Object.entries(req.headers).filter(([k]) => !['host', 'content-length', 'connection'].includes(k)),
       ) as Record<string, string>;
@@ -63,11 +68,8 @@ export class PlatformProxyDouble {
         signal: abort.signal,
       });
       const text = await upstream.text();
-      const hold = this.#holds.find((h) => h.times > 0 && h.method === method && h.path.test(url.pathname));
-      if (hold) {
-        hold.times--;
-        await hold.until;
-      }
+      record.answer = text;
+      if (hold && hold.stage !== 'request') await hold.until;
       res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(text);
     } catch {
       if (!res.headersSent) res.writeHead(502).end();

@@ -1,6 +1,7 @@
 /**
  * An LLM double that streams a given text instead of generating: deltas of `deltaChars`
- * characters (or given deltas), `delayMs` apart, honouring its signal like the real engine.
+ * characters (or given deltas), `delayMs` apart, honouring its signal like the real engine: an
+ * abort ends the reply quietly, at most one delta later.
  * For tests that need exact words (chunking, pipeline ordering, history). It never calls a tool:
  * `respond` streams the same text as parts.
  */
@@ -34,6 +35,9 @@ export class ScriptedConversationDouble implements Conversation {
   history: ChatMessage[];
   lastStats: ReplyStats | null = null;
   #turn = 0;
+  #replying = 0;
+  /** The most replies this conversation was producing at once (the engine's sequence allows one). */
+  maxConcurrentReplies = 0;
   disposed = false;
 
   constructor(
@@ -53,17 +57,22 @@ export class ScriptedConversationDouble implements Conversation {
     let said = '';
     let ttftMs: number | null = null;
     let outputTokens = 0;
+    this.maxConcurrentReplies = Math.max(this.maxConcurrentReplies, ++this.#replying);
     try {
       for (const [index, delta] of deltas.entries()) {
         const wait = index === 0 ? (this.options.firstDeltaDelayMs ?? this.options.delayMs) : this.options.delayMs;
+        // Like the engine, which stops within one token: a signal that fires while a delta is being
+        // made still lets that delta out; one that fired before stops the reply.
+        const abortedBefore = options.signal.aborted;
         if (wait) await new Promise((resolve) => setTimeout(resolve, wait));
-        if (options.signal.aborted || (options.maxTokens !== undefined && outputTokens >= options.maxTokens)) break;
+        if (abortedBefore || (options.maxTokens !== undefined && outputTokens >= options.maxTokens)) break;
         ttftMs ??= performance.now() - started;
         said += delta;
         outputTokens++;
         yield delta;
       }
     } finally {
+      this.#replying--;
       this.history.push({ role: 'assistant', content: said });
       this.lastStats = { inputTokens: userText.split(/\s+/).length, outputTokens, ttftMs, aborted: options.signal.aborted, droppedMessages: 0, rejectedFunctionCalls: 0 };
     }

@@ -21,14 +21,51 @@ describe('OutputPacer', () => {
     const pacer = new OutputPacer(() => sent.push(performance.now()), { sampleRate: 24_000, leadMs: 200 });
     const started = performance.now();
     for (let i = 0; i < 10; i++) pacer.enqueue(chunk());
-    expect(sent.length).toBe(3); // 0, 100 and 200 ms of lead
+    expect(sent.length).toBe(2); // 200 ms of lead, not a chunk more
     const drained = pacer.drained();
     await vi.advanceTimersByTimeAsync(1_000);
     await drained;
     expect(sent.length).toBe(10);
-    // 1 s of audio with 200 ms lead: the last chunk leaves when 200 ms of it remain to play, 700 ms in.
-    expect(sent.at(-1)! - started).toBeGreaterThanOrEqual(700);
-    expect(sent.at(-1)! - started).toBeLessThan(710);
+    // 1 s of audio with 200 ms lead: the last chunk leaves when 200 ms remain to play, 800 ms in.
+    expect(sent.at(-1)! - started).toBeGreaterThanOrEqual(800);
+    expect(sent.at(-1)! - started).toBeLessThan(810);
+  });
+
+  it('never has more than the lead ahead of playback', async () => {
+    const ahead: number[] = [];
+    let playbackEndsAt = 0;
+    const pacer = new OutputPacer(
+      (pcm) => {
+        playbackEndsAt = Math.max(playbackEndsAt, performance.now()) + (pcm.length / 24_000) * 1000;
+        ahead.push(playbackEndsAt - performance.now());
+      },
+      { sampleRate: 24_000, leadMs: 250 },
+    );
+    for (let i = 0; i < 20; i++) pacer.enqueue(chunk());
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(ahead).toHaveLength(20);
+    expect(Math.max(...ahead)).toBeLessThanOrEqual(250);
+  });
+
+  it('holds while the client is not reading, reports it stuck once after maxHoldMs, and goes on when it reads again', async () => {
+    let reading = true;
+    let sent = 0;
+    let stuck = 0;
+    const pacer = new OutputPacer(() => sent++, { sampleRate: 24_000, leadMs: 100, canSend: () => reading, maxHoldMs: 1_000, onStuck: () => stuck++ });
+    for (let i = 0; i < 10; i++) pacer.enqueue(chunk());
+    expect(sent).toBe(1);
+    reading = false;
+    await vi.advanceTimersByTimeAsync(900);
+    expect(sent).toBe(1); // nothing piles up in a buffer the client does not read
+    expect(stuck).toBe(0);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(stuck).toBe(1);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(stuck).toBe(1);
+    reading = true;
+    await vi.advanceTimersByTimeAsync(2_000);
+    expect(sent).toBe(10);
+    await pacer.drained();
   });
 
   it('pause holds everything unsent, resume sends it all; flush drops it', async () => {

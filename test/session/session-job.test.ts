@@ -16,6 +16,7 @@ import type { Engines } from '../../src/pipeline/engines.js';
 import { SessionServer } from '../../src/session/session-server.js';
 import { ScriptedLlmDouble } from '../doubles/scripted-llm-double.js';
 import { collect } from '../helpers/collect.js';
+import { waitFor } from '../helpers/harness.js';
 import { SessionClient } from '../helpers/session-client.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
 import { freePort } from '../helpers/tts-sidecar.js';
@@ -95,6 +96,22 @@ describe('session job', () => {
     await served.waitFor((e) => e.type === 'ready');
     served.send({ type: 'end' });
     expect((await done).value).toMatchObject({ type: 'done', reason: 'client_end' });
+  });
+
+  it('a client that leaves while its session is being set up is reported as client_left, not idle_timeout', async () => {
+    const double = new ScriptedLlmDouble({ replies: ['Hello.'] });
+    let left!: () => void;
+    const clientLeft = new Promise<void>((resolve) => (left = resolve));
+    // The conversation opens only after the client has gone.
+    const llm = { openConversation: async () => (await clientLeft, double.openConversation()), dispose: async () => undefined };
+    const events = sessionJob(sessionInput({ idle_timeout_ms: 1_000 }), { ...handler.engines, llm });
+    const client = await SessionClient.connect(invitationOf((await events.next()).value as SessionJobEvent));
+    const done = events.next();
+    client.ws.close();
+    await client.closed;
+    left();
+    expect((await done).value).toMatchObject({ type: 'done', reason: 'client_left' });
+    await waitFor(() => double.conversations[0]?.disposed === true);
   });
 
   it('a stop that arrives while the invitation is being published ends the job at once', async () => {

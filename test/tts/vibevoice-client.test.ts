@@ -2,16 +2,19 @@
  * The TTS sidecar manager and VibeVoice client against a server that speaks VibeVoice's protocol
  * (test/doubles/vibevoice-server-double.ts) with real espeak-ng speech.
  */
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resample } from '../../src/audio/resample.js';
 import { concatFloat32, pcm16ToFloat32 } from '../../src/audio/pcm.js';
 import { InvalidInputError } from '../../src/errors.js';
 import { Logger } from '../../src/log/logger.js';
 import { speakInOrder } from '../../src/tts/speaker.js';
-import type { TtsSidecar } from '../../src/tts/sidecar.js';
+import { TtsSidecar } from '../../src/tts/sidecar.js';
 import { splitForRequests, VibeVoiceClient } from '../../src/tts/vibevoice-client.js';
 import { loadSileroVad } from '../../src/vad/vad.js';
-import { startDoubleSidecar } from '../helpers/tts-sidecar.js';
+import { doubleSidecarConfig, startDoubleSidecar } from '../helpers/tts-sidecar.js';
 import { collect } from '../helpers/collect.js';
 import { waitFor } from '../helpers/harness.js';
 
@@ -29,6 +32,13 @@ afterAll(async () => {
 });
 
 const live = () => new AbortController().signal;
+/** Whether something accepts connections on the port. */
+const portAnswers = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
 /** The texts the server was asked to speak, from its output lines (which the sidecar manager logs). */
 const requestsReceived = () =>
   lines.flatMap((line) => {
@@ -157,7 +167,39 @@ describe('TTS sidecar lifecycle', () => {
     await expect(startDoubleSidecar(log, ['--startup-ms', '600000'], { startupTimeoutMs: 1500 })).rejects.toThrow(/did not answer http:\/\/127\.0\.0\.1:\d+\/config within 1500 ms/);
   });
 
-  it('a command that cannot run fails start-up at once', async () => {
-    await expect(startDoubleSidecar(log, [], { command: ['/nonexistent/vibevoice-server'] })).rejects.toThrow(/could not be started/);
+  it('a command that cannot run fails start-up at once, and polling for the server stops', async () => {
+    // Something answering 404 on the server's port counts the start-up polls.
+    const config = await doubleSidecarConfig([], { command: ['/nonexistent/vibevoice-server'] });
+    let polls = 0;
+    const counter = createServer((_req, res) => void (polls++, res.writeHead(404).end()));
+    await new Promise<void>((resolve) => counter.listen(config.port, config.host, resolve));
+    await expect(TtsSidecar.start(config, log)).rejects.toThrow(/could not be started \(\/nonexistent\/vibevoice-server\)/);
+    const atFailure = polls;
+    await new Promise((resolve) => setTimeout(resolve, 5 * 100)); // five poll intervals
+    expect(polls).toBeLessThanOrEqual(atFailure + 1); // at most the one already on its way
+    await new Promise((resolve) => counter.close(resolve));
   });
+
+  it('stop() while a crashed server waits to restart: no restart, and ready() fails at once', async () => {
+    const own = await startDoubleSidecar(log, [], { restartDelayMs: 600_000, maxRestartDelayMs: 600_000 });
+    const client = new VibeVoiceClient(own, {}, log);
+    await expect(collect(client.synthesize('Goodbye cruel [[crash]] world.', { signal: live() }))).rejects.toThrow(/TTS server died mid-utterance/);
+    await own.stop();
+    // Not after the ten-minute restart delay.
+    await expect(own.ready()).rejects.toThrow('the TTS server was stopped');
+  });
+
+  it('the TTS server dies with its worker, even when the worker is killed with SIGKILL', async () => {
+    const parent = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/sidecar-parent.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    parent.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+    const port = Number((await waitFor(() => /ready (\d+)/.exec(stdout), 20_000))[1]);
+    expect(await portAnswers(port)).toBe(true);
+    parent.kill('SIGKILL');
+    // The orphan would hold the port, and the next start would fail on it.
+    for (const deadline = Date.now() + 10_000; await portAnswers(port); ) {
+      if (Date.now() > deadline) throw new Error(`the TTS server outlived its parent and still holds port ${port}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }, 30_000);
 });

@@ -72,16 +72,24 @@ describe('endpointer on espeak-ng speech', () => {
       // 200 ms of pre-roll is kept before the start.
       expect(event.audio.length).toBe(event.endSample - event.startSample + 3200);
     });
-    // A silence that did not last is followed by speech_resumed before any turn end.
-    events.forEach((event, i) => {
-      if (event.type === 'speech_resumed') expect(events[i - 1]!.type).toBe('silence_start');
-    });
+    // Every turn end carried the audio of the silence_start just before it.
+    expect(events.filter((e) => e.type === 'speech_end')).toHaveLength(3);
   });
 
   it('a pause shorter than the endpoint does not close the turn; speech_resumed is reported', async () => {
     const utterance = await makeUtterance([{ silenceMs: 500 }, { say: 'One two three.' }, { silenceMs: 120 }, { say: 'Four five six.' }, { silenceMs: 800 }]);
     const events = await runStream(utterance.samples, 3200, { endpointMs: 400 });
     expect(turns(events)).toHaveLength(1);
+    const resumed = events.flatMap((e, i) => (e.type === 'speech_resumed' ? [i] : []));
+    expect(resumed.length).toBeGreaterThan(0);
+    // Each resumption follows the silence that did not last, inside the one turn.
+    for (const i of resumed) expect(events[i - 1]!.type).toBe('silence_start');
+    const end = events.findIndex((e) => e.type === 'speech_end');
+    expect(resumed.every((i) => i < end)).toBe(true);
+    // It is reported where the speech came back: after the first sentence, before the second ends.
+    const at = samplesToMs((events[resumed.at(-1)!] as Extract<VadEvent, { type: 'speech_resumed' }>).atSample);
+    expect(at).toBeGreaterThan(utterance.truth[0]!.endMs);
+    expect(at).toBeLessThan(utterance.truth[1]!.endMs);
   });
 
   it('gives the same events whatever the push size', async () => {

@@ -58,20 +58,35 @@ describe('local RunPod API', () => {
     expect((await harness.endpoint.health()).jobs.retried).toBe(1);
   });
 
-  it('purge-queue removes queued jobs only', async () => {
-    api = await LocalRunpodApi.start({ port: 0 });
-    const endpoint = sdkEndpoint(api.baseUrl, 'local');
-    await endpoint.run({ input: {} });
-    await endpoint.run({ input: {} });
-    expect(await endpoint.purgeQueue()).toEqual({ removed: 2, status: 'completed' });
-    expect((await endpoint.health()).jobs.inQueue).toBe(0);
+  it('purge-queue removes queued jobs only: the running one finishes, the purged ones never run', async () => {
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler });
+    // The one worker slot is busy, so the next two wait in the queue.
+    const running = await harness.endpoint.run({ input: { events: 3, interval_ms: 100 } });
+    await waitFor(() => handler.seen.started.includes(running.id));
+    const queued = [await harness.endpoint.run({ input: { events: 1 } }), await harness.endpoint.run({ input: { events: 1 } })];
+    expect(await harness.endpoint.purgeQueue()).toEqual({ removed: 2, status: 'completed' });
+    expect((await harness.endpoint.health()).jobs.inQueue).toBe(0);
+    await waitFor(() => harness!.api.job(running.id)?.status === 'COMPLETED');
+    // The worker is free and took what came next, but never the purged jobs.
+    const next = await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
+    expect(next.status).toBe('COMPLETED');
+    expect(handler.seen.started).toEqual([running.id, next.id]);
+    expect(queued.every(({ id }) => !handler.seen.started.includes(id))).toBe(true);
   });
 
   it('cancel of a queued job keeps it from ever running', async () => {
-    api = await LocalRunpodApi.start({ port: 0 });
-    const endpoint = sdkEndpoint(api.baseUrl, 'local');
-    const { id } = await endpoint.run({ input: {} });
-    expect(await endpoint.cancel(id)).toEqual({ id, status: 'CANCELLED' });
-    expect((await endpoint.health()).jobs.inQueue).toBe(0);
+    const handler = createScriptedHandlerDouble();
+    harness = await startHarness({ handler });
+    const running = await harness.endpoint.run({ input: { events: 3, interval_ms: 100 } });
+    await waitFor(() => handler.seen.started.includes(running.id));
+    const { id } = await harness.endpoint.run({ input: { events: 1 } });
+    expect(await harness.endpoint.cancel(id)).toEqual({ id, status: 'CANCELLED' });
+    expect((await harness.endpoint.health()).jobs.inQueue).toBe(0);
+    await waitFor(() => harness!.api.job(running.id)?.status === 'COMPLETED');
+    const next = await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
+    expect(next.status).toBe('COMPLETED');
+    expect(handler.seen.started).toEqual([running.id, next.id]);
+    expect(harness.api.job(id)!.status).toBe('CANCELLED');
   });
 });

@@ -6,6 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
 import { expectNothingPostedAfterStop, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { collect } from '../helpers/collect.js';
+import { parseTakenJobs } from '../../handler/runtime/worker.js';
+import { Logger } from '../../src/log/logger.js';
 
 let harness: Harness | null = null;
 afterEach(async () => {
@@ -156,6 +158,23 @@ describe('queue worker through runpod-sdk', () => {
     expect(harness.api.job(result.id)!.latePosts).toEqual([]);
   });
 
+  it('a job-stop while job-done is being retried ends the retries', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    // Every attempt fails: left alone, the worker would retry for about 13 s.
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-done\//, times: 8, status: 500, body: '{"error":"boom"}' });
+    const { id } = await harness.endpoint.run({ input: { events: 1 } });
+    await waitFor(() => harness!.proxy!.requests.some((r) => r.path.includes(`/job-done/worker-1/${id}`)));
+    await harness.endpoint.cancel(id);
+    await waitFor(() => harness!.logs.some((line) => line.includes('job stopped by the platform during its final post')));
+    const proxy = harness.proxy!;
+    const posts = () => proxy.requests.filter((r) => r.path.includes(`/job-done/worker-1/${id}`)).length;
+    const atStop = posts();
+    await harness.close(); // drains: returns once the job's post has given up
+    harness = null;
+    expect(posts()).toBe(atStop);
+    expect(atStop).toBeLessThan(8);
+  });
+
   it('a stream post failing with 503 is retried without losing or reordering events', async () => {
     harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
     harness.proxy!.addRule({ method: 'POST', path: /\/job-stream\//, times: 1, status: 503, body: '' });
@@ -182,5 +201,40 @@ describe('queue worker through runpod-sdk', () => {
     expect(takes[0]!.path).toContain('/job-take-batch/worker-1');
     expect(takes[0]!.query).toContain('batch_size=3');
     expect(handler.seen.finished).toHaveLength(3);
+  });
+});
+
+describe('job-take answers', () => {
+  const quiet = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
+
+  it('a batch answer gives every job, and a job to fail for each bad one that has an id', () => {
+    const body = JSON.stringify([
+      { id: 'a', input: { events: 1 } },
+      { id: 'b', input: null },
+      { input: { events: 1 } },
+      { id: 'c', input: { events: 2 } },
+    ]);
+    expect(parseTakenJobs(body, true, quiet)).toEqual([
+      { id: 'a', input: { events: 1 }, problem: null },
+      { id: 'b', input: undefined, problem: 'the job has no "input": send {"input": {...}}' },
+      { id: 'c', input: { events: 2 }, problem: null },
+    ]);
+    // A single take's answer is one job, even when asked as a batch of one.
+    expect(parseTakenJobs(JSON.stringify({ id: 'd', input: {} }), true, quiet)).toEqual([{ id: 'd', input: {}, problem: null }]);
+  });
+
+  it('a batch of three jobs taken in one answer all run and are posted', async () => {
+    const handler = createScriptedHandlerDouble();
+    let release!: () => void;
+    const queued = new Promise<void>((resolve) => (release = resolve));
+    // The worker's first batch take is held back until three jobs wait, so one answer carries them all.
+    harness = await startHarness({ handler, env: { S2S_CONCURRENCY: '3', S2S_JOB_TAKE_BATCH: '3' }, proxyHolds: [{ method: 'GET', path: /\/job-take-batch\//, times: 1, until: queued, stage: 'request' }] });
+    const ids: string[] = [];
+    for (let n = 0; n < 3; n++) ids.push((await harness.endpoint.run({ input: { events: 1 } })).id);
+    release();
+    for (const id of ids) await waitFor(() => harness!.api.job(id)?.status === 'COMPLETED');
+    expect(new Set(handler.seen.finished)).toEqual(new Set(ids));
+    const first = harness.proxy!.requests.find((r) => r.path.includes('/job-take-batch/'))!;
+    expect((JSON.parse(first.answer!) as { id: string }[]).map((job) => job.id).sort()).toEqual([...ids].sort());
   });
 });

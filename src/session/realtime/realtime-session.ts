@@ -148,6 +148,7 @@ export class RealtimeSession {
         event: (event) => session!.#onCoreEvent(event),
         audio: (pcm) => session!.#onCoreAudio(pcm),
         ended: (summary) => session!.#onEnded(summary),
+        unreadBytes: () => ws.bufferedAmount,
       },
       signal,
       shutdown,
@@ -162,6 +163,8 @@ export class RealtimeSession {
     this.#ws.on('message', (data, isBinary) => this.#onMessageGuarded(data as Buffer, isBinary));
     this.#ws.on('close', () => this.#core.end('client_left'));
     const ended = this.#core.run();
+    // The client may have left while the session was being set up.
+    if (this.#ws.readyState !== this.#ws.OPEN) this.#core.end('client_left');
     this.#send('session.created', { session: this.#sessionJson() });
     return ended;
   }
