@@ -15,6 +15,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { S2sHandler } from '../../handler/s2s-handler.js';
 import { loadSileroVad } from '../../src/vad/vad.js';
 import { makeUtterance, run, type Utterance } from '../fixtures/speech.js';
+import { clientFrame, OPCODE, RawWebSocket } from '../helpers/raw-websocket.js';
 import { pcm16Bytes, RealtimeTestClient, type RealtimeEvent } from '../helpers/realtime-client.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
 
@@ -351,6 +352,22 @@ describe('Realtime API, bare client', () => {
     expect(client.of('error').at(-1)!['error']).toMatchObject({ code: 'conversation_already_has_active_response', event_id: 'twice' });
     client.ws.close();
   }, 60_000);
+
+  it('protocol violations (invalid UTF-8, a reserved opcode, a frame over the size limit) close that socket only', async () => {
+    const bystander = await RealtimeTestClient.connect(url, { token: TOKEN });
+    await bystander.waitFor('session.created');
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    for (const frame of [clientFrame(OPCODE.text, new Uint8Array([0xc3, 0x28])), clientFrame(OPCODE.reserved, 'x'), clientFrame(OPCODE.text, 'x'.repeat(9 * 1024 * 1024))]) {
+      const { status, ws } = await RawWebSocket.open(port, '/v1/realtime', auth);
+      expect(status).toBe(101);
+      ws.write(frame);
+      await ws.closed;
+    }
+    // The session next door never noticed.
+    bystander.send({ type: 'session.update', session: { instructions: 'Still here.' } });
+    expect((await bystander.waitFor('session.updated'))['session']).toMatchObject({ instructions: 'Still here.' });
+    bystander.ws.close();
+  });
 
   it('conversation items: created with a chosen id, retrieved, deleted', async () => {
     const client = await RealtimeTestClient.connect(url, { token: TOKEN });

@@ -593,7 +593,7 @@ export function coreTurnDetection(detection: TurnDetectionConfig, defaultEndpoin
   const vad: TurnDetection['vad'] = {};
   if (detection.threshold !== undefined) {
     vad.activationThreshold = detection.threshold;
-    vad.releaseThreshold = Math.max(0, detection.threshold - 0.15);
+    vad.releaseThreshold = Math.max(0, Math.round((detection.threshold - 0.15) * 100) / 100);
   }
   if (detection.prefix_padding_ms !== undefined) vad.preRollMs = detection.prefix_padding_ms;
   if (detection.silence_duration_ms !== undefined) vad.endpointMs = Math.max(32, detection.silence_duration_ms);
