@@ -357,7 +357,10 @@ describe('Realtime API, bare client', () => {
     const bystander = await RealtimeTestClient.connect(url, { token: TOKEN });
     await bystander.waitFor('session.created');
     const auth = { Authorization: `Bearer ${TOKEN}` };
-    for (const frame of [clientFrame(OPCODE.text, new Uint8Array([0xc3, 0x28])), clientFrame(OPCODE.reserved, 'x'), clientFrame(OPCODE.text, 'x'.repeat(9 * 1024 * 1024))]) {
+    // A text frame whose header announces 9 MiB (over the 8 MiB limit): refused on the header, before any payload.
+    const oversized = Buffer.concat([Buffer.from([0x80 | OPCODE.text, 0x80 | 127]), Buffer.alloc(8), Buffer.alloc(4), Buffer.alloc(16)]);
+    oversized.writeBigUInt64BE(BigInt(9 * 1024 * 1024), 2);
+    for (const frame of [clientFrame(OPCODE.text, new Uint8Array([0xc3, 0x28])), clientFrame(OPCODE.reserved, 'x'), oversized]) {
       const { status, ws } = await RawWebSocket.open(port, '/v1/realtime', auth);
       expect(status).toBe(101);
       ws.write(frame);
