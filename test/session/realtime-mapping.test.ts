@@ -5,21 +5,22 @@ import { coreTurnDetection } from '../../src/session/realtime/realtime-session.j
 import { OPENAI_VOICES, resolveVoice } from '../../src/session/realtime/voices.js';
 
 describe('turn detection mapping', () => {
-  it('server_vad numbers go to the endpointer; the switches default to on', () => {
-    expect(coreTurnDetection({ type: 'server_vad', threshold: 0.6, prefix_padding_ms: 300, silence_duration_ms: 500 }, 250)).toEqual({
+  const base = { endpointMs: 400, minEndpointMs: 200, maxEndpointMs: 900 };
+  it('server_vad numbers go to the endpointer (a given silence is fixed, not adaptive); the switches default to on', () => {
+    expect(coreTurnDetection({ type: 'server_vad', threshold: 0.6, prefix_padding_ms: 300, silence_duration_ms: 500 }, base)).toEqual({
       mode: 'vad',
-      vad: { activationThreshold: 0.6, releaseThreshold: 0.45, preRollMs: 300, endpointMs: 500 },
+      vad: { activationThreshold: 0.6, releaseThreshold: 0.45, preRollMs: 300, endpointMs: 500, adaptive: false },
       createResponse: true,
       interruptResponse: true,
     });
-    expect(coreTurnDetection({ type: 'server_vad', create_response: false, interrupt_response: false }, 250)).toMatchObject({ vad: {}, createResponse: false, interruptResponse: false });
+    expect(coreTurnDetection({ type: 'server_vad', create_response: false, interrupt_response: false }, base)).toMatchObject({ vad: {}, createResponse: false, interruptResponse: false });
   });
 
-  it('semantic_vad eagerness scales the endpoint silence; null is manual turns', () => {
-    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'low' }, 250).vad).toEqual({ endpointMs: 750 });
-    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'medium' }, 250).vad).toEqual({});
-    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'high' }, 250).vad).toEqual({ endpointMs: 150 });
-    expect(coreTurnDetection(null, 250)).toEqual({ mode: 'manual', vad: {}, createResponse: false, interruptResponse: false });
+  it('semantic_vad keeps adaptive endpointing and its eagerness scales every silence; null is manual turns', () => {
+    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'low' }, base).vad).toEqual({ adaptive: true, endpointMs: 1200, minEndpointMs: 600, maxEndpointMs: 2700 });
+    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'medium' }, base).vad).toEqual({});
+    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'high' }, base).vad).toEqual({ adaptive: true, endpointMs: 240, minEndpointMs: 120, maxEndpointMs: 540 });
+    expect(coreTurnDetection(null, base)).toEqual({ mode: 'manual', vad: {}, createResponse: false, interruptResponse: false });
   });
 });
 
