@@ -66,7 +66,7 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
     // Load-balancing endpoints: live sessions on /ws of the same server, for clients with the token.
     if (isSessionCapable(handler)) {
       handler.serveSessionsOn(health.httpServer, handler.config.sessions.standingToken);
-      if (!handler.config.sessions.standingToken) log.warn('S2S_SESSION_TOKEN is not set: /ws refuses every client');
+      if (!handler.config.sessions.standingToken) log.warn('S2S_SESSION_TOKEN is not set: /ws and /v1/realtime refuse every client');
     }
     health.state = 'ready';
   }
@@ -83,7 +83,7 @@ async function runMode(mode: StartMode, config: WorkerConfig, handler: HandlerDe
   switch (mode.kind) {
     case 'load-balancer':
       // Serves /ping and live sessions on /ws (attached above) until SIGTERM.
-      log.info('load-balancing mode: serving /ping and /ws', { port: config.healthPort });
+      log.info('load-balancing mode: serving /ping, /ws and /v1/realtime', { port: config.healthPort });
       await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
       return 0;
     case 'one-shot':

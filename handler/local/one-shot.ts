@@ -29,9 +29,9 @@ export async function runOneShot(handler: HandlerDefinition, testInput: string |
       signal,
       async (event) => {
         events.push(event);
-        const typed = event as { type?: unknown; url?: unknown; token?: unknown };
+        const typed = event as { type?: unknown; url?: unknown; realtime_url?: unknown; token?: unknown };
         // A session job waits for a client: say where to connect while it waits.
-        if (typed.type === 'session') jobLog.info('session open: connect a client', { url: typed.url, token: typed.token });
+        if (typed.type === 'session') jobLog.info('session open: connect a client', { url: typed.url, realtime_url: typed.realtime_url, token: typed.token });
         else jobLog.debug('event', { type: typed.type });
       },
     );

@@ -7,12 +7,15 @@
 import { createServer, type Server } from 'node:http';
 import { connect as netConnect, type AddressInfo, type TcpNetConnectOpts } from 'node:net';
 import { RealtimeAgent, RealtimeSession, type RealtimeItem } from '@openai/agents-realtime';
+import { TwilioRealtimeTransportLayer } from '@openai/agents-extensions';
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
 import type { S2sHandler } from '../../handler/s2s-handler.js';
 import { loadSileroVad } from '../../src/vad/vad.js';
 import { makeUtterance, run, type Utterance } from '../fixtures/speech.js';
+import { clientFrame, OPCODE, RawWebSocket } from '../helpers/raw-websocket.js';
 import { pcm16Bytes, RealtimeTestClient, type RealtimeEvent } from '../helpers/realtime-client.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
 
@@ -183,6 +186,65 @@ describe('Realtime API with the openai package', () => {
   }, 60_000);
 });
 
+/** mu-law 8 kHz bytes of an utterance made at 8 kHz, encoded by sox (not by our codec). */
+async function mulawOf(utterance: Utterance): Promise<Buffer> {
+  return run('sox', ['-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', '8000', '-', '-t', 'raw', '-e', 'mu-law', '-b', '8', '-c', '1', '-r', '8000', '-'], Buffer.from(utterance.samples.buffer));
+}
+
+/** Whether Silero VAD finds speech in mu-law 8 kHz bytes (decoded by sox, resampled to 16 kHz). */
+async function mulawHasSpeech(mulaw: Buffer): Promise<boolean> {
+  const decoded = await run('sox', ['-t', 'raw', '-e', 'mu-law', '-b', '8', '-c', '1', '-r', '8000', '-', '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', '16000', '-'], mulaw);
+  const vad = await loadSileroVad();
+  try {
+    const events = await vad.openStream().push(new Float32Array(decoded.buffer.slice(decoded.byteOffset, decoded.byteOffset + decoded.byteLength)));
+    return events.some((e) => e.type === 'speech_start');
+  } finally {
+    await vad.dispose();
+  }
+}
+
+describe('Realtime API with the Twilio transport of @openai/agents-extensions', () => {
+  it('a simulated Twilio media stream (20 ms mu-law frames) gets a spoken answer back as Twilio media', async () => {
+    // The app's media-stream endpoint, as in the Agents SDK's Twilio example: one RealtimeSession per call.
+    const app = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    const sessions: RealtimeSession[] = [];
+    const errors: unknown[] = [];
+    app.on('connection', (twilioWebSocket) => {
+      const transport = new TwilioRealtimeTransportLayer({ twilioWebSocket: twilioWebSocket as never });
+      // RealtimeSession's own defaults (PCM 24 kHz) win over the transport's G.711 unless the config says so.
+      const config = { audio: { input: { format: { type: 'audio/pcmu' as const } }, output: { format: { type: 'audio/pcmu' as const } } } };
+      const session = new RealtimeSession(new RealtimeAgent({ name: 'Phone assistant', instructions: 'Answer briefly.' }), { transport, config });
+      session.on('error', (error) => errors.push(error));
+      sessions.push(session);
+      void session.connect({ apiKey: TOKEN, url });
+    });
+    await new Promise((resolve) => app.once('listening', resolve));
+    // Twilio's side of the call.
+    const twilio = new WebSocket(`ws://127.0.0.1:${(app.address() as AddressInfo).port}/media-stream`);
+    const fromApp: { event: string; media?: { payload: string }; streamSid?: string }[] = [];
+    twilio.on('message', (data) => fromApp.push(JSON.parse(data.toString()) as (typeof fromApp)[number]));
+    await new Promise((resolve) => twilio.once('open', resolve));
+    await waitUntil(() => sessions[0]?.transport.status === 'connected', 10_000, 'the session to connect');
+    twilio.send(JSON.stringify({ event: 'connected', protocol: 'Call', version: '1.0.0' }));
+    const start = { streamSid: 'MZ0001', callSid: 'CA0001', tracks: ['inbound'], mediaFormat: { encoding: 'audio/x-mulaw', sampleRate: 8000, channels: 1 } };
+    twilio.send(JSON.stringify({ event: 'start', sequenceNumber: '1', start, streamSid: 'MZ0001' }));
+    const mulaw = await mulawOf(await makeUtterance([{ silenceMs: 300 }, { say: 'What is the capital of France?' }, { silenceMs: 1000 }], 8_000));
+    for (let at = 0, chunk = 1; at < mulaw.length; at += 160, chunk++) {
+      const media = { track: 'inbound', chunk: String(chunk), timestamp: String(at / 8), payload: mulaw.subarray(at, at + 160).toString('base64') };
+      twilio.send(JSON.stringify({ event: 'media', sequenceNumber: String(chunk + 1), media, streamSid: 'MZ0001' }));
+      if (chunk % 10 === 0) await sleep(5);
+    }
+    await waitUntil(() => fromApp.some((m) => m.event === 'mark') && fromApp.filter((m) => m.event === 'media').length > 10, 40_000, 'audio and a mark for Twilio');
+    const media = fromApp.filter((m) => m.event === 'media');
+    expect(media.every((m) => m.streamSid === 'MZ0001')).toBe(true);
+    expect(await mulawHasSpeech(Buffer.concat(media.map((m) => Buffer.from(m.media!.payload, 'base64'))))).toBe(true);
+    expect(errors).toEqual([]);
+    sessions[0]!.close();
+    twilio.close();
+    await new Promise((resolve) => app.close(resolve));
+  }, 60_000);
+});
+
 describe('Realtime API, bare client', () => {
   it('a manual-commit session (turn_detection null): commit, transcription, response.create', async () => {
     const client = await RealtimeTestClient.connect(`${url}?model=gpt-realtime`, { token: TOKEN });
@@ -228,8 +290,7 @@ describe('Realtime API, bare client', () => {
       interrupt_response: true,
     });
     // Encoded by sox, not by our codec: mu-law at 8 kHz, 160 bytes (20 ms) per frame, as Twilio sends.
-    const question8k = await makeUtterance([{ silenceMs: 300 }, { say: 'What is the capital of France?' }, { silenceMs: 800 }], 8_000);
-    const mulaw = await run('sox', ['-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', '8000', '-', '-t', 'raw', '-e', 'mu-law', '-b', '8', '-c', '1', '-r', '8000', '-'], Buffer.from(question8k.samples.buffer));
+    const mulaw = await mulawOf(await makeUtterance([{ silenceMs: 300 }, { say: 'What is the capital of France?' }, { silenceMs: 800 }], 8_000));
     for (let at = 0; at < mulaw.length; at += 160) {
       client.send({ type: 'input_audio_buffer.append', audio: mulaw.subarray(at, at + 160).toString('base64') });
       if ((at / 160) % 10 === 0) await sleep(5);
@@ -242,12 +303,7 @@ describe('Realtime API, bare client', () => {
     expect(out.length).toBeGreaterThan(8_000);
     expect(Math.max(...deltas.map((d) => d.length))).toBeLessThanOrEqual(1_600);
     // Decoded by sox as mu-law and resampled to 16 kHz, the answer holds speech for Silero VAD.
-    const decoded = await run('sox', ['-t', 'raw', '-e', 'mu-law', '-b', '8', '-c', '1', '-r', '8000', '-', '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', '16000', '-'], out);
-    const vad = await loadSileroVad();
-    const stream = vad.openStream();
-    const events = await stream.push(new Float32Array(decoded.buffer.slice(decoded.byteOffset, decoded.byteOffset + decoded.byteLength)));
-    expect(events.some((e) => e.type === 'speech_start')).toBe(true);
-    await vad.dispose();
+    expect(await mulawHasSpeech(out)).toBe(true);
     client.ws.close();
   }, 60_000);
 
@@ -296,6 +352,25 @@ describe('Realtime API, bare client', () => {
     expect(client.of('error').at(-1)!['error']).toMatchObject({ code: 'conversation_already_has_active_response', event_id: 'twice' });
     client.ws.close();
   }, 60_000);
+
+  it('protocol violations (invalid UTF-8, a reserved opcode, a frame over the size limit) close that socket only', async () => {
+    const bystander = await RealtimeTestClient.connect(url, { token: TOKEN });
+    await bystander.waitFor('session.created');
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    // A text frame whose header announces 9 MiB (over the 8 MiB limit): refused on the header, before any payload.
+    const oversized = Buffer.concat([Buffer.from([0x80 | OPCODE.text, 0x80 | 127]), Buffer.alloc(8), Buffer.alloc(4), Buffer.alloc(16)]);
+    oversized.writeBigUInt64BE(BigInt(9 * 1024 * 1024), 2);
+    for (const frame of [clientFrame(OPCODE.text, new Uint8Array([0xc3, 0x28])), clientFrame(OPCODE.reserved, 'x'), oversized]) {
+      const { status, ws } = await RawWebSocket.open(port, '/v1/realtime', auth);
+      expect(status).toBe(101);
+      ws.write(frame);
+      await ws.closed;
+    }
+    // The session next door never noticed.
+    bystander.send({ type: 'session.update', session: { instructions: 'Still here.' } });
+    expect((await bystander.waitFor('session.updated'))['session']).toMatchObject({ instructions: 'Still here.' });
+    bystander.ws.close();
+  });
 
   it('conversation items: created with a chosen id, retrieved, deleted', async () => {
     const client = await RealtimeTestClient.connect(url, { token: TOKEN });

@@ -15,6 +15,7 @@ import { errorMessage, type Logger } from '../../log/logger.js';
 import type { Conversation } from '../../llm/llm.js';
 import type { Engines } from '../../pipeline/engines.js';
 import type { TurnMetrics } from '../../pipeline/events.js';
+import type { EndpointerOptions } from '../../vad/endpointer.js';
 import { SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary, type TurnDetection } from '../session-core.js';
 import { InputAudio, OutputAudio } from './audio-codec.js';
 import { CLIENT_EVENT_TYPES, clientEventSchema, describeIssues, messageItemSchema, type AudioFormat, type ClientEvent, type SessionConfigUpdate, type TurnDetectionConfig } from './client-events.js';
@@ -90,7 +91,7 @@ export class RealtimeSession {
   /** Answers the client cancelled before they started: cut the moment they start. */
   readonly #cancelledAnswers = new Set<string>();
   /** The endpointer's settings before any client change: what turn detection defaults and scales from. */
-  readonly #baseEndpointer: { activationThreshold: number; preRollMs: number; endpointMs: number };
+  readonly #baseEndpointer: { activationThreshold: number; preRollMs: number } & EndpointSilence;
 
   private constructor(ws: WebSocket, core: SessionCore, options: RealtimeSessionOptions, log: Logger, input: InputAudio, output: OutputAudio, defaultVoice: string) {
     this.#ws = ws;
@@ -101,7 +102,13 @@ export class RealtimeSession {
     this.#output = output;
     this.#defaultVoice = defaultVoice;
     const endpointer = core.endpointerOptions;
-    this.#baseEndpointer = { activationThreshold: endpointer.activationThreshold, preRollMs: endpointer.preRollMs, endpointMs: endpointer.endpointMs };
+    this.#baseEndpointer = {
+      activationThreshold: endpointer.activationThreshold,
+      preRollMs: endpointer.preRollMs,
+      endpointMs: endpointer.endpointMs,
+      minEndpointMs: endpointer.minEndpointMs,
+      maxEndpointMs: endpointer.maxEndpointMs,
+    };
     this.#config = {
       instructions: options.instructions,
       outputModalities: ['audio'],
@@ -287,7 +294,7 @@ export class RealtimeSession {
       instructions: next.instructions === this.#options.instructions ? undefined : next.instructions,
       speak: next.outputModalities.includes('audio'),
     });
-    this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer.endpointMs));
+    this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
     this.#send('session.updated', { session: this.#sessionJson() });
   }
 
@@ -581,24 +588,33 @@ function renderItem(item: Readonly<ConversationItem>): Json {
   return { id: item.id, object: 'realtime.item', type: 'message', status: item.status, role: item.role, content };
 }
 
+/** The endpointer's silences that close a turn (adaptive endpointing picks among them by the transcript). */
+export type EndpointSilence = Pick<EndpointerOptions, 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs'>;
+
 /**
- * The core's turn detection for a Realtime one: server_vad's numbers go to the endpointer;
- * semantic_vad's eagerness makes the endpoint silence longer (low), the default (medium, auto) or
- * shorter (high); null is manual turns.
+ * The core's turn detection for a Realtime one. server_vad's numbers go to the endpointer; a
+ * `silence_duration_ms` of the client's is a fixed silence, as OpenAI's server VAD has (adaptive
+ * endpointing off). semantic_vad keeps adaptive endpointing, its eagerness making every silence
+ * longer (low, 3x), as it is (medium, auto) or shorter (high, 0.6x). null is manual turns.
  */
-export function coreTurnDetection(detection: TurnDetectionConfig, defaultEndpointMs: number): TurnDetection {
+export function coreTurnDetection(detection: TurnDetectionConfig, base: EndpointSilence): TurnDetection {
   if (detection === null) return { mode: 'manual', vad: {}, createResponse: false, interruptResponse: false };
   const switches = { createResponse: detection.create_response ?? true, interruptResponse: detection.interrupt_response ?? true };
   if (detection.type === 'semantic_vad') {
     const scale = { low: 3, medium: 1, auto: 1, high: 0.6 }[detection.eagerness ?? 'auto'];
-    return { mode: 'vad', vad: scale === 1 ? {} : { endpointMs: Math.max(32, Math.round(defaultEndpointMs * scale)) }, ...switches };
+    const scaled = (ms: number) => Math.min(5_000, Math.max(32, Math.round(ms * scale)));
+    const vad = scale === 1 ? {} : { adaptive: true, endpointMs: scaled(base.endpointMs), minEndpointMs: scaled(base.minEndpointMs), maxEndpointMs: scaled(base.maxEndpointMs) };
+    return { mode: 'vad', vad, ...switches };
   }
   const vad: TurnDetection['vad'] = {};
   if (detection.threshold !== undefined) {
     vad.activationThreshold = detection.threshold;
-    vad.releaseThreshold = Math.max(0, detection.threshold - 0.15);
+    vad.releaseThreshold = Math.max(0, Math.round((detection.threshold - 0.15) * 100) / 100);
   }
   if (detection.prefix_padding_ms !== undefined) vad.preRollMs = detection.prefix_padding_ms;
-  if (detection.silence_duration_ms !== undefined) vad.endpointMs = Math.max(32, detection.silence_duration_ms);
+  if (detection.silence_duration_ms !== undefined) {
+    vad.endpointMs = Math.max(32, detection.silence_duration_ms);
+    vad.adaptive = false;
+  }
   return { mode: 'vad', vad, ...switches };
 }
