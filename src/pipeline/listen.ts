@@ -50,6 +50,13 @@ export interface TurnListenerOptions {
   onSpeculation?: (speculation: SpeculativeTranscript) => void;
   /** Estimates when a sample (position in the stream) was captured at the client; see HeardTurn.speechEndAt. */
   captureTimeOf?: (sample: number) => number;
+  /**
+   * Incremental transcription: while the user speaks, every this many ms of new audio the speech so
+   * far is transcribed and given to `onPartial`. A decode never waits behind another: while one is
+   * running, that partial is skipped. 0 or absent: off. The turn's transcript still comes from its whole audio.
+   */
+  partialIntervalMs?: number;
+  onPartial?: (partial: { text: string; atSample: number }) => void;
 }
 
 export type ListenEvent =
@@ -77,6 +84,11 @@ export class TurnListener {
   #parts: Float32Array[] = [];
   #closed: { endSample: number; closedAtSample: number; at: number; speechEndAt: number | undefined } | null = null;
   #vadMsAtTurnStart = 0;
+  /** Position of the last partial decode's start, and whether one is running. */
+  #partialAt = 0;
+  #partialRunning = false;
+  /** Counts closed turns, so a partial that finishes after its turn closed is dropped. */
+  #generation = 0;
 
   constructor(endpointer: Endpointer, asr: Asr, signal: AbortSignal, options: TurnListenerOptions) {
     this.endpointer = endpointer;
@@ -91,7 +103,30 @@ export class TurnListener {
   }
 
   async push(samples: Float32Array): Promise<ListenEvent[]> {
-    return this.#handle(await this.endpointer.push(samples));
+    const events = this.#handle(await this.endpointer.push(samples));
+    this.#maybePartial();
+    return events;
+  }
+
+  #maybePartial(): void {
+    const interval = this.#options.partialIntervalMs ?? 0;
+    if (interval <= 0 || !this.#options.onPartial || !this.endpointer.speaking) return;
+    const position = this.endpointer.position;
+    if (position - this.#partialAt < (interval * 16_000) / 1000 || this.#partialRunning) return;
+    const audio = this.endpointer.currentAudio();
+    if (!audio) return;
+    this.#partialAt = position;
+    this.#partialRunning = true;
+    const generation = this.#generation;
+    this.#asr
+      .transcribe(audio, { signal: this.#signal })
+      .then(
+        (transcript) => {
+          if (generation === this.#generation && transcript.text) this.#options.onPartial?.({ text: transcript.text, atSample: position });
+        },
+        () => undefined,
+      )
+      .finally(() => (this.#partialRunning = false));
   }
 
   /** Ends the input: an open turn is closed (reason end_of_input). */
@@ -109,6 +144,7 @@ export class TurnListener {
     for (const event of events) {
       if (event.type === 'speech_start') {
         this.#speculation = null;
+        this.#partialAt = event.startSample;
         out.push({ type: 'speech_start', startSample: event.startSample });
       } else if (event.type === 'speech_resumed') {
         this.#speculation = null;
@@ -118,6 +154,7 @@ export class TurnListener {
         this.#speculation = this.#segments.length === 0 ? this.#speculate(event.endSample, event.audio) : null;
       } else {
         const at = performance.now();
+        this.#generation++;
         this.#segments.push({ startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
         this.#parts.push(event.audio);
         this.#closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at, speechEndAt: this.#options.captureTimeOf?.(event.endSample) };

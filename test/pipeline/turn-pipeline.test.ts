@@ -35,6 +35,12 @@ afterAll(async () => {
 const job = (input: unknown): WorkerJob => ({ id: 'test-job', input, log, progress: async () => undefined });
 
 describe('turn pipeline', () => {
+  it('warmed every engine at start, before the first job, and logged each one\'s time', () => {
+    const warmed = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry['message'] === 'engines warmed up');
+    expect(warmed).toBeDefined();
+    for (const key of ['vad_ms', 'asr_ms', 'llm_ms', 'tts_ms', 'total_ms']) expect(typeof warmed![key]).toBe('number');
+  });
+
   // How fast they stop is a benchmark (npm run bench, "cancel mid-answer"); this checks that they do.
   it('cancelling mid-response stops the TTS and the LLM', async () => {
     const abort = new AbortController();
