@@ -665,6 +665,8 @@ export class SessionCore {
   /** A user turn: its item joins the conversation now, its text when heard; with `answer`, it is answered right away. */
   #queueTurn(itemId: string, heard: Promise<HeardTurn>, answer: boolean, modality: ConversationItem['modality']): void {
     const turn = this.#turns++;
+    // A session that ends first never awaits it: its failure (an aborted decode) must not go unhandled.
+    heard.catch(() => undefined);
     const item: ConversationItem = { id: itemId, role: 'user', modality, text: null, status: 'completed', audioMs: 0 };
     this.#items.push(item);
     this.#pendingInput.push(itemId);
