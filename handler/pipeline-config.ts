@@ -28,8 +28,8 @@ const bool = (fallback: boolean) =>
 
 const envSchema = z.object({
   S2S_PROFILE: z.enum(['production', 'test']).default('production'),
-  /** One short decode, prompt and utterance per engine at start, before the first job. */
-  S2S_WARMUP: bool(true),
+  /** One short decode, prompt and utterance per engine at start, before the first job (default: on in production). */
+  S2S_WARMUP: z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v)).optional(),
   /** Where the builder put the models; default the network volume when mounted, else ./models. */
   S2S_MODELS_DIR: z.string().min(1).optional(),
   /** cuda: GPU required (fail fast without one); auto: GPU when the machine has one; cpu: never. */
@@ -210,7 +210,8 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
     profile,
     devices,
     warnings,
-    warmUp: e.S2S_WARMUP,
+    // The tiny test models have no first-call costs worth a slower start.
+    warmUp: e.S2S_WARMUP ?? profile === 'production',
     sessions: {
       port: e.S2S_SESSION_PORT,
       host: e.S2S_SESSION_HOST,

@@ -232,7 +232,7 @@ export async function listenForTurn(
   asr: Asr,
   samples: Float32Array,
   signal: AbortSignal,
-  hooks: { onSpeculation?: (speculation: SpeculativeTranscript) => void; onSpeech?: () => void } = {},
+  hooks: { onSpeculation?: (speculation: SpeculativeTranscript) => void; onSpeech?: () => void; onSpeechEnd?: (endSample: number) => void } = {},
 ): Promise<HeardTurn | null> {
   const listener = new TurnListener(endpointer, asr, signal, { joinSegments: true, onSpeculation: hooks.onSpeculation });
   for (let at = 0; at < samples.length; at += FEED_SAMPLES) {
@@ -240,6 +240,7 @@ export async function listenForTurn(
     const speculating = listener.speculation;
     const events = await listener.push(samples.subarray(at, at + FEED_SAMPLES));
     if (events.some((e) => e.type === 'speech_start' || e.type === 'speech_resumed')) hooks.onSpeech?.();
+    for (const event of events) if (event.type === 'speech_end') hooks.onSpeechEnd?.(event.endSample);
     if (listener.speculation !== speculating) await listener.speculation;
   }
   listener.flush();

@@ -21,7 +21,7 @@ let endless: S2sHandler;
 let question: string;
 
 beforeAll(async () => {
-  const env = await testProfileEnv({ S2S_MAX_RESPONSE_TOKENS: '2000' });
+  const env = await testProfileEnv({ S2S_MAX_RESPONSE_TOKENS: '2000', S2S_WARMUP: '1' });
   await writeFile(`${env['S2S_MODELS_DIR']}/test/tiny-qwen.gguf`, tinyQwenGguf({ endless: true }));
   const { createS2sHandler } = await import('../../handler/s2s-handler.js');
   endless = await createS2sHandler({ log, env });
