@@ -142,6 +142,8 @@ interface SessionRun {
   firstAudioMs: number | null;
   /** End of each turn the server closed (speech_end end_ms, stream audio time). */
   turnEndsMs: number[];
+  /** Answer audio came before the user had finished (a turn closed mid-question was answered). */
+  early: boolean;
 }
 
 /**
@@ -190,7 +192,7 @@ async function runSession(url: string, clip: ScriptedClip, frameMs: number, tail
   }
   ws.close();
   const firstAudio: number | null = firstAudioAt;
-  return { firstAudioMs: firstAudio !== null && speechEndCapturedAt !== null ? firstAudio - speechEndCapturedAt : null, turnEndsMs };
+  return { firstAudioMs: firstAudio !== null && speechEndCapturedAt !== null ? firstAudio - speechEndCapturedAt : null, turnEndsMs, early: firstAudio !== null && speechEndCapturedAt === null };
 }
 
 interface Config {
@@ -203,6 +205,8 @@ interface Config {
 
 interface ConfigResult extends Config {
   values: number[];
+  /** Questions answered before they were finished (cut off), and questions with no answer at all. */
+  early: number;
   missing: number;
   /** Pause set: sentences cut by a turn closing inside them. */
   cut: number;
@@ -214,7 +218,7 @@ interface ConfigResult extends Config {
  * config at once (each config is one worker with one simulated GPU).
  */
 async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedClip[], pauses: ScriptedClip[], configs: Config[], concurrency: number): Promise<ConfigResult[]> {
-  const results = configs.map((config) => ({ ...config, values: [] as number[], missing: 0, cut: 0, of: 0 }));
+  const results = configs.map((config) => ({ ...config, values: [] as number[], early: 0, missing: 0, cut: 0, of: 0 }));
   const workers = await Promise.all(configs.map((c) => startWorker(vad, oracle, c.policy, c.times)));
   const queues = results.map((r) => (r.set === 'questions' ? Array.from({ length: TURNS }, (_, i) => questions[i % questions.length]!) : [...pauses]));
   const busy = new Set<number>();
@@ -232,7 +236,8 @@ async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedCli
       const r = results[i]!;
       if (r.set === 'questions') {
         const run = await runSession(workers[i]!.url, clip, r.frameMs, 3_000, true);
-        if (run.firstAudioMs === null) r.missing++;
+        if (run.early) r.early++;
+        else if (run.firstAudioMs === null) r.missing++;
         else r.values.push(run.firstAudioMs);
       } else {
         const run = await runSession(workers[i]!.url, clip, r.frameMs, 1_200, false);
@@ -301,10 +306,11 @@ export async function benchLatency(): Promise<BenchResult[]> {
     }),
   ];
   const missing = latencies.reduce((n, r) => n + r.missing, 0);
+  const early = latencies.filter((r) => r.early > 0).map((r) => `(${r.policy.key}) ${r.frameMs} ms${r.times === 'high' ? ' slow' : ''}: ${r.early}`);
   console.log(`\nFirst audio, ms from the true end of speech to the first answer audio at the client (${TURNS} turns per cell; calibrated L4 model times):\n`);
   console.log(lines.join('\n'));
   console.log(
-    `\n${missing} turn(s) without an answer; wall time ${Math.round((performance.now() - started) / 1000)} s; event-loop delay p50 ${(loop.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(0)} ms`,
+    `\nanswered before the question was finished (cut off, not in the percentiles): ${early.join(', ') || 'none'}; ${missing} turn(s) without an answer; wall time ${Math.round((performance.now() - started) / 1000)} s; event-loop delay p50 ${(loop.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(0)} ms`,
   );
 
   const results: BenchResult[] = [];

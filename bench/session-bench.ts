@@ -24,6 +24,8 @@ export async function benchSession(): Promise<BenchResult[]> {
   const interruption = await makeUtterance([{ say: 'Wait, I have another question.' }]);
   const pauses: number[] = [];
   const afterEndpoint: number[] = [];
+  let firstTurnAfterEndpoint = Number.NaN;
+  const afterSpeechEnd: number[] = [];
   try {
     for (let round = 0; round < 12; round++) {
       const client = await SessionClient.connect(url);
@@ -43,7 +45,21 @@ export async function benchSession(): Promise<BenchResult[]> {
       const paused = client.received.find((r) => r.kind === 'event' && r.event.type === 'paused')!;
       pauses.push(paused.at - lastSentAt);
       const metrics = await client.waitFor((e) => e.type === 'metrics' && e['turn'] === 0);
-      if (round > 1) afterEndpoint.push((metrics['first_audio_ms'] as number) - (metrics['endpoint_ms'] as number));
+      // Round 0 is the process's first turn (after the start-up warm-up).
+      const after = (metrics['first_audio_ms'] as number) - (metrics['endpoint_ms'] as number);
+      if (round === 0) firstTurnAfterEndpoint = after;
+      else afterEndpoint.push(after);
+      client.ws.close();
+    }
+    // Streamed at real time in 20 ms frames: how long after `speech_end` the first answer audio arrives
+    // (the answer was started on the speculative transcript during the endpoint wait).
+    for (let round = 0; round < 8; round++) {
+      const client = await SessionClient.connect(url);
+      await client.sendAudio(question.samples, { frameMs: 20, realtime: true });
+      await client.waitForAudio();
+      const speechEnd = client.received.find((r) => r.kind === 'event' && r.event.type === 'speech_end')!;
+      const firstAudio = client.received.find((r) => r.kind === 'audio')!;
+      afterSpeechEnd.push(firstAudio.at - speechEnd.at);
       client.ws.close();
     }
   } finally {
@@ -53,6 +69,8 @@ export async function benchSession(): Promise<BenchResult[]> {
   }
   return [
     summarize('session barge-in: onset frame -> paused at client', 'ms', pauses),
-    summarize('session first audio after the endpoint (tiny models)', 'ms', afterEndpoint),
+    summarize('session first audio after the endpoint (tiny models), later turns', 'ms', afterEndpoint),
+    summarize('session first audio after the endpoint (tiny models), first turn after start', 'ms', [firstTurnAfterEndpoint]),
+    summarize('session speech_end -> first answer audio at the client (tiny models, 20 ms frames)', 'ms', afterSpeechEnd, { median: 50 }),
   ];
 }

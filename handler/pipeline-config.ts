@@ -28,6 +28,8 @@ const bool = (fallback: boolean) =>
 
 export const envSchema = z.object({
   S2S_PROFILE: z.enum(['production', 'test']).default('production'),
+  /** One short decode, prompt and utterance per engine at start, before the first job (default: on in production). */
+  S2S_WARMUP: z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v)).optional(),
   /** Where the builder put the models; default the network volume when mounted, else ./models. */
   S2S_MODELS_DIR: z.string().min(1).optional(),
   /** cuda: GPU required (fail fast without one); auto: GPU when the machine has one; cpu: never. */
@@ -74,6 +76,8 @@ export const envSchema = z.object({
   /** Load-balancing endpoints: the token clients give on /ws (browsers cannot send headers). */
   S2S_SESSION_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   S2S_MIN_INTERRUPTION_MS: int(400, 50, 5_000),
+  /** Live sessions: a partial transcript every this many ms of speech (0: off). */
+  S2S_PARTIAL_TRANSCRIPT_MS: int(500, 0, 10_000),
   S2S_OUTPUT_LEAD_MS: int(250, 0, 10_000),
   S2S_SESSION_IDLE_MS: int(60_000, 1_000, 3_600_000),
   S2S_SESSION_MAX_MS: int(1_800_000, 10_000, 86_400_000),
@@ -114,6 +118,7 @@ export interface SessionConfig {
   publicUrl: string;
   standingToken: string | null;
   minInterruptionMs: number;
+  partialTranscriptMs: number;
   outputLeadMs: number;
   idleTimeoutMs: number;
   maxDurationMs: number;
@@ -140,6 +145,7 @@ export interface PipelineConfig {
   devices: DevicePlan;
   /** Said once in the start-up log: settings that work but are not what the user likely wants. */
   warnings: string[];
+  warmUp: boolean;
   sessions: SessionConfig;
   modelsDir: string;
   engines: EnginesConfig;
@@ -213,12 +219,15 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
     profile,
     devices,
     warnings,
+    // The tiny test models have no first-call costs worth a slower start.
+    warmUp: e.S2S_WARMUP ?? profile === 'production',
     sessions: {
       port: e.S2S_SESSION_PORT,
       host: e.S2S_SESSION_HOST,
       publicUrl: `ws://${publicHost}:${publicPort}/ws`,
       standingToken: e.S2S_SESSION_TOKEN ?? null,
       minInterruptionMs: e.S2S_MIN_INTERRUPTION_MS,
+      partialTranscriptMs: e.S2S_PARTIAL_TRANSCRIPT_MS,
       outputLeadMs: e.S2S_OUTPUT_LEAD_MS,
       idleTimeoutMs: e.S2S_SESSION_IDLE_MS,
       maxDurationMs: e.S2S_SESSION_MAX_MS,

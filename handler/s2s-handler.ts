@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import type { Logger } from '../src/log/logger.js';
 import { SessionServer } from '../src/session/session-server.js';
 import { loadEngines, type Engines } from '../src/pipeline/engines.js';
+import { warmUpEngines } from '../src/pipeline/warm-up.js';
 import { parseJobInput } from './job-input.js';
 import type { PipelineConfig } from './pipeline-config.js';
 import { readPipelineConfig } from './pipeline-config.js';
@@ -74,5 +75,13 @@ export async function createS2sHandler(context: { log: Logger; env: NodeJS.Proce
   for (const warning of config.warnings) context.log.warn(warning);
   context.log.info('loading engines', { profile: config.profile, models_dir: config.modelsDir });
   const engines = await loadEngines(config.engines, context.log);
+  if (config.warmUp) {
+    try {
+      await warmUpEngines(engines, context.log);
+    } catch (error) {
+      await engines.dispose();
+      throw error;
+    }
+  }
   return createHandlerFor(engines, config, context.log);
 }

@@ -39,6 +39,7 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     chunker: config.jobs.chunker,
     vad: checkedEndpointerOverrides(input.vad, config.engines.vad.defaults),
     preemption: input.preemption ?? config.jobs.preemption,
+    partialTranscriptMs: config.sessions.partialTranscriptMs,
     minInterruptionMs: config.sessions.minInterruptionMs,
     outputLeadMs: config.sessions.outputLeadMs,
     idleTimeoutMs: input.idle_timeout_ms ?? config.sessions.idleTimeoutMs,

@@ -50,6 +50,13 @@ export interface TurnListenerOptions {
   onSpeculation?: (speculation: SpeculativeTranscript) => void;
   /** Estimates when a sample (position in the stream) was captured at the client; see HeardTurn.speechEndAt. */
   captureTimeOf?: (sample: number) => number;
+  /**
+   * Incremental transcription: while the user speaks, every this many ms of new audio the speech so
+   * far is transcribed and given to `onPartial`. A decode never waits behind another: while one is
+   * running, that partial is skipped. 0 or absent: off. The turn's transcript still comes from its whole audio.
+   */
+  partialIntervalMs?: number;
+  onPartial?: (partial: { text: string; atSample: number }) => void;
 }
 
 export type ListenEvent =
@@ -81,6 +88,11 @@ export class TurnListener {
   #parts: Float32Array[] = [];
   #closed: { endSample: number; closedAtSample: number; at: number; speechEndAt: number | undefined } | null = null;
   #vadMsAtTurnStart = 0;
+  /** Position of the last partial decode's start, and whether one is running. */
+  #partialAt = 0;
+  #partialRunning = false;
+  /** Counts closed turns, so a partial that finishes after its turn closed is dropped. */
+  #generation = 0;
 
   constructor(endpointer: Endpointer, asr: Asr, signal: AbortSignal, options: TurnListenerOptions) {
     this.endpointer = endpointer;
@@ -95,7 +107,30 @@ export class TurnListener {
   }
 
   async push(samples: Float32Array): Promise<ListenEvent[]> {
-    return this.#handle(await this.endpointer.push(samples));
+    const events = this.#handle(await this.endpointer.push(samples));
+    this.#maybePartial();
+    return events;
+  }
+
+  #maybePartial(): void {
+    const interval = this.#options.partialIntervalMs ?? 0;
+    if (interval <= 0 || !this.#options.onPartial || !this.endpointer.speaking) return;
+    const position = this.endpointer.position;
+    if (position - this.#partialAt < (interval * 16_000) / 1000 || this.#partialRunning) return;
+    const audio = this.endpointer.currentAudio();
+    if (!audio) return;
+    this.#partialAt = position;
+    this.#partialRunning = true;
+    const generation = this.#generation;
+    this.#asr
+      .transcribe(audio, { signal: this.#signal })
+      .then(
+        (transcript) => {
+          if (generation === this.#generation && transcript.text) this.#options.onPartial?.({ text: transcript.text, atSample: position });
+        },
+        () => undefined,
+      )
+      .finally(() => (this.#partialRunning = false));
   }
 
   /** Ends the input: an open turn is closed (reason end_of_input). */
@@ -113,6 +148,7 @@ export class TurnListener {
     for (const event of events) {
       if (event.type === 'speech_start') {
         this.#dropSpeculation();
+        this.#partialAt = event.startSample;
         out.push({ type: 'speech_start', startSample: event.startSample });
       } else if (event.type === 'speech_resumed') {
         this.#dropSpeculation();
@@ -123,6 +159,7 @@ export class TurnListener {
         if (this.#segments.length === 0) this.#speculation = this.#speculate(event.endSample, event.audio);
       } else {
         const at = performance.now();
+        this.#generation++;
         this.#segments.push({ startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
         this.#parts.push(event.audio);
         this.#closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at, speechEndAt: this.#options.captureTimeOf?.(event.endSample) };
@@ -217,7 +254,7 @@ export async function listenForTurn(
   asr: Asr,
   samples: Float32Array,
   signal: AbortSignal,
-  hooks: { onSpeculation?: (speculation: SpeculativeTranscript) => void; onSpeech?: () => void } = {},
+  hooks: { onSpeculation?: (speculation: SpeculativeTranscript) => void; onSpeech?: () => void; onSpeechEnd?: (endSample: number) => void } = {},
 ): Promise<HeardTurn | null> {
   const listener = new TurnListener(endpointer, asr, signal, { joinSegments: true, onSpeculation: hooks.onSpeculation });
   for (let at = 0; at < samples.length; at += FEED_SAMPLES) {
@@ -225,6 +262,7 @@ export async function listenForTurn(
     const speculating = listener.speculation;
     const events = await listener.push(samples.subarray(at, at + FEED_SAMPLES));
     if (events.some((e) => e.type === 'speech_start' || e.type === 'speech_resumed')) hooks.onSpeech?.();
+    for (const event of events) if (event.type === 'speech_end') hooks.onSpeechEnd?.(event.endSample);
     if (listener.speculation !== speculating) await listener.speculation;
   }
   listener.flush();

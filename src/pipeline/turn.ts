@@ -40,9 +40,15 @@ export async function* runTurn(
   const endpointer = engines.vad.openStream(options.vad);
   const { vad: _vad, preemption: mode = 'full', ...responseOptions } = options;
   const preemption = new PreemptiveResponder(conversation, engines.tts, mode, () => responseOptions, signal);
+  // The audio is all there, so a segment's endpoint closes at once: the answer starts when it does, on
+  // the speculative transcript of exactly that segment (not at every brief dip inside the speech).
+  let speculation: { text: string; endSample: number } | null = null;
   const heard = await listenForTurn(endpointer, engines.asr, samples, signal, {
-    onSpeculation: (speculation) => preemption.start(speculation.text),
-    // More speech after the speculation: the turn will read differently.
+    onSpeculation: (latest) => (speculation = latest),
+    onSpeechEnd: (endSample) => {
+      if (speculation?.endSample === endSample) preemption.start(speculation.text);
+    },
+    // More speech after it: the turn will read differently.
     onSpeech: () => preemption.discard(),
   });
   for (const segment of heard?.segments ?? []) yield { type: 'vad', turn, start_ms: round(segment.startMs), end_ms: round(segment.endMs) };

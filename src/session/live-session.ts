@@ -149,6 +149,8 @@ export class LiveSession {
         return this.#send({ type: event.type, turn: event.turn });
       case 'transcript':
         return this.#send({ type: 'transcript', turn: event.turn, text: event.text });
+      case 'partial_transcript':
+        return this.#send({ type: 'partial_transcript', turn: event.turn, text: event.text });
       case 'answer_start':
         return this.#send({ type: 'response_start', turn: event.turn });
       case 'answer_text':

@@ -36,6 +36,8 @@ export type ServerEvent =
   | { type: 'speech_start'; at_ms: number }
   | { type: 'speech_end'; start_ms: number; end_ms: number }
   | { type: 'transcript'; turn: number; text: string }
+  /** The words so far of the speech in progress (incremental transcription); the turn's `transcript` follows. */
+  | { type: 'partial_transcript'; turn: number; text: string }
   | { type: 'response_start'; turn: number }
   | { type: 'text'; turn: number; delta: string }
   /** Outgoing audio paused: the user may be interrupting. */

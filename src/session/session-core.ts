@@ -37,6 +37,8 @@ export interface SessionCoreOptions {
   steps: number;
   chunker: Partial<ChunkerOptions>;
   vad: Partial<EndpointerOptions>;
+  /** Incremental transcription: a partial transcript every this many ms of speech; 0 or absent: off. */
+  partialTranscriptMs?: number;
   /** Answer during the endpoint wait (see pipeline/preemptive.ts); default full. */
   preemption?: PreemptionMode;
   /** User speech this long during an answer cancels it; shorter is a blip and the answer resumes. */
@@ -149,6 +151,8 @@ export type CoreEvent =
   | { type: 'resumed'; turn: number }
   /** The answer was cut; audio the client has buffered should be dropped. */
   | { type: 'interrupted'; turn: number; by: CutReason }
+  /** The words so far of the speech in progress: `turn` and `itemId` are those it will have. */
+  | { type: 'partial_transcript'; turn: number; itemId: string; text: string }
   /** A user turn's text (the transcript of its speech, or what was typed). */
   | { type: 'transcript'; turn: number; itemId: string; text: string; spoken: boolean; asrMs: number }
   /** An answer starts; its assistant item is `item` (in progress, empty). */
@@ -397,6 +401,10 @@ export class SessionCore {
         if (this.#mayPreempt()) this.#preemption.start(speculation.text);
       },
       captureTimeOf: (sample) => this.#clock.captureTimeOf(base + sample),
+      partialIntervalMs: this.#options.partialTranscriptMs ?? 0,
+      onPartial: (partial) => {
+        if (!this.#endReason) this.#emit({ type: 'partial_transcript', turn: this.#turns, itemId: this.#speechItemId, text: partial.text });
+      },
     });
   }
 
@@ -686,6 +694,8 @@ export class SessionCore {
   /** A user turn: its item joins the conversation now, its text when heard; with `answer`, it is answered right away. */
   #queueTurn(itemId: string, heard: Promise<HeardTurn>, answer: boolean, modality: ConversationItem['modality']): void {
     const turn = this.#turns++;
+    // A session that ends first never awaits it: its failure (an aborted decode) must not go unhandled.
+    heard.catch(() => undefined);
     const item: ConversationItem = { id: itemId, role: 'user', modality, text: null, status: 'completed', audioMs: 0 };
     this.#items.push(item);
     this.#pendingInput.push(itemId);

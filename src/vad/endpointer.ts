@@ -164,6 +164,11 @@ export class Endpointer {
     return this.#phase === 'speech' || this.#phase === 'trailing_silence';
   }
 
+  /** The open utterance's audio so far (pre-roll included), or null when no speech is going on. */
+  currentAudio(): Float32Array | null {
+    return this.inSpeech ? this.#audio(this.#position) : null;
+  }
+
   /** Feeds audio; resolves with the events it caused. Calls must not overlap. */
   async push(samples: Float32Array): Promise<VadEvent[]> {
     if (this.#busy) throw new Error('Endpointer.push called again before the previous push finished');

@@ -7,7 +7,7 @@ const params = new URLSearchParams(location.search);
 for (const key of ['api', 'endpoint', 'url', 'token']) if (params.has(key)) $(key).value = params.get(key);
 if (!$('api').value) $('api').value = `${location.protocol}//${location.hostname}:8005/v2`;
 
-const state = (window.s2s = { status: 'idle', events: [], transcripts: [], responses: [], audioChunks: 0, audioSamples: 0, error: null });
+const state = (window.s2s = { status: 'idle', events: [], transcripts: [], partials: [], responses: [], latencyBars: [], audioChunks: 0, audioSamples: 0, error: null });
 
 let ws = null;
 let captureContext = null;
@@ -26,6 +26,31 @@ function log(text, cls) {
   line.className = cls;
   line.textContent = text;
   $('log').append(line);
+}
+
+/**
+ * Where one answer's time to first audio went, as a bar: endpoint, then the model time on the
+ * critical path (ASR not hidden, LLM first clause, TTS first chunk; for a preemptive answer, the
+ * model time still left when the turn closed), then our own overhead.
+ */
+function latencyBar(m) {
+  const total = Math.max(1, m.first_audio_ms);
+  const models = Math.max(0, m.first_audio_ms - m.endpoint_ms - m.overhead_ms);
+  const parts =
+    m.preemptive === true
+      ? [['endpoint', m.endpoint_ms], ['models', models], ['overhead', m.overhead_ms]]
+      : [['endpoint', m.endpoint_ms], ['asr', m.asr_critical_ms], ['llm', m.llm_first_clause_ms], ['tts', m.tts_ttfb_ms], ['overhead', m.overhead_ms]];
+  const bar = document.createElement('div');
+  bar.className = 'bar';
+  bar.title = parts.map(([name, ms]) => `${name} ${Math.round(ms)} ms`).join(', ') + ` = ${Math.round(m.first_audio_ms)} ms`;
+  for (const [name, ms] of parts) {
+    const span = document.createElement('span');
+    span.className = name;
+    span.style.width = `${(100 * Math.max(0, ms)) / total}%`;
+    bar.append(span);
+  }
+  $('log').append(bar);
+  state.latencyBars.push(Object.fromEntries(parts.map(([name, ms]) => [name, Math.round(ms)])));
 }
 
 /** Starts a session job through the RunPod API and waits for its {url, token}. */
@@ -73,7 +98,12 @@ function onEvent(event) {
     case 'ready':
       setStatus('listening');
       break;
+    case 'partial_transcript':
+      state.partials.push(event.text);
+      $('partial').textContent = `… ${event.text}`;
+      break;
     case 'transcript':
+      $('partial').textContent = '';
       state.transcripts.push(event.text);
       if (event.text) log(`you: ${event.text}`, 'user');
       state.responses[event.turn] = '';
@@ -82,7 +112,8 @@ function onEvent(event) {
       state.responses[event.turn] = (state.responses[event.turn] ?? '') + event.delta;
       break;
     case 'metrics':
-      log(`assistant: ${state.responses[event.turn] ?? ''}  (first audio ${Math.round(event.first_audio_ms)} ms)`, 'assistant');
+      log(`assistant: ${state.responses[event.turn] ?? ''}  (first audio ${Math.round(event.first_audio_ms)} ms${event.preemptive === true ? ', started during the endpoint wait' : ''})`, 'assistant');
+      if (event.first_audio_ms > 0) latencyBar(event);
       break;
     case 'paused':
       void playContext.suspend();

@@ -22,7 +22,7 @@ let endless: S2sHandler;
 let question: string;
 
 beforeAll(async () => {
-  const env = await testProfileEnv({ S2S_MAX_RESPONSE_TOKENS: '2000' });
+  const env = await testProfileEnv({ S2S_MAX_RESPONSE_TOKENS: '2000', S2S_WARMUP: '1' });
   await writeFile(`${env['S2S_MODELS_DIR']}/test/tiny-qwen.gguf`, tinyQwenGguf({ endless: true }));
   const { createS2sHandler } = await import('../../handler/s2s-handler.js');
   endless = await createS2sHandler({ log, env });
@@ -36,6 +36,12 @@ afterAll(async () => {
 const job = (input: unknown): WorkerJob => ({ id: 'test-job', input, log, progress: async () => undefined });
 
 describe('turn pipeline', () => {
+  it('warmed every engine at start, before the first job, and logged each one\'s time', () => {
+    const warmed = lines.map((line) => JSON.parse(line) as Record<string, unknown>).find((entry) => entry['message'] === 'engines warmed up');
+    expect(warmed).toBeDefined();
+    for (const key of ['vad_ms', 'asr_ms', 'llm_ms', 'tts_ms', 'total_ms']) expect(typeof warmed![key]).toBe('number');
+  });
+
   // How fast they stop is a benchmark (npm run bench, "cancel mid-answer"); these check that they do.
   it('cancelling mid-response stops the TTS: the answer that never ends by itself ends', async () => {
     const abort = new AbortController();

@@ -145,3 +145,31 @@ describe('honest live metrics', () => {
     expect(large.firstAudio).toBeGreaterThanOrEqual(large.endpoint);
   }, 60_000);
 });
+
+describe('incremental transcription', () => {
+  it('sends the words so far while the user speaks, never queueing a decode behind another', async () => {
+    // A slow decoder (700 ms, longer than the 500 ms interval): partials are skipped, not queued.
+    const long = await makeUtterance([{ silenceMs: 200 }, { say: 'I would like to hear a story about a brave little dragon who learned to fly' }, { silenceMs: 1500 }]);
+    const asr = new ScriptedAsrDouble({ text: (samples) => `words up to ${Math.round(samples.length / 16)} ms`, delayMs: 700 });
+    const server = await serve({ asr, llm: new ScriptedLlmDouble({ replies: ['Once upon a time.'] }) });
+    const client = await SessionClient.connect(server.url);
+    try {
+      await client.sendAudio(long.samples, { frameMs: 20, realtime: true });
+      await client.waitFor((e) => e.type === 'metrics');
+      const types = client.events().map((e) => e.type);
+      const partials = client.events('partial_transcript');
+      expect(partials.length).toBeGreaterThan(0);
+      // All of them came before the turn's transcript, and each heard more than the one before.
+      expect(types.lastIndexOf('partial_transcript')).toBeLessThan(types.indexOf('transcript'));
+      const heardMs = partials.map((p) => Number(/(\d+) ms/.exec(p['text'] as string)![1]));
+      expect(heardMs).toEqual([...heardMs].sort((a, b) => a - b));
+      // At most one decode per 700 ms of speech (plus the speculative and final ones): none queued.
+      const speechMs = long.truth[0]!.endMs - long.truth[0]!.startMs;
+      expect(partials.length).toBeLessThanOrEqual(Math.ceil(speechMs / 700) + 1);
+      expect(client.events('transcript')).toHaveLength(1);
+    } finally {
+      client.ws.close();
+      await server.close();
+    }
+  }, 60_000);
+});

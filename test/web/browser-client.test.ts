@@ -67,8 +67,17 @@ describe('browser client', () => {
     await page.waitForFunction(() => (globalThis as unknown as { s2s: { events: { type: string }[] } }).s2s.events.some((e) => e.type === 'metrics'), undefined, {
       timeout: 30_000,
     });
-    const state = await page.evaluate(() => (globalThis as unknown as { s2s: { status: string; transcripts: string[]; responses: string[]; audioSamples: number } }).s2s);
+    const state = await page.evaluate(
+      () =>
+        (globalThis as unknown as { s2s: { status: string; transcripts: string[]; partials: string[]; responses: string[]; latencyBars: Record<string, number>[]; audioSamples: number } })
+          .s2s,
+    );
     expect(state.transcripts).toContain('hello world');
+    // Words shown while the user spoke, and where the answer's time went.
+    expect(state.partials.length).toBeGreaterThan(0);
+    expect(state.latencyBars).toHaveLength(1);
+    expect(Object.keys(state.latencyBars[0]!)).toContain('endpoint');
+    expect(await page.locator('.bar span').count()).toBeGreaterThanOrEqual(3);
     expect(state.responses.join(' ')).toContain('tiny model');
     expect(state.audioSamples).toBeGreaterThan(24_000);
     expect(state.status).toBe('listening');
