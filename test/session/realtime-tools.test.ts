@@ -38,9 +38,8 @@ async function stopWorker(worker: { handler: S2sHandler; server: Server } | unde
   await new Promise((resolve) => worker?.server.close(resolve));
 }
 
-/** The agent the README shows: one tool, its arguments a zod schema. */
-function weatherAgent(calls: unknown[]) {
-  // readme-snippet-start
+/** The agent the README shows (Realtime API, Tool calling), word for word: one tool, its arguments a zod schema. */
+function weatherAgent() {
   const getWeather = tool({
     name: 'get_weather',
     description: 'The weather forecast for a city.',
@@ -48,14 +47,19 @@ function weatherAgent(calls: unknown[]) {
       city: z.string().describe('The city name'),
       days: z.number().int().min(1).max(7).describe('How many days ahead, 1 to 7'),
     }),
-    execute: async ({ city, days }) => {
-      calls.push({ city, days });
-      return { city, forecast: 'sunny', high_c: 24 };
-    },
+    execute: async ({ city }) => ({ city, forecast: 'sunny', high_c: 24 }),
   });
   const agent = new RealtimeAgent({ name: 'Weather', instructions: 'Answer weather questions with get_weather.', tools: [getWeather] });
-  // readme-snippet-end
   return agent;
+}
+
+/** The arguments of each tool call the SDK started, and what each run of the tool returned. */
+function recordTools(session: RealtimeSession): { calls: unknown[]; results: unknown[] } {
+  const calls: unknown[] = [];
+  const results: unknown[] = [];
+  session.on('agent_tool_start', (_context, _agent, _tool, { toolCall }) => calls.push(JSON.parse((toolCall as { arguments: string }).arguments)));
+  session.on('agent_tool_end', (_context, _agent, _tool, result) => results.push(JSON.parse(result)));
+  return { calls, results };
 }
 
 let good: Awaited<ReturnType<typeof startWorker>>;
@@ -70,12 +74,10 @@ afterAll(async () => {
 
 describe('Realtime API tool calling with @openai/agents-realtime', () => {
   it('a spoken question calls get_weather with valid arguments; its output goes back and the spoken answer follows', async () => {
-    const calls: unknown[] = [];
-    const session = new RealtimeSession(weatherAgent(calls), { transport: 'websocket', model: 'gpt-realtime' });
+    const session = new RealtimeSession(weatherAgent(), { transport: 'websocket', model: 'gpt-realtime' });
+    const { calls, results } = recordTools(session);
     const errors: unknown[] = [];
     session.on('error', (error) => errors.push(error));
-    const toolEnds: string[] = [];
-    session.on('agent_tool_end', (_context, _agent, _tool, result) => toolEnds.push(result));
     let audioBytes = 0;
     session.on('audio', (event) => (audioBytes += event.data.byteLength));
     await session.connect({ apiKey: TOKEN, url: good.url });
@@ -86,7 +88,7 @@ describe('Realtime API tool calling with @openai/agents-realtime', () => {
       'the spoken answer after the tool',
     );
     expect(calls).toEqual([TINY_QWEN_TOOL_CALL.arguments]);
-    expect(JSON.parse(toolEnds[0]!)).toEqual({ city: 'Paris', forecast: 'sunny', high_c: 24 });
+    expect(results).toEqual([{ city: 'Paris', forecast: 'sunny', high_c: 24 }]);
     const call = session.history.find((i) => i.type === 'function_call');
     expect(call).toMatchObject({ type: 'function_call', name: 'get_weather', arguments: JSON.stringify(TINY_QWEN_TOOL_CALL.arguments), status: 'completed' });
     expect(audioBytes).toBeGreaterThan(24_000 * 2);
@@ -95,8 +97,8 @@ describe('Realtime API tool calling with @openai/agents-realtime', () => {
   }, 90_000);
 
   it('tool_choice "none": no call, the plain spoken answer', async () => {
-    const calls: unknown[] = [];
-    const session = new RealtimeSession(weatherAgent(calls), { transport: 'websocket', model: 'gpt-realtime', config: { toolChoice: 'none' } });
+    const session = new RealtimeSession(weatherAgent(), { transport: 'websocket', model: 'gpt-realtime', config: { toolChoice: 'none' } });
+    const { calls } = recordTools(session);
     let ended = false;
     session.on('agent_end', () => (ended = true));
     await session.connect({ apiKey: TOKEN, url: good.url });
@@ -109,8 +111,8 @@ describe('Realtime API tool calling with @openai/agents-realtime', () => {
   }, 90_000);
 
   it('a call whose arguments break the schema never reaches the client: the model answers in words', async () => {
-    const calls: unknown[] = [];
-    const session = new RealtimeSession(weatherAgent(calls), { transport: 'websocket', model: 'gpt-realtime' });
+    const session = new RealtimeSession(weatherAgent(), { transport: 'websocket', model: 'gpt-realtime' });
+    const { calls } = recordTools(session);
     const seen: string[] = [];
     session.transport.on('*', (event: { type: string }) => seen.push(event.type));
     let ended = false;

@@ -254,7 +254,7 @@ describe('Realtime API, bare client', () => {
     expect(errors[2]!.message).toMatch(/silence_duration_ms/);
     expect(errors[3]!.message).toMatch(/even number of bytes/);
     expect(errors[6]!.message).toMatch(/unknown voice "nobody"/);
-    expect(errors[7]!.message).toMatch(/not supported yet/);
+    expect(errors[7]!.message).toMatch(/no function call with call_id "x" is in the conversation/);
     expect(errors.every((e) => e.type === 'invalid_request_error')).toBe(true);
     // Still working: a text answer.
     client.send({ type: 'conversation.item.create', item: { id: 'my-item-1', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello?' }] } });
