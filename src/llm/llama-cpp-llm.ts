@@ -239,8 +239,13 @@ export class LlamaConversation implements Conversation {
     const incoming = [userText ?? '', ...this.#pending.map((p) => p.output ?? NO_OUTPUT)].join('\n');
     const droppedMessages = this.#fitContext(incoming, maxTokens);
     this.#settlePending();
+    const last = this.#items.at(-1);
     if (userText !== null) this.#append({ type: 'user', text: userText }, { type: 'model', response: [] });
-    else if (this.#items.at(-1)?.type !== 'model') this.#append({ type: 'model', response: [] });
+    // Without new words, an answer that ended in function calls continues from their results;
+    // anything else gets a new assistant message.
+    else if (last?.type !== 'model' || typeof last.response.at(-1) !== 'object' || (last.response.at(-1) as { type: string }).type !== 'functionCall') {
+      this.#append({ type: 'model', response: [] });
+    }
 
     const meter = this.#chat.sequence.tokenMeter;
     const before = meter.getState();

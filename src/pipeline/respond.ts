@@ -2,15 +2,22 @@
  * One spoken answer: the LLM streams text, the clause chunker cuts it, TTS speaks the pieces in
  * order. All three overlap: the LLM keeps generating while earlier pieces are spoken. Text deltas
  * and audio chunks come out of one stream as they are made. The signal stops everything.
+ * When the turn is offered tools, a function call comes out of the same stream; the text said
+ * before it is spoken, and the answer ends there (the caller runs the call and asks again).
  */
 import { ClauseChunker, type ChunkerOptions } from '../llm/clause-chunker.js';
 import type { Conversation, ReplyStats } from '../llm/llm.js';
+import type { ToolChoice, ToolSet } from '../llm/tools.js';
 import { speakInOrder, type PieceReport } from '../tts/speaker.js';
 import type { Tts } from '../tts/tts.js';
 import { AsyncQueue } from '../util/async-queue.js';
 
 /** Audio carries the index of the text piece it speaks (`timings.pieces[piece]`), so a cut answer knows what was heard. */
-export type ResponseItem = { kind: 'text'; delta: string } | { kind: 'audio'; pcm: Int16Array; piece: number };
+export type ResponseItem =
+  | { kind: 'text'; delta: string }
+  | { kind: 'audio'; pcm: Int16Array; piece: number }
+  /** A call whose arguments match the tool's schema. */
+  | { kind: 'function_call'; callId: string; name: string; arguments: string };
 
 export interface ResponseOptions {
   signal: AbortSignal;
@@ -26,6 +33,8 @@ export interface ResponseOptions {
   speak?: boolean;
   /** TTS starts only once this settles (an LLM-only preemptive response waits for its turn to be confirmed). */
   speakAfter?: Promise<void>;
+  tools?: ToolSet;
+  toolChoice?: ToolChoice;
 }
 
 /** performance.now() marks along the response's critical path, filled in as it runs. */
@@ -47,6 +56,7 @@ export interface Response {
   done: Promise<void>;
 }
 
+/** `userText` empty: no new user words (after function outputs, or a client's bare request). */
 export function respond(conversation: Conversation, tts: Tts, userText: string, options: ResponseOptions): Response {
   const stop = new AbortController();
   const signal = AbortSignal.any([options.signal, stop.signal]);
@@ -73,10 +83,24 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
       }
     };
     try {
-      for await (const delta of conversation.reply(userText, { signal, maxTokens: options.maxTokens, temperature: options.temperature, instructions: options.instructions })) {
+      const parts = conversation.respond(userText === '' ? null : userText, {
+        signal,
+        maxTokens: options.maxTokens,
+        temperature: options.temperature,
+        instructions: options.instructions,
+        tools: options.tools,
+        toolChoice: options.toolChoice,
+      });
+      for await (const part of parts) {
         timings.firstTokenAt ??= performance.now();
-        out.push({ kind: 'text', delta });
-        handOver(chunker.push(delta));
+        if (part.type === 'function_call') {
+          // What was said before the call is spoken: the last clause goes to the TTS now.
+          handOver(chunker.flush());
+          out.push({ kind: 'function_call', callId: part.callId, name: part.name, arguments: part.arguments });
+          continue;
+        }
+        out.push({ kind: 'text', delta: part.text });
+        handOver(chunker.push(part.text));
       }
       if (!signal.aborted) handOver(chunker.flush());
       pieces.end();

@@ -68,6 +68,7 @@ export async function* runTurn(
       yield { type: 'text', turn, delta: item.delta };
       continue;
     }
+    if (item.kind === 'function_call') continue; // turn jobs offer no tools
     const bytes = new Uint8Array(item.pcm.buffer, item.pcm.byteOffset, item.pcm.byteLength);
     firstOutAt ??= performance.now();
     yield { type: 'audio', turn, seq: seq++, sample_rate: TTS_SAMPLE_RATE, format: 'pcm16', data: encodeBase64(bytes) };

@@ -14,7 +14,8 @@ import { randomUUID } from 'node:crypto';
 import { pcm16ToFloat32 } from '../audio/pcm.js';
 import { errorMessage, type Logger } from '../log/logger.js';
 import type { ChunkerOptions } from '../llm/clause-chunker.js';
-import type { Conversation } from '../llm/llm.js';
+import type { ChatMessage, Conversation } from '../llm/llm.js';
+import type { ToolChoice, ToolSet } from '../llm/tools.js';
 import type { Engines } from '../pipeline/engines.js';
 import type { TurnMetrics } from '../pipeline/events.js';
 import { TurnListener, type HeardTurn, type ListenEvent } from '../pipeline/listen.js';
@@ -103,6 +104,9 @@ export interface AnswerSettings {
   instructions?: string;
   /** false: answers are text only (no TTS). */
   speak?: boolean;
+  /** Functions the model may call, and how it must choose (default "auto"). */
+  tools?: ToolSet;
+  toolChoice?: ToolChoice;
 }
 
 /** How turns are found. Native sessions use the defaults: the endpointer closes turns, each is answered, speech cuts answers. */
@@ -133,6 +137,10 @@ export interface ConversationItem {
   status: 'in_progress' | 'completed' | 'incomplete';
   /** Length of the assistant's audio that exists (sent or not), ms; 0 for text. */
   audioMs: number;
+  /** A function call the assistant made (role assistant, no text). */
+  functionCall?: { callId: string; name: string; arguments: string };
+  /** The output of a call, from the client (role user, no text). */
+  functionOutput?: { callId: string; output: string };
 }
 
 /**
@@ -158,6 +166,8 @@ export type CoreEvent =
   /** An answer starts; its assistant item is `item` (in progress, empty). */
   | { type: 'answer_start'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null; speak: boolean }
   | { type: 'answer_text'; turn: number; answerId: string; itemId: string; delta: string }
+  /** The answer calls a function (its arguments match the tool's schema); `item` is the call's item, after `previousItemId`. */
+  | { type: 'function_call'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null }
   /** The answer is over (finished, cut or failed): its item as it now stands, where its time went. */
   | { type: 'answer_done'; turn: number; answerId: string; item: ConversationItem; status: 'completed' | CutReason | 'failed'; error: string | null; metrics: TurnMetrics }
   /** Something went wrong that the client should hear about; `code` is one of ours. */
@@ -435,6 +445,8 @@ export class SessionCore {
       temperature: settings.temperature,
       instructions: settings.instructions,
       speak: settings.speak !== false,
+      tools: settings.tools,
+      toolChoice: settings.toolChoice,
       cfg: this.#options.cfg,
       steps: this.#options.steps,
       chunker: this.#options.chunker,
@@ -485,8 +497,41 @@ export class SessionCore {
    * Returns the item, or an error message when `previousItemId` is unknown or the id is taken.
    */
   addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string {
-    const id = item.id ?? newId('item');
-    if (this.#items.some((i) => i.id === id)) return `an item with id "${id}" already exists`;
+    const added: ConversationItem = { id: item.id ?? newId('item'), role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
+    const at = this.#insert(added, previousItemId);
+    if (typeof at === 'string') return at;
+    if (item.role === 'user') this.#turns++;
+    if (item.role === 'user' && at === this.#items.length - 1) this.#pendingInput.push(added.id);
+    else this.#historyDirty = true;
+    this.#emit({ type: 'item_added', item: added, previousItemId: this.#items[at - 1]?.id ?? null });
+    return added;
+  }
+
+  /**
+   * The output of a function call the assistant made, from the client (placed like `addItem`).
+   * The next answer continues from it. Returns the item, or an error message when no call has
+   * that id, it has an output already, or the item id is taken.
+   */
+  addFunctionOutput(output: { id?: string; callId: string; output: string }, previousItemId?: string | null): ConversationItem | string {
+    if (!this.#items.some((i) => i.functionCall?.callId === output.callId)) return `no function call with call_id "${output.callId}" is in the conversation`;
+    if (this.#items.some((i) => i.functionOutput?.callId === output.callId)) return `the function call "${output.callId}" has an output already`;
+    const added: ConversationItem = { id: output.id ?? newId('item'), role: 'user', modality: 'text', text: '', status: 'completed', audioMs: 0, functionOutput: { callId: output.callId, output: output.output } };
+    const at = this.#insert(added, previousItemId);
+    if (typeof at === 'string') return at;
+    try {
+      this.#conversation.addFunctionCallOutput(output.callId, output.output);
+    } catch {
+      // The model's history moved on without it (a turn came first, or it was rebuilt): rebuild it with the output.
+      this.#historyDirty = true;
+    }
+    if (at !== this.#items.length - 1) this.#historyDirty = true;
+    this.#emit({ type: 'item_added', item: added, previousItemId: this.#items[at - 1]?.id ?? null });
+    return added;
+  }
+
+  /** Puts an item after `previousItemId` (undefined: at the end; null: first); its index, or why not. */
+  #insert(item: ConversationItem, previousItemId: string | null | undefined): number | string {
+    if (this.#items.some((i) => i.id === item.id)) return `an item with id "${item.id}" already exists`;
     let at = this.#items.length;
     if (previousItemId === null) at = 0;
     else if (previousItemId !== undefined) {
@@ -494,13 +539,8 @@ export class SessionCore {
       if (previous < 0) return `previous_item_id "${previousItemId}" is not in the conversation`;
       at = previous + 1;
     }
-    const added: ConversationItem = { id, role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
-    this.#items.splice(at, 0, added);
-    if (item.role === 'user') this.#turns++;
-    if (item.role === 'user' && at === this.#items.length - 1) this.#pendingInput.push(id);
-    else this.#historyDirty = true;
-    this.#emit({ type: 'item_added', item: added, previousItemId: this.#items[at - 1]?.id ?? null });
-    return added;
+    this.#items.splice(at, 0, item);
+    return at;
   }
 
   /** Removes an item; false when there is none with that id. */
@@ -727,9 +767,7 @@ export class SessionCore {
     this.#pendingInput = [];
     if (this.#historyDirty) {
       this.#historyDirty = false;
-      this.#conversation.restore(
-        this.#items.filter((i) => !pending.has(i.id) && i.text && i.status !== 'in_progress').map((i) => ({ role: i.role, content: i.text! })),
-      );
+      this.#conversation.restore(modelHistory(this.#items.filter((i) => !pending.has(i.id) && i.status !== 'in_progress')));
     }
     return this.#items
       .filter((i) => pending.has(i.id) && i.text)
@@ -775,6 +813,19 @@ export class SessionCore {
           generated += chunk.delta;
           if (answer.cutBy === null) item.text = generated;
           this.#emit({ type: 'answer_text', turn, answerId: id, itemId: item.id, delta: chunk.delta });
+        } else if (chunk.kind === 'function_call') {
+          const call: ConversationItem = {
+            id: newId('item'),
+            role: 'assistant',
+            modality: 'text',
+            text: '',
+            status: 'completed',
+            audioMs: 0,
+            functionCall: { callId: chunk.callId, name: chunk.name, arguments: chunk.arguments },
+          };
+          const previous = this.#items.at(-1)?.id ?? null;
+          this.#items.push(call);
+          this.#emit({ type: 'function_call', turn, answerId: id, item: { ...call }, previousItemId: previous });
         } else {
           const piece = (pieces[chunk.piece] ??= { text: response.timings.pieces[chunk.piece]?.text ?? '', samples: 0 });
           piece.samples += chunk.pcm.length;
@@ -845,6 +896,26 @@ export class SessionCore {
   #error(code: string, message: string): void {
     this.#emit({ type: 'error', code, message });
   }
+}
+
+/**
+ * The model's history for a rebuild: messages with text, each function call joined to the
+ * assistant message before it (or an empty one) with its output, if the client sent one.
+ */
+function modelHistory(items: readonly ConversationItem[]): ChatMessage[] {
+  const outputs = new Map(items.flatMap((i) => (i.functionOutput ? [[i.functionOutput.callId, i.functionOutput.output] as const] : [])));
+  const messages: ChatMessage[] = [];
+  for (const item of items) {
+    if (item.functionCall) {
+      let last = messages.at(-1);
+      if (last?.role !== 'assistant') messages.push((last = { role: 'assistant', content: '' }));
+      const { name, arguments: args, callId } = item.functionCall;
+      (last.functionCalls ??= []).push({ name, arguments: args, output: outputs.get(callId) ?? null });
+    } else if (!item.functionOutput && item.text) {
+      messages.push({ role: item.role, content: item.text });
+    }
+  }
+  return messages;
 }
 
 /** A typed turn has no audio: its "heard" record carries the text and zero listening time. */

@@ -1,5 +1,7 @@
 /** A bare Realtime API client for tests: JSON events over `ws`, recorded in arrival order. */
+import type { RealtimeItem, RealtimeSession } from '@openai/agents-realtime';
 import WebSocket from 'ws';
+import type { Utterance } from '../fixtures/speech.js';
 
 export type RealtimeEvent = { type: string; [k: string]: unknown };
 
@@ -51,3 +53,34 @@ export function pcm16Bytes(samples: Float32Array): Buffer {
   for (let i = 0; i < samples.length; i++) out.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(samples[i]! * 32768))), i * 2);
   return out;
 }
+
+/** Feeds an agents-realtime session 24 kHz PCM16, in frames of `frameMs`, optionally paced like a microphone. */
+export async function speakTo(session: RealtimeSession, utterance: Utterance, options: { frameMs?: number; realtime?: boolean } = {}): Promise<void> {
+  const frameMs = options.frameMs ?? 100;
+  const bytes = pcm16Bytes(utterance.samples);
+  const size = (24_000 * 2 * frameMs) / 1000;
+  for (let at = 0; at < bytes.length; at += size) {
+    const frame = bytes.subarray(at, at + size);
+    session.sendAudio(frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength) as ArrayBuffer);
+    if (options.realtime) await new Promise((resolve) => setTimeout(resolve, frameMs));
+  }
+}
+
+export function waitUntil<T>(probe: () => T | undefined | null | false, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      const value = probe();
+      if (value) return resolve(value);
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+export type MessageItem = Extract<RealtimeItem, { type: 'message' }>;
+export const messages = (history: RealtimeItem[]) => history.filter((i): i is MessageItem => i.type === 'message');
+export const transcriptOf = (item: MessageItem | undefined) =>
+  (item?.content ?? []).map((c) => ('transcript' in c ? (c.transcript ?? '') : 'text' in c ? c.text : '')).join('');
+

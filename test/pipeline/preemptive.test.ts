@@ -32,7 +32,7 @@ async function read(response: Response) {
   let audio = 0;
   for await (const item of response.items) {
     if (item.kind === 'text') text += item.delta;
-    else audio += item.pcm.length;
+    else if (item.kind === 'audio') audio += item.pcm.length;
   }
   return { text, audio };
 }

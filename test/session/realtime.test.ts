@@ -6,7 +6,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { connect as netConnect, type AddressInfo, type TcpNetConnectOpts } from 'node:net';
-import { RealtimeAgent, RealtimeSession, type RealtimeItem } from '@openai/agents-realtime';
+import { RealtimeAgent, RealtimeSession } from '@openai/agents-realtime';
 import { TwilioRealtimeTransportLayer } from '@openai/agents-extensions';
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
@@ -16,7 +16,7 @@ import type { S2sHandler } from '../../handler/s2s-handler.js';
 import { loadSileroVad } from '../../src/vad/vad.js';
 import { makeUtterance, run, type Utterance } from '../fixtures/speech.js';
 import { clientFrame, OPCODE, RawWebSocket } from '../helpers/raw-websocket.js';
-import { pcm16Bytes, RealtimeTestClient, type RealtimeEvent } from '../helpers/realtime-client.js';
+import { messages, pcm16Bytes, RealtimeTestClient, speakTo, transcriptOf, waitUntil, type RealtimeEvent } from '../helpers/realtime-client.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
 
 const TOKEN = 'realtime-test-token-0123456789';
@@ -53,36 +53,6 @@ function pcmAppends(utterance: Utterance, frameMs = 100): string[] {
   for (let at = 0; at < bytes.length; at += size) out.push(bytes.subarray(at, at + size).toString('base64'));
   return out;
 }
-
-/** Feeds an agents-realtime session 24 kHz PCM16, in frames of `frameMs`, optionally paced like a microphone. */
-async function speakTo(session: RealtimeSession, utterance: Utterance, options: { frameMs?: number; realtime?: boolean } = {}): Promise<void> {
-  const frameMs = options.frameMs ?? 100;
-  const bytes = pcm16Bytes(utterance.samples);
-  const size = (24_000 * 2 * frameMs) / 1000;
-  for (let at = 0; at < bytes.length; at += size) {
-    const frame = bytes.subarray(at, at + size);
-    session.sendAudio(frame.buffer.slice(frame.byteOffset, frame.byteOffset + frame.byteLength) as ArrayBuffer);
-    if (options.realtime) await sleep(frameMs);
-  }
-}
-
-function waitUntil<T>(probe: () => T | undefined | null | false, timeoutMs = 30_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const tick = () => {
-      const value = probe();
-      if (value) return resolve(value);
-      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(tick, 20);
-    };
-    tick();
-  });
-}
-
-type MessageItem = Extract<RealtimeItem, { type: 'message' }>;
-const messages = (history: RealtimeItem[]) => history.filter((i): i is MessageItem => i.type === 'message');
-const transcriptOf = (item: MessageItem | undefined) =>
-  (item?.content ?? []).map((c) => ('transcript' in c ? (c.transcript ?? '') : 'text' in c ? c.text : '')).join('');
 
 describe('Realtime API with @openai/agents-realtime', () => {
   let fullAnswer = '';
@@ -340,7 +310,7 @@ describe('Realtime API, bare client', () => {
     expect(errors[2]!.message).toMatch(/silence_duration_ms/);
     expect(errors[3]!.message).toMatch(/even number of bytes/);
     expect(errors[6]!.message).toMatch(/unknown voice "nobody"/);
-    expect(errors[7]!.message).toMatch(/not supported yet/);
+    expect(errors[7]!.message).toMatch(/no function call with call_id "x" is in the conversation/);
     expect(errors.every((e) => e.type === 'invalid_request_error')).toBe(true);
     // Still working: a text answer.
     client.send({ type: 'conversation.item.create', item: { id: 'my-item-1', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello?' }] } });

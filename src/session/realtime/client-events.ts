@@ -52,10 +52,34 @@ export const sessionConfigSchema = z.looseObject({
       output: z.looseObject({ format: audioFormatSchema.optional(), voice: z.string().min(1).optional(), speed: z.number().optional() }).optional(),
     })
     .optional(),
-  tools: z.array(z.unknown()).optional(),
-  tool_choice: z.unknown().optional(),
+  tools: z.array(z.lazy(() => functionToolSchema)).max(128).optional(),
+  tool_choice: z.lazy(() => toolChoiceSchema).optional(),
 });
 export type SessionConfigUpdate = z.infer<typeof sessionConfigSchema>;
+
+/** Function tools only; their parameters are checked as JSON Schema by the session (ToolSet). */
+const functionToolSchema = z.looseObject({
+  type: z.literal('function'),
+  name: z.string(),
+  description: z.string().max(8_000).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** `auto`, `none`, `required`, or one function (GA `{type, name}`; the older `{type, function: {name}}` too). */
+const toolChoiceSchema = z.union([
+  z.enum(['auto', 'none', 'required']),
+  z.looseObject({ type: z.literal('function'), name: z.string().min(1) }),
+  z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string().min(1) }) }),
+]);
+export type ToolChoiceConfig = z.infer<typeof toolChoiceSchema>;
+
+/** The output of a function call, from the client that ran it. */
+export const functionCallOutputItemSchema = z.looseObject({
+  id: z.string().min(1).max(64).optional(),
+  type: z.literal('function_call_output'),
+  call_id: z.string().min(1).max(128),
+  output: z.string().max(256_000),
+});
 
 const contentSchema = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('input_text'), text: z.string().max(32_000) }),

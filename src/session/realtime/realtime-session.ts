@@ -18,7 +18,20 @@ import type { TurnMetrics } from '../../pipeline/events.js';
 import type { EndpointerOptions } from '../../vad/endpointer.js';
 import { SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary, type TurnDetection } from '../session-core.js';
 import { InputAudio, OutputAudio } from './audio-codec.js';
-import { CLIENT_EVENT_TYPES, clientEventSchema, describeIssues, messageItemSchema, type AudioFormat, type ClientEvent, type SessionConfigUpdate, type TurnDetectionConfig } from './client-events.js';
+import { InvalidInputError } from '../../errors.js';
+import { ToolSet, type ToolChoice } from '../../llm/tools.js';
+import {
+  CLIENT_EVENT_TYPES,
+  clientEventSchema,
+  describeIssues,
+  functionCallOutputItemSchema,
+  messageItemSchema,
+  type AudioFormat,
+  type ClientEvent,
+  type SessionConfigUpdate,
+  type ToolChoiceConfig,
+  type TurnDetectionConfig,
+} from './client-events.js';
 import { resolveVoice } from './voices.js';
 
 /** Larger text frames are refused with an error event (the socket itself allows up to REALTIME_MAX_PAYLOAD_BYTES). */
@@ -49,7 +62,7 @@ interface RealtimeConfig {
   voice: string;
   speed: number;
   tools: unknown[];
-  toolChoice: unknown;
+  toolChoice: ToolChoiceConfig;
 }
 
 /** One response from `response.created` to `response.done`; `output` is a list so function calls can join messages later. */
@@ -273,6 +286,17 @@ export class RealtimeSession {
     if (update.max_output_tokens !== undefined) next.maxOutputTokens = update.max_output_tokens;
     if (update.tools !== undefined) next.tools = update.tools;
     if (update.tool_choice !== undefined) next.toolChoice = update.tool_choice;
+    // Tools are checked once, here: a bad schema is the client's error, not a failed answer later.
+    let tools: ToolSet;
+    let toolChoice: ToolChoice;
+    try {
+      tools = ToolSet.compile(next.tools as { name: string; description?: string; parameters?: Json }[]);
+      toolChoice = coreToolChoice(next.toolChoice);
+      tools.functions(toolChoice);
+    } catch (error) {
+      if (!(error instanceof InvalidInputError)) throw error;
+      return this.#error('invalid_request_error', 'invalid_value', `session.update: ${error.message}`, update.tools !== undefined ? 'session.tools' : 'session.tool_choice', eventId);
+    }
     const input = update.audio?.input;
     const output = update.audio?.output;
     if (input?.format !== undefined) next.inputFormat = input.format;
@@ -293,6 +317,8 @@ export class RealtimeSession {
       maxTokens: next.maxOutputTokens === 'inf' ? this.#options.maxTokens : next.maxOutputTokens,
       instructions: next.instructions === this.#options.instructions ? undefined : next.instructions,
       speak: next.outputModalities.includes('audio'),
+      tools,
+      toolChoice,
     });
     this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
     this.#send('session.updated', { session: this.#sessionJson() });
@@ -316,6 +342,17 @@ export class RealtimeSession {
   }
 
   #createItem(event: Extract<ClientEvent, { type: 'conversation.item.create' }>, eventId: string | null): void {
+    if (event.item.type === 'function_call_output') {
+      const parsed = functionCallOutputItemSchema.safeParse(event.item);
+      if (!parsed.success) {
+        const { message, param } = describeIssues(parsed.error);
+        return this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: ${message}`, param && `item.${param}`, eventId);
+      }
+      const { id, call_id: callId, output } = parsed.data;
+      const added = this.#core.addFunctionOutput({ ...(id !== undefined && { id }), callId, output }, event.previous_item_id);
+      if (typeof added === 'string') this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: ${added}`, 'item.call_id', eventId);
+      return;
+    }
     if (event.item.type !== 'message') {
       return this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: items of type "${event.item.type}" are not supported yet (messages only)`, 'item.type', eventId);
     }
@@ -405,6 +442,8 @@ export class RealtimeSession {
         const where = { response_id: response.id, item_id: event.itemId, output_index: 0, content_index: 0, delta: event.delta };
         return this.#send(response.speak ? 'response.output_audio_transcript.delta' : 'response.output_text.delta', where);
       }
+      case 'function_call':
+        return this.#onFunctionCall(event);
       case 'answer_done':
         return this.#onAnswerDone(event);
       case 'error':
@@ -465,6 +504,26 @@ export class RealtimeSession {
     this.#send('response.content_part.added', { ...where, part: record.speak ? { type: 'audio', transcript: '' } : { type: 'text', text: '' } });
   }
 
+  /**
+   * A function call joins the response as its own output item. Its arguments were checked against
+   * the tool's schema before they got here, so they go out whole: one delta, then done.
+   */
+  #onFunctionCall(event: Extract<CoreEvent, { type: 'function_call' }>): void {
+    const record = this.#response;
+    if (!record || record.answerId !== event.answerId || !event.item.functionCall) return;
+    const { callId, name, arguments: args } = event.item.functionCall;
+    const outputIndex = record.output.length;
+    const item = renderItem(event.item);
+    record.output.push(item);
+    const where = { response_id: record.id, item_id: event.item.id, output_index: outputIndex, call_id: callId };
+    this.#send('response.output_item.added', { response_id: record.id, output_index: outputIndex, item: { ...item, status: 'in_progress', arguments: '' } });
+    this.#send('conversation.item.added', { item: { ...item, status: 'in_progress', arguments: '' }, previous_item_id: event.previousItemId });
+    this.#send('response.function_call_arguments.delta', { ...where, delta: args });
+    this.#send('response.function_call_arguments.done', { ...where, name, arguments: args });
+    this.#send('response.output_item.done', { response_id: record.id, output_index: outputIndex, item });
+    this.#send('conversation.item.done', { item });
+  }
+
   #onCoreAudio(pcm: Int16Array): void {
     const record = this.#response;
     if (!record || record.itemId === null || !record.speak) return;
@@ -490,7 +549,7 @@ export class RealtimeSession {
       this.#send('response.content_part.done', { ...where, part: { type: 'text', text } });
     }
     const item = renderItem(event.item);
-    record.output[record.output.length - 1] = item;
+    record.output[0] = item;
     this.#send('response.output_item.done', { response_id: record.id, output_index: 0, item });
     this.#send('conversation.item.done', { item });
     if (event.status === 'completed') this.#finishResponse(record, 'completed', null, event.metrics);
@@ -577,8 +636,22 @@ export function realtimeErrorEvent(type: string, code: string, message: string, 
   return { type: 'error', event_id: eventId, error: { type, code, message, param, event_id: clientEventId } };
 }
 
+/** The core's tool choice for the API's. */
+function coreToolChoice(choice: ToolChoiceConfig): ToolChoice {
+  if (typeof choice === 'string') return choice;
+  const named = choice as { name?: string; function?: { name: string } };
+  return { name: named.function?.name ?? named.name ?? '' };
+}
+
 /** The Realtime API's item shape of one of the core's items. */
 function renderItem(item: Readonly<ConversationItem>): Json {
+  if (item.functionCall) {
+    const { callId, name, arguments: args } = item.functionCall;
+    return { id: item.id, object: 'realtime.item', type: 'function_call', status: item.status, call_id: callId, name, arguments: args };
+  }
+  if (item.functionOutput) {
+    return { id: item.id, object: 'realtime.item', type: 'function_call_output', status: item.status, call_id: item.functionOutput.callId, output: item.functionOutput.output };
+  }
   const content =
     item.role === 'user' && item.modality === 'audio'
       ? [{ type: 'input_audio', transcript: item.text }]
