@@ -119,7 +119,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     handler,
     env: { S2S_CONCURRENCY: String(Math.max(2, options.sessions)) },
     // Results are checked as each job ends; the API need not keep them (it would grow this process).
-    api: { resultRetentionMs: 60_000 },
+    api: { resultRetentionMs: 5_000 },
   });
   harness.logs.length = 0;
   const workerLogs = harness.logs;
