@@ -90,16 +90,22 @@ const median = (values: number[]) => {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 };
 
+/**
+ * The TTS double without its 20 ms pause between frames (the load is on the worker, not on
+ * waiting), with extra flags; `pidFile` makes it write its process id there (fault tests kill it).
+ */
+export async function fastTtsEnv(flags: string[] = []): Promise<Record<string, string>> {
+  const port = await freePort();
+  const command = [process.execPath, '--import', 'tsx', 'test/doubles/vibevoice-server-double.ts', '--port', String(port), '--frame-ms', '0', ...flags];
+  return { S2S_TTS_PORT: String(port), S2S_TTS_COMMAND: JSON.stringify(command) };
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const { tally, logs } = options;
   const say = options.progress ?? (() => undefined);
   const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
-  const ttsPort = await freePort();
-  // The double without its 20 ms pause between frames: the load is on the worker, not on waiting.
-  const ttsCommand = [process.execPath, '--import', 'tsx', 'test/doubles/vibevoice-server-double.ts', '--port', String(ttsPort), '--frame-ms', '0'];
   const env = await testProfileEnv({
-    S2S_TTS_PORT: String(ttsPort),
-    S2S_TTS_COMMAND: JSON.stringify(ttsCommand),
+    ...(await fastTtsEnv()),
     S2S_SESSION_PORT: String(await freePort()),
     S2S_SESSION_HOST: '127.0.0.1',
     S2S_LLM_CONVERSATIONS: String(Math.max(4, options.sessions + 2)),
