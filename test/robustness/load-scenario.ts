@@ -13,6 +13,7 @@
  * latency drift from the first to the last hundred turn jobs.
  */
 import { createS2sHandler, type S2sHandler } from '../../handler/s2s-handler.js';
+import type { SimulatedJob } from '../../handler/local/runpod-api.js';
 import type { HandlerDefinition } from '../../handler/runtime/types.js';
 import { encodeBase64 } from '../../src/audio/base64.js';
 import { Logger } from '../../src/log/logger.js';
@@ -52,8 +53,7 @@ interface AudioEvent {
 }
 
 /** Loss and duplication of one finished turn job, from what the platform holds for it. */
-export function checkTurnJob(harness: Harness, id: string): { lost: number; duplicated: number; problem: string | null } {
-  const job = harness.api.job(id);
+export function checkTurnJob(job: Readonly<SimulatedJob> | undefined, id: string): { lost: number; duplicated: number; problem: string | null } {
   if (!job) return { lost: 1, duplicated: 0, problem: `job ${id} unknown to the API` };
   if (job.status !== 'COMPLETED') return { lost: 1, duplicated: 0, problem: `job ${id} is ${job.status}: ${job.error ?? ''}` };
   const stream = job.stream as AudioEvent[];
@@ -136,7 +136,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
 
   const record = (id: string) => {
     tally.add('jobsRun');
-    const check = checkTurnJob(harness, id);
+    const check = checkTurnJob(harness.api.job(id), id);
     tally.add('resultsLost', check.lost);
     tally.add('resultsDuplicated', check.duplicated);
     if (check.problem) say(check.problem);
