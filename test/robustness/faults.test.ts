@@ -23,8 +23,10 @@ import { API_KEY, startHarness, waitFor, type Harness } from '../helpers/harness
 import { sdkEndpoint } from '../helpers/sdk.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
 import { checkTurnJob, fastTtsEnv } from './load-scenario.js';
+import { Rng } from './fuzz.js';
+import { platformFaultLoop } from './long-loops.js';
 import { expectNoSecrets } from './secrets.js';
-import { Tally } from './tally.js';
+import { robustnessSeed, Tally } from './tally.js';
 
 const tally = new Tally('faults');
 const logs: string[] = [];
@@ -123,6 +125,11 @@ describe('platform faults', () => {
     // The heartbeat is back: a later ping reached the platform.
     await waitFor(() => harness!.proxy!.requests.some((r) => r.path.includes('/ping/') && r.answered === 'forwarded'), 10_000);
   }, 60_000);
+
+  it('random transient faults on every route over several jobs: every chunk and result exactly once, in order', async () => {
+    const problems = await platformFaultLoop(6, new Rng(robustnessSeed() + 20), tally, logs);
+    expect(problems).toEqual([]);
+  }, 90_000);
 
   // Defect 9 (issue 14; the `reliability` helper fixes it in handler/runtime/worker.ts): draining
   // aborts the job-take in flight, so a job the platform handed out in that very answer is neither
