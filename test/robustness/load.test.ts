@@ -30,10 +30,9 @@ describe('load (short form)', () => {
     expectNoSecrets(logs, { values: result.secrets, audio: true });
   }, 180_000);
 
-  // Defect 3 (issue 14; the `reliability` helper fixes it in handler/runtime/worker.ts): at
-  // concurrency 1 every job makes #waitForSlot add an abort listener to the shutdown signal that is
-  // never removed. Remove `.fails` when the fix lands.
-  it.fails('the shutdown signal holds no more listeners after 15 jobs than after the first (defect 3)', async () => {
+  // Defect 3 of issue 14 (fixed on main): at concurrency 1 every job made #waitForSlot add an abort
+  // listener to the shutdown signal that was never removed.
+  it('the shutdown signal holds no more listeners after 15 jobs than after the first (defect 3)', async () => {
     const double = createScriptedHandlerDouble();
     let shutdown: AbortSignal | undefined;
     const handler: HandlerDefinition = { ...double, handle: (job, signal) => ((shutdown ??= job.shutdown), double.handle(job, signal)) };
