@@ -82,7 +82,7 @@ describe('job input errors found by the fuzzer', () => {
 describe('job inputs from the schema fuzzer', () => {
   it('every generated input is refused with a short error naming the field, or accepted; nothing leaks into prototypes', () => {
     const heapBefore = (collectGarbage(), process.memoryUsage().heapUsed);
-    const { problems, kinds } = fuzzJobInputs(600, new Rng(seed), goodAudio, tally);
+    const { problems, kinds } = fuzzJobInputs(400, new Rng(seed), goodAudio, tally);
     expect(problems).toEqual([]);
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('isAdmin');
@@ -93,7 +93,7 @@ describe('job inputs from the schema fuzzer', () => {
 
   it('through the real worker and handler: each bad job fails with its reason, and a good job right after completes', async () => {
     const rng = new Rng(seed + 1);
-    for (let n = 0; n < 20; n++) {
+    for (let n = 0; n < 12; n++) {
       const { kind, path, input } = fuzzJobInput(rng, goodAudio, true);
       tally.add('badInputsTried');
       tally.add('jobsRun');
@@ -123,7 +123,7 @@ describe('audio that lies', () => {
 
   it('extreme PCM and lying headers through a whole turn job: a clear failure or an answer, and the next good job works', async () => {
     const rng = new Rng(seed + 4);
-    for (let n = 0; n < 6; n++) {
+    for (let n = 0; n < 4; n++) {
       const { name, bytes, format } = fuzzAudio(rng);
       tally.add('badInputsTried');
       tally.add('jobsRun');

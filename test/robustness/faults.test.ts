@@ -127,7 +127,7 @@ describe('platform faults', () => {
   }, 60_000);
 
   it('random transient faults on every route over several jobs: every chunk and result exactly once, in order', async () => {
-    const problems = await platformFaultLoop(6, new Rng(robustnessSeed() + 20), tally, logs);
+    const problems = await platformFaultLoop(4, new Rng(robustnessSeed() + 20), tally, logs);
     expect(problems).toEqual([]);
   }, 90_000);
 
