@@ -1,5 +1,5 @@
 /**
- * Hostile socket traffic on the native `/ws`, generated from a seed: random binary and text frames,
+ * Hostile socket traffic on the native `/ws` and the Realtime endpoint, generated from a seed: random binary and text frames,
  * invalid UTF-8, oversized frames, bad opcodes and mixed text and binary frames in one write,
  * before and after auth; events out of order; a client that never reads; one that sends faster
  * than real time; hundreds of connections with bad or no tokens. Each ends in an error event or a
@@ -138,6 +138,65 @@ describe('generated frames', () => {
     expect(ws.texts().filter((e) => e.type === 'session_end')).toHaveLength(1);
     await goodSessionWorks();
   }, 60_000);
+});
+
+/** Realtime client events of the wrong shape, out of order, or carrying junk audio. */
+function realtimeJunk(rng: Rng): unknown {
+  return rng.pick<unknown>([
+    { type: 'input_audio_buffer.append', audio: '!!!not base64!!!' },
+    { type: 'input_audio_buffer.append', audio: 'A' },
+    { type: 'input_audio_buffer.append', audio: Buffer.from(rng.bytes(3)).toString('base64') },
+    { type: 'input_audio_buffer.append' },
+    { type: 'input_audio_buffer.commit' },
+    { type: 'response.cancel' },
+    { type: 'response.create', response: { max_output_tokens: -5 } },
+    { type: 'conversation.item.truncate', item_id: 'nope', content_index: 0, audio_end_ms: -1 },
+    { type: 'conversation.item.retrieve', item_id: 'x'.repeat(10_000) },
+    { type: 'conversation.item.create', item: { type: 'message', role: 'system', content: 42 } },
+    { type: 'session.update', session: { audio: { input: { format: { type: 'audio/flac' } } } } },
+    { type: 'session.update', session: { instructions: 'x'.repeat(40_000) } },
+    { type: 'session.update', session: JSON.parse('{"__proto__":{"polluted":true}}') },
+    { type: 'no.such.event' },
+    { type: 42 },
+    [],
+    'text',
+  ]);
+}
+
+describe('the Realtime endpoint (/v1/realtime)', () => {
+  it('no token or a bad one is refused at the upgrade; junk frames and events after auth end in error events or a close', async () => {
+    const refusedHeaders: Record<string, string>[] = [{}, { authorization: 'Bearer wrong-token' }, { 'sec-websocket-protocol': 'realtime, openai-insecure-api-key.wrong' }];
+    for (const headers of refusedHeaders) {
+      const { status, ws } = await RawWebSocket.open(port, '/v1/realtime', headers);
+      tally.add('badInputsTried');
+      expect(status).toBe(401);
+      ws.destroy();
+    }
+    const rng = new Rng(seed + 12);
+    const outcomes = { alive: 0, closed: 0 };
+    for (let batch = 0; batch < 2; batch++) {
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          const { status, ws } = await RawWebSocket.open(port, '/v1/realtime', { authorization: `Bearer ${TOKEN}`, 'sec-websocket-protocol': 'realtime' });
+          expect(status).toBe(101);
+          tally.add('sessionsRun');
+          expect(await until(() => ws.texts().some((e) => e.type === 'session.created'), 10_000)).toBe(true);
+          const events = Array.from({ length: 2 + rng.int(4) }, () => clientFrame(OPCODE.text, JSON.stringify(realtimeJunk(rng))));
+          const raw = rng.chance(0.4) ? frames(rng).map((f) => clientFrame(f.opcode, f.payload)) : [];
+          tally.add('badInputsTried', events.length + raw.length);
+          ws.write(...events, ...raw, clientFrame(OPCODE.text, JSON.stringify({ type: 'session.update', session: {} })));
+          const settled = await until(() => ws.isClosed || ws.messages.some((m) => m.opcode === OPCODE.close) || ws.texts().some((e) => e.type === 'session.updated'), 10_000);
+          expect(settled).toBe(true);
+          if (ws.texts().some((e) => e.type === 'session.updated')) outcomes.alive++;
+          else outcomes.closed++;
+          ws.destroy();
+        }),
+      );
+    }
+    expect(outcomes.alive + outcomes.closed).toBe(8);
+    expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
+    await goodSessionWorks();
+  }, 90_000);
 });
 
 describe('clients that misbehave over time', () => {
