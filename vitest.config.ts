@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/helpers/global-setup.ts'],
+    // The second prints the robustness suites' one summary when the run ends.
+    globalSetup: ['test/helpers/global-setup.ts', 'test/robustness/summary-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Two build-machine cores: files run in parallel, but not more than the machine can hold.

@@ -10,6 +10,7 @@ import { benchLatency } from './latency-bench.js';
 import { benchLlm } from './llm-bench.js';
 import { benchPipeline } from './pipeline-bench.js';
 import { benchSession } from './session-bench.js';
+import { benchSoak } from './soak-bench.js';
 import { benchTts } from './tts-bench.js';
 import { benchWorker } from './worker-bench.js';
 
@@ -21,12 +22,15 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   pipeline: benchPipeline,
   session: benchSession,
   latency: benchLatency,
+  soak: benchSoak,
 };
+/** Long runs: only when named (`npm run bench -- soak`). */
+const ON_REQUEST = new Set(['soak']);
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const results: BenchResult[] = [];
 for (const [name, suite] of Object.entries(suites)) {
-  if (only.length && !only.includes(name)) continue;
+  if (only.length ? !only.includes(name) : ON_REQUEST.has(name)) continue;
   process.stderr.write(`bench: ${name}...\n`);
   results.push(...(await suite()));
 }

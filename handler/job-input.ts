@@ -90,6 +90,23 @@ export type SessionJobInput = z.infer<typeof sessionJobInputSchema>;
 export type JobInput = TurnJobInput | SessionJobInput;
 
 const MODES = ['turn', 'session'] as const;
+/** Error messages stay short whatever the input: a job's error is posted, logged and shown. */
+const MAX_ISSUES = 10;
+const MAX_ISSUE_CHARS = 200;
+
+/** A bounded description of a value for an error message: never the whole of a huge or deep value. */
+function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null) return String(value);
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
+
+function formatInputIssues(issues: readonly z.core.$ZodIssue[]): string {
+  const clip = (text: string) => (text.length > MAX_ISSUE_CHARS ? `${text.slice(0, MAX_ISSUE_CHARS)}...` : text);
+  const shown = issues.slice(0, MAX_ISSUES).map((issue) => ({ ...issue, path: issue.path.map((key) => clip(String(key))), message: clip(issue.message) }));
+  const more = issues.length - shown.length;
+  return formatIssues(shown) + (more > 0 ? `; and ${more} more problem${more === 1 ? '' : 's'}` : '');
+}
 
 /** Validates a job's input; throws InvalidInputError naming every wrong field. */
 export function parseJobInput(input: unknown): JobInput {
@@ -98,11 +115,11 @@ export function parseJobInput(input: unknown): JobInput {
   }
   const mode = (input as { mode?: unknown }).mode ?? 'turn';
   if (!MODES.includes(mode as (typeof MODES)[number])) {
-    throw new InvalidInputError(`invalid input: mode: must be "turn" or "session", got ${JSON.stringify(mode)}`);
+    throw new InvalidInputError(`invalid input: mode: must be "turn" or "session", got ${describeValue(mode)}`);
   }
   const schema = mode === 'session' ? sessionJobInputSchema : turnJobInputSchema;
   const parsed = schema.safeParse({ ...input, mode });
-  if (!parsed.success) throw new InvalidInputError(`invalid input: ${formatIssues(parsed.error.issues)}`);
+  if (!parsed.success) throw new InvalidInputError(`invalid input: ${formatInputIssues(parsed.error.issues)}`);
   return parsed.data;
 }
 

@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchAudio, isInternalAddress } from '../../src/audio/fetch-audio.js';
+import { fetchAudio, isInternalAddress, SYSTEM_NETWORK } from '../../src/audio/fetch-audio.js';
 
 let server: Server;
 let base: string;
@@ -48,7 +48,7 @@ describe('fetchAudio', () => {
     const closed = { ...open, allowPrivateAddresses: false };
     // For this test 127.0.0.1 is "outside" and the rest of loopback inside: the first hop is
     // allowed and answers, the redirect points inside.
-    const inside = (address: string) => address !== '127.0.0.1' && isInternalAddress(address);
+    const inside = { ...SYSTEM_NETWORK, refuses: (address: string) => address !== '127.0.0.1' && isInternalAddress(address) };
     expect((await fetchAudio(`${base}/hop`, closed, 'audio_url', live(), inside)).byteLength).toBe(1000);
     await expect(fetchAudio(`${base}/inside`, closed, 'audio_url', live(), inside)).rejects.toThrow('audio_url: 127.0.0.2 resolves to 127.0.0.2, an internal address; such URLs are refused');
   });

@@ -11,10 +11,14 @@ export interface ProxyRule {
   method: string;
   /** Matched against the request path (without query). */
   path: RegExp;
-  /** How many matching requests get the canned answer; later ones are forwarded. */
+  /** How many matching requests get the canned answer (Infinity: all); later ones are forwarded. */
   times: number;
   status: number;
   body: string;
+  /** Hold the request this long before answering (a hanging platform). */
+  holdMs?: number;
+  /** Cut the connection instead of answering (a network failure). */
+  reset?: boolean;
 }
 
 /** Forwards matching requests but holds them back until `until` settles: the request (`stage: 'request'`) or the platform's answer. */
@@ -47,7 +51,9 @@ export class PlatformProxyDouble {
     if (rule) {
       rule.times--;
       this.requests.push({ method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'canned' });
-      res.writeHead(rule.status, { 'content-type': 'application/json' }).end(rule.body);
+      if (rule.holdMs) await new Promise((resolve) => setTimeout(resolve, rule.holdMs));
+      if (rule.reset) res.socket?.destroy();
+      else if (!res.destroyed) res.writeHead(rule.status, { 'content-type': 'application/json' }).end(rule.body);
       return;
     }
     const record: PlatformProxyDouble['requests'][number] = { method, path: url.pathname, query: url.search, body: Buffer.concat(chunks).toString(), answered: 'forwarded' };

@@ -15,9 +15,10 @@
  * "[[crash]]" ends the process after the first frame. Flags: --port, --host, --frame-ms (pause
  * between frames, default 20), --first-chunk-ms (extra delay before the first frame), --startup-ms
  * (delay before listening), --stamp (write the send time, epoch ms as float64, into each frame's
- * first 8 bytes, for benchmarks).
+ * first 8 bytes, for benchmarks), --pid-file (write the process id there, for fault tests).
  */
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -30,8 +31,11 @@ const { values } = parseArgs({
     'first-chunk-ms': { type: 'string', default: '0' },
     'startup-ms': { type: 'string', default: '0' },
     stamp: { type: 'boolean', default: false },
+    'pid-file': { type: 'string' },
   },
 });
+// Fault tests kill this process by the id it writes here.
+if (values['pid-file']) writeFileSync(values['pid-file'], String(process.pid));
 
 const VOICES = ['en-Carter_man', 'en-Davis_man', 'en-Emma_woman', 'en-Frank_man', 'en-Grace_woman', 'en-Mike_man', 'in-Samuel_man'];
 const DEFAULT_VOICE = 'en-Carter_man';

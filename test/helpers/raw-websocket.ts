@@ -85,6 +85,19 @@ export class RawWebSocket {
     this.socket.destroy();
   }
 
+  /** Stops reading from the socket: a client that never reads what the server sends. */
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  get isClosed(): boolean {
+    return this.socket.destroyed || this.socket.readyState === 'closed';
+  }
+
   #read(chunk: Buffer): void {
     this.#pending = Buffer.concat([this.#pending, chunk]);
     for (;;) {

@@ -1,0 +1,217 @@
+/**
+ * Faults through the local RunPod API (a man-in-the-middle double between it and the worker) and
+ * the TTS test server: job-take answering 500, 429, garbage or hanging; job-stream and job-done
+ * failing for a while (every chunk and result arrives exactly once, in order) and for good (logged,
+ * the loss said plainly, the worker keeps serving); heartbeat failures; the TTS server killed in
+ * the middle of an utterance; a model failing to load at start; SIGTERM during a job-take and
+ * during a turn job (during a live session: test/worker/process.test.ts).
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
+import { createS2sHandler } from '../../handler/s2s-handler.js';
+import { encodeBase64 } from '../../src/audio/base64.js';
+import { Logger } from '../../src/log/logger.js';
+import { modelFiles } from '../../src/models/registry.js';
+import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
+import { speak, wavOf } from '../fixtures/speech.js';
+import { API_KEY, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { sdkEndpoint } from '../helpers/sdk.js';
+import { testProfileEnv } from '../helpers/test-profile.js';
+import { checkTurnJob, fastTtsEnv } from './load-scenario.js';
+import { Rng } from './fuzz.js';
+import { platformFaultLoop } from './long-loops.js';
+import { expectNoSecrets } from './secrets.js';
+import { robustnessSeed, Tally } from './tally.js';
+
+const tally = new Tally('faults');
+const logs: string[] = [];
+let harness: Harness | null = null;
+let goodAudio: string;
+
+beforeAll(async () => {
+  goodAudio = encodeBase64(wavOf(await speak('What time is it?'), 16_000));
+});
+afterEach(async () => {
+  logs.push(...(harness?.logs ?? []));
+  await harness?.close();
+  harness = null;
+});
+afterAll(() => {
+  expectNoSecrets(logs, { values: [API_KEY], audio: true });
+  tally.save(inject('robustnessDir'));
+});
+
+const ticks = (id: string) => (harness!.api.job(id)?.stream ?? []).map((e) => (e as { n: number }).n);
+const logged = (text: string) => harness!.logs.filter((line) => line.includes(text)).length;
+
+describe('platform faults', () => {
+  it('job-take answering 500, 429, garbage and hanging: the worker keeps asking and then runs the job', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    const take = /\/job-take\//;
+    harness.proxy!.addRule({ method: 'GET', path: take, times: 2, status: 500, body: '{"error":"internal"}' });
+    harness.proxy!.addRule({ method: 'GET', path: take, times: 1, status: 429, body: '' });
+    harness.proxy!.addRule({ method: 'GET', path: take, times: 1, status: 200, body: '\u0000\u00ff garbage {' });
+    harness.proxy!.addRule({ method: 'GET', path: take, times: 1, status: 200, body: '[1,2,3]' });
+    harness.proxy!.addRule({ method: 'GET', path: take, times: 1, status: 200, body: '', holdMs: 1_000, reset: true });
+    tally.add('faultsInjected', 6);
+    const job = await harness.endpoint.runSync({ input: { events: 3 } }, 30_000);
+    tally.add('jobsRun');
+    expect(job.status).toBe('COMPLETED');
+    expect(ticks(job.id)).toEqual([0, 1, 2]);
+    expect(harness.proxy!.requests.filter((r) => r.answered === 'canned')).toHaveLength(6);
+    expect(logged('job-take answered an error')).toBe(2);
+    expect(logged('job-take rate limited')).toBe(1);
+    expect(logged('job-take failed')).toBe(1);
+  }, 60_000);
+
+  it('job-stream and job-done failing for a while: every chunk and the result arrive exactly once, in order', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-stream\//, times: 3, status: 503, body: 'unavailable' });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-stream\//, times: 2, status: 0, body: '', reset: true });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-done\//, times: 2, status: 502, body: 'bad gateway' });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-done\//, times: 1, status: 0, body: '', reset: true });
+    tally.add('faultsInjected', 8);
+    const job = await harness.endpoint.runSync({ input: { events: 12, interval_ms: 5 } }, 30_000);
+    tally.add('jobsRun');
+    expect(job.status).toBe('COMPLETED');
+    expect(ticks(job.id)).toEqual([...Array(12).keys()]);
+    expect((job.output as { n: number }[]).map((e) => e.n)).toEqual([...Array(12).keys()]);
+    expect(harness.api.job(job.id)!.latePosts).toEqual([]);
+  }, 60_000);
+
+  it('job-stream refused for good: the job fails saying its stream was lost, and the next job is served', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-stream\//, times: 1, status: 400, body: '{"error":"refused"}' });
+    tally.add('faultsInjected');
+    const failed = await harness.endpoint.runSync({ input: { events: 5 } }, 30_000);
+    tally.add('jobsRun');
+    expect(failed.status).toBe('FAILED');
+    expect(failed.error).toMatch(/POST answered 400/);
+    expect(logged('job failed')).toBe(1);
+    const next = await harness.endpoint.runSync({ input: { events: 2 } }, 30_000);
+    tally.add('jobsRun');
+    expect(next.status).toBe('COMPLETED');
+  }, 60_000);
+
+  it('job-done refused for good: "result lost" is logged for that job, and the next job is served', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true, api: { defaultExecutionTimeoutMs: 3_000 } });
+    harness.proxy!.addRule({ method: 'POST', path: /\/job-done\//, times: 1, status: 400, body: '{"error":"refused"}' });
+    tally.add('faultsInjected');
+    const { id } = await harness.endpoint.run({ input: { events: 1 } });
+    await waitFor(() => logged('job-done could not be posted: result lost') === 1, 20_000);
+    const lostLine = harness.logs.find((line) => line.includes('result lost'))!;
+    expect(JSON.parse(lostLine)).toMatchObject({ requestId: id, level: 'ERROR' });
+    // The platform never heard of the result; its execution timeout ends the job.
+    await waitFor(() => harness!.api.job(id)?.status === 'TIMED_OUT', 10_000);
+    const next = await harness.endpoint.runSync({ input: { events: 1 } }, 30_000);
+    tally.add('jobsRun', 2);
+    expect(next.status).toBe('COMPLETED');
+  }, 60_000);
+
+  it('heartbeats failing (errors and cut connections) do not stop jobs being served', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    harness.proxy!.addRule({ method: 'GET', path: /\/ping\//, times: 4, status: 500, body: '' });
+    harness.proxy!.addRule({ method: 'GET', path: /\/ping\//, times: 4, status: 0, body: '', reset: true });
+    const job = await harness.endpoint.runSync({ input: { events: 3, interval_ms: 200 } }, 30_000);
+    await waitFor(() => harness!.proxy!.requests.filter((r) => r.path.includes('/ping/') && r.answered === 'canned').length === 8, 10_000);
+    tally.add('faultsInjected', 8);
+    tally.add('jobsRun');
+    expect(job.status).toBe('COMPLETED');
+    // The heartbeat is back: a later ping reached the platform.
+    await waitFor(() => harness!.proxy!.requests.some((r) => r.path.includes('/ping/') && r.answered === 'forwarded'), 10_000);
+  }, 60_000);
+
+  it('random transient faults on every route over several jobs: every chunk and result exactly once, in order', async () => {
+    const problems = await platformFaultLoop(4, new Rng(robustnessSeed() + 20), tally, logs);
+    expect(problems).toEqual([]);
+  }, 90_000);
+
+  // Defect 9 (issue 14; the `reliability` helper fixes it in handler/runtime/worker.ts): draining
+  // aborts the job-take in flight, so a job the platform handed out in that very answer is neither
+  // run nor failed. Remove `.fails` when the fix lands.
+  it.fails('SIGTERM (drain) during a job-take: a job in that answer is still run or failed (defect 9)', async () => {
+    harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
+    harness.proxy!.addRule({ method: 'GET', path: /\/job-take\//, times: 1, status: 200, body: '{"id":"taken-at-drain","input":{"events":1}}', holdMs: 800 });
+    tally.add('faultsInjected');
+    await waitFor(() => harness!.proxy!.requests.some((r) => r.answered === 'canned'), 10_000);
+    harness.worker.drain();
+    await harness.workerDone;
+    expect(harness.proxy!.requests.some((r) => r.method === 'POST' && r.path.includes('/job-done/worker-1/taken-at-drain'))).toBe(true);
+  }, 30_000);
+});
+
+describe('engine faults', () => {
+  it('the TTS server killed mid-utterance: that turn fails clearly or is retried, the server restarts, the next job is served', async () => {
+    const pidFile = join(await mkdtemp(join(tmpdir(), 's2s-tts-pid-')), 'tts.pid');
+    const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
+    // Frames 5 ms apart, so an utterance lasts long enough to be cut.
+    const s2s = await createS2sHandler({ log, env: await testProfileEnv(await fastTtsEnv(['--frame-ms', '5', '--pid-file', pidFile])) });
+    try {
+      const firstPid = Number(readFileSync(pidFile, 'utf8'));
+      const job = { id: 'tts-kill', input: { audio: goodAudio, max_response_tokens: 24 }, log, progress: async () => undefined };
+      let outcome = 'completed';
+      try {
+        for await (const event of s2s.handle(job, new AbortController().signal)) {
+          if ((event as { type: string }).type === 'audio' && outcome === 'completed') {
+            process.kill(firstPid, 'SIGKILL');
+            tally.add('faultsInjected');
+            outcome = 'killed';
+          }
+        }
+      } catch (error) {
+        outcome = (error as Error).message;
+      }
+      tally.add('jobsRun');
+      expect(outcome).not.toBe('completed'); // the kill happened
+      if (outcome !== 'killed') expect(outcome).toMatch(/^TTS server died mid-utterance|TTS/);
+      await waitFor(() => Number(readFileSync(pidFile, 'utf8')) !== firstPid, 20_000);
+      const events: { type: string }[] = [];
+      for await (const event of s2s.handle({ ...job, id: 'after-kill' }, new AbortController().signal)) events.push(event as { type: string });
+      tally.add('jobsRun');
+      expect(events.at(-1)?.type).toBe('done');
+      expect(events.some((e) => e.type === 'audio')).toBe(true);
+    } finally {
+      await s2s.dispose();
+    }
+  }, 90_000);
+
+  it('a model that fails to load stops the start with the engine named, and leaves no TTS server behind', async () => {
+    const pidFile = join(await mkdtemp(join(tmpdir(), 's2s-tts-pid-')), 'tts.pid');
+    const env = await testProfileEnv(await fastTtsEnv(['--pid-file', pidFile]));
+    writeFileSync(modelFiles('test', env['S2S_MODELS_DIR']!).llm.gguf, 'GGUF but not really a model');
+    tally.add('faultsInjected');
+    const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
+    await expect(createS2sHandler({ log, env })).rejects.toThrow(/^llm failed to load: /);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+  }, 60_000);
+});
+
+describe('SIGTERM', () => {
+  it('during a turn job of the bundled worker: the job completes with every chunk once, then the process exits 0', async () => {
+    const api = await LocalRunpodApi.start({ port: 0 });
+    try {
+      const endpoint = sdkEndpoint(api.baseUrl, api.endpointId);
+      const env = { ...process.env, ...(await testProfileEnv(await fastTtsEnv(['--frame-ms', '20']))), ...api.workerEnv(), RUNPOD_POD_ID: 'w-sigterm-turn' };
+      const child = spawn(process.execPath, ['dist/handler.mjs'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
+      const { id } = await endpoint.run({ input: { audio: goodAudio, max_response_tokens: 24 } });
+      await waitFor(() => (api.job(id)?.stream.length ?? 0) >= 1, 60_000);
+      child.kill('SIGTERM');
+      tally.add('faultsInjected');
+      tally.add('jobsRun');
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('draining');
+      expect(checkTurnJob(api.job(id), id)).toEqual({ lost: 0, duplicated: 0, problem: null });
+    } finally {
+      await api.close();
+    }
+  }, 90_000);
+});
