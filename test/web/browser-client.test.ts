@@ -75,9 +75,13 @@ describe('browser client', () => {
     expect(state.transcripts).toContain('hello world');
     // Words shown while the user spoke, and where the answer's time went.
     expect(state.partials.length).toBeGreaterThan(0);
-    expect(state.latencyBars).toHaveLength(1);
-    expect(Object.keys(state.latencyBars[0]!)).toContain('endpoint');
-    expect(await page.locator('.bar span').count()).toBeGreaterThanOrEqual(3);
+    // One bar per answer that reached first audio, each split into at least endpoint, models and overhead.
+    const withAudio = await page.evaluate(
+      () => (globalThis as unknown as { s2s: { events: { type: string; first_audio_ms?: number }[] } }).s2s.events.filter((e) => e.type === 'metrics' && (e.first_audio_ms ?? 0) > 0).length,
+    );
+    expect(state.latencyBars).toHaveLength(withAudio);
+    for (const bar of state.latencyBars) expect(Object.keys(bar)).toEqual(expect.arrayContaining(['endpoint', 'overhead']));
+    expect(await page.locator('.bar span').count()).toBeGreaterThanOrEqual(3 * withAudio);
     expect(state.responses.join(' ')).toContain('tiny model');
     expect(state.audioSamples).toBeGreaterThan(24_000);
     expect(state.status).toBe('listening');
