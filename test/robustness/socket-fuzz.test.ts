@@ -244,10 +244,9 @@ describe('clients that misbehave over time', () => {
     expect(ws.texts().filter((e) => e.type === 'session_end')).toHaveLength(1);
   }, 60_000);
 
-  // Defect 6 (issue 14; the `reliability` helper fixes it in the session): the incoming audio queue
-  // has no cap, so a client sending much faster than real time grows memory without limit. After
-  // the fix it gets an error and a close. Remove `.fails` when the fix lands.
-  it.fails('a client sending five minutes of audio at once is told so and closed (defect 6)', async () => {
+  // Defect 6 (issue 14): the incoming audio queue had no cap, so a client sending much faster than
+  // real time grew memory without limit. Now it is told (AUDIO_BACKLOG) and closed.
+  it('a client sending five minutes of audio at once is told so and closed (defect 6)', async () => {
     const { ws } = await RawWebSocket.open(port, `/ws?token=${TOKEN}`);
     tally.add('sessionsRun');
     tally.add('badInputsTried');
