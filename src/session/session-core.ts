@@ -17,7 +17,7 @@ import type { ChunkerOptions } from '../llm/clause-chunker.js';
 import type { ChatMessage, Conversation } from '../llm/llm.js';
 import type { ToolChoice, ToolSet } from '../llm/tools.js';
 import type { Engines } from '../pipeline/engines.js';
-import type { TurnMetrics } from '../pipeline/events.js';
+import type { DoneEvent, TurnMetrics } from '../pipeline/events.js';
 import { TurnListener, type HeardTurn, type ListenEvent } from '../pipeline/listen.js';
 import { turnMetrics } from '../pipeline/metrics.js';
 import { PreemptiveResponder, type PreemptionMode, type PreemptiveOutcome } from '../pipeline/preemptive.js';
@@ -77,14 +77,7 @@ export interface SessionSummary {
  * A summary's figures as both wire protocols and the session job's `done` report them (seconds,
  * tokens). llm_tokens_wasted (preemptive answers thrown away) is reported beside the billed tokens.
  */
-export function billedFigures(summary: SessionSummary): {
-  turns: number;
-  audio_in_s: number;
-  audio_out_s: number;
-  llm_tokens_in: number;
-  llm_tokens_out: number;
-  llm_tokens_wasted: number;
-} {
+export function billedFigures(summary: SessionSummary): Omit<DoneEvent, 'type' | 'execution_ms'> {
   return {
     turns: summary.turns,
     audio_in_s: Math.round((summary.audioInSamples / CORE_INPUT_SAMPLE_RATE) * 1000) / 1000,
@@ -393,6 +386,11 @@ export class SessionCore {
   }
 
   /** An answer is being made or played. */
+  /** Client audio heard so far, in ms of audio (the clock that speech events are stamped with). */
+  get heardMs(): number {
+    return samplesToMs(this.#totals.audioInSamples);
+  }
+
   get answering(): boolean {
     return this.#answer !== null;
   }

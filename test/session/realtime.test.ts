@@ -247,6 +247,27 @@ describe('Realtime API, bare client', () => {
     client.ws.close();
   }, 60_000);
 
+  it('server_vad idle_timeout_ms: silence after an answer has played out triggers timeout_triggered and a new response', async () => {
+    const client = await RealtimeTestClient.connect(url, { token: TOKEN });
+    client.send({
+      type: 'session.update',
+      session: { type: 'realtime', output_modalities: ['text'], audio: { input: { turn_detection: { type: 'server_vad', idle_timeout_ms: 300 } } } },
+    });
+    const updated = await client.waitFor('session.updated');
+    expect((updated['session'] as { audio: { input: { turn_detection: { idle_timeout_ms: number } } } }).audio.input.turn_detection.idle_timeout_ms).toBe(300);
+    expect(client.of('input_audio_buffer.timeout_triggered')).toEqual([]); // armed only after an answer
+    client.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello there.' }] } });
+    client.send({ type: 'response.create' });
+    await client.waitFor('response.done');
+    const triggered = await client.waitFor('input_audio_buffer.timeout_triggered');
+    expect(typeof triggered['audio_end_ms']).toBe('number');
+    // The re-prompt is a whole response: created after the trigger, then done.
+    await client.waitFor('response.done', 20_000, 2);
+    const types = client.events.map((e) => e.type);
+    expect(types.indexOf('input_audio_buffer.timeout_triggered')).toBeLessThan(types.lastIndexOf('response.created'));
+    client.ws.close();
+  }, 60_000);
+
   it('a G.711 mu-law session fed 20 ms frames like Twilio: output deltas are mu-law speech', async () => {
     const client = await RealtimeTestClient.connect(url, { token: TOKEN });
     client.send({

@@ -101,6 +101,8 @@ export class RealtimeSession {
   /** Responses the client asked for, by the core's answer id, until they start. */
   readonly #requested = new Map<string, ResponseRecord>();
   #held: HeldSpeech | null = null;
+  /** server_vad's idle_timeout_ms: runs from the end of an answer's audio until the user speaks. */
+  #idleTimer: NodeJS.Timeout | null = null;
   /** Answers the client cancelled before they started: cut the moment they start. */
   readonly #cancelledAnswers = new Set<string>();
   /** The endpointer's settings before any client change: what turn detection defaults and scales from. */
@@ -182,7 +184,7 @@ export class RealtimeSession {
     this.#ws.on('error', (error) => this.#log.warn('realtime socket error', { error: error.message }));
     this.#ws.on('message', (data, isBinary) => this.#onMessageGuarded(data as Buffer, isBinary));
     this.#ws.on('close', () => this.#core.end('client_left'));
-    const ended = this.#core.run();
+    const ended = this.#core.run().finally(() => this.#disarmIdleTimeout());
     // The client may have left while the session was being set up.
     if (this.#ws.readyState !== this.#ws.OPEN) this.#core.end('client_left');
     this.#send('session.created', { session: this.#sessionJson() });
@@ -403,6 +405,7 @@ export class RealtimeSession {
   #onCoreEvent(event: CoreEvent): void {
     switch (event.type) {
       case 'speech_start': {
+        this.#disarmIdleTimeout();
         const started = { audio_start_ms: Math.round(event.atMs), item_id: event.itemId };
         if (event.duringAnswer && this.#core.turnDetection.interruptResponse) this.#held = { started, stopped: null };
         else this.#send('input_audio_buffer.speech_started', started);
@@ -449,6 +452,29 @@ export class RealtimeSession {
       case 'error':
         return this.#error('server_error', event.code.toLowerCase(), event.message, null, null);
     }
+  }
+
+  /**
+   * server_vad's `idle_timeout_ms`: when the user says nothing for that long after an answer has
+   * played out, the server says so (`input_audio_buffer.timeout_triggered`) and answers again from
+   * the conversation so far, as a phone agent re-prompts a silent caller. Speech disarms it.
+   */
+  #armIdleTimeout(): void {
+    this.#disarmIdleTimeout();
+    const detection = this.#config.turnDetection;
+    if (detection?.type !== 'server_vad' || !detection.idle_timeout_ms || this.#core.isEnded) return;
+    const armedAtMs = this.#core.heardMs;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = null;
+      if (this.#response || this.#core.answering || this.#core.isEnded) return;
+      this.#send('input_audio_buffer.timeout_triggered', { audio_start_ms: Math.round(armedAtMs), audio_end_ms: Math.round(this.#core.heardMs), item_id: null });
+      this.#createResponse({ type: 'response.create' }, null);
+    }, detection.idle_timeout_ms);
+  }
+
+  #disarmIdleTimeout(): void {
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
   }
 
   #releaseHeldSpeech(): void {
@@ -552,6 +578,7 @@ export class RealtimeSession {
     record.output[0] = item;
     this.#send('response.output_item.done', { response_id: record.id, output_index: 0, item });
     this.#send('conversation.item.done', { item });
+    this.#armIdleTimeout();
     if (event.status === 'completed') this.#finishResponse(record, 'completed', null, event.metrics);
     else if (event.status === 'failed') this.#finishResponse(record, 'failed', { type: 'failed', error: { type: 'server_error', code: 'answer_failed', message: event.error } }, event.metrics);
     else this.#finishResponse(record, 'cancelled', { type: 'cancelled', reason: event.status === 'interrupted' ? 'turn_detected' : 'client_cancelled' }, event.metrics);
