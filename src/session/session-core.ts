@@ -460,7 +460,12 @@ export class SessionCore {
   pushAudio(pcm: Int16Array, arrivedAt = performance.now()): void {
     if (this.#endReason) return;
     if (this.#turnDetection.mode === 'manual') {
-      // No endpointer: the audio waits for the client's commit.
+      // No endpointer: the audio waits for the client's commit, up to the longest turn the VAD would allow.
+      const maxMs = this.#listener.endpointer.options.maxUtteranceMs;
+      if (samplesToMs(this.#manualSamples + pcm.length) > maxMs) {
+        this.#error('AUDIO_BUFFER_FULL', `the uncommitted audio would pass ${maxMs} ms (the longest turn); commit or clear it first; this audio was dropped`);
+        return;
+      }
       this.#totals.audioInSamples += pcm.length;
       this.#manualBuffer.push(pcm16ToFloat32(pcm));
       this.#manualSamples += pcm.length;

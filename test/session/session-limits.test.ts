@@ -71,6 +71,25 @@ describe('session limits', () => {
     next.ws.close();
   }, 30_000);
 
+  it('manual turns: uncommitted audio beyond the longest turn is refused with AUDIO_BUFFER_FULL, the session goes on', async () => {
+    const double = sinkDouble();
+    const core = new SessionCore(handler.engines, await handler.engines.llm.openConversation(), coreOptions({ vad: { maxUtteranceMs: 2_000 } }), log, double.sink, new AbortController().signal);
+    void core.run();
+    core.setTurnDetection({ ...core.turnDetection, mode: 'manual' });
+    const second = new Int16Array(16_000);
+    core.pushAudio(second);
+    core.pushAudio(second);
+    expect(double.events.filter((e) => e.type === 'error')).toEqual([]);
+    core.pushAudio(second); // 3 s > 2 s: refused, memory stays bounded
+    expect(double.events.filter((e) => e.type === 'error')).toMatchObject([{ code: 'AUDIO_BUFFER_FULL' }]);
+    expect(core.isEnded).toBe(false);
+    core.clearAudio();
+    core.pushAudio(second); // room again after a clear
+    expect(double.events.filter((e) => e.type === 'error')).toHaveLength(1);
+    core.end('client_end');
+    await double.ended;
+  });
+
   it('a client that takes no audio holds the pacer (nothing piles up) and its session ends when stuck', async () => {
     // Every byte sent stays unread: a client that never reads its socket.
     let sent = 0;
