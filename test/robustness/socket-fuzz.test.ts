@@ -197,6 +197,45 @@ describe('the Realtime endpoint (/v1/realtime)', () => {
     expect(({} as Record<string, unknown>)['polluted']).toBeUndefined();
     await goodSessionWorks();
   }, 90_000);
+
+  const openRealtime = async (): Promise<RawWebSocket> => {
+    const { status, ws } = await RawWebSocket.open(port, '/v1/realtime', { authorization: `Bearer ${TOKEN}` });
+    expect(status).toBe(101);
+    tally.add('sessionsRun');
+    expect(await until(() => ws.texts().some((e) => e.type === 'session.created'), 10_000)).toBe(true);
+    return ws;
+  };
+
+  it('a Realtime client sending five minutes of audio at once is told so and closed', async () => {
+    const ws = await openRealtime();
+    tally.add('badInputsTried');
+    try {
+      // 300 appends of 1 s of 24 kHz PCM16 in one write: far faster than real time.
+      const append = clientFrame(OPCODE.text, JSON.stringify({ type: 'input_audio_buffer.append', audio: Buffer.alloc(48_000).toString('base64') }));
+      ws.write(...Array.from({ length: 300 }, () => append));
+      const tooFast = () => ws.texts().some((e) => e.type === 'error' && /backlog|real-time/i.test(JSON.stringify(e['error'])));
+      expect(await until(tooFast, 15_000)).toBe(true);
+      expect(await closedWithin(ws, 10_000)).toBe(true);
+    } finally {
+      ws.destroy();
+    }
+    await goodSessionWorks();
+  }, 60_000);
+
+  it('a Realtime client that never reads while an answer streams: the session still ends, others are served', async () => {
+    const ws = await openRealtime();
+    ws.write(
+      clientFrame(OPCODE.text, JSON.stringify({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello there.' }] } })),
+      clientFrame(OPCODE.text, JSON.stringify({ type: 'response.create' })),
+    );
+    ws.pause();
+    await goodSessionWorks();
+    // The idle timeout (3 s) or the stuck-client limit ends it though nobody reads; read again to see the close.
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    ws.resume();
+    expect(await closedWithin(ws, 40_000)).toBe(true);
+    ws.destroy();
+  }, 90_000);
 });
 
 describe('clients that misbehave over time', () => {
