@@ -203,7 +203,8 @@ interface ActiveAnswer {
 type SpokenPieces = { text: string; samples: number }[];
 
 /** Short ids, unique in a session; protocols show them as they are. */
-const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 20)}`;
+/** An id in OpenAI's style (`item_...`, `resp_...`): a prefix and 20 random hex digits. */
+export const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 20)}`;
 
 export class SessionCore {
   readonly id = randomUUID();

@@ -79,3 +79,13 @@ export class SessionClient {
     }
   }
 }
+
+/** Opens a session on `url` (token included), pings it and leaves: the worker is alive and serving. */
+export async function expectSessionServed(url: string): Promise<void> {
+  const client = await SessionClient.connect(url);
+  await client.waitFor((e) => e.type === 'ready');
+  client.send({ type: 'ping' });
+  await client.waitFor((e) => e.type === 'pong');
+  client.ws.close();
+  await client.closed;
+}

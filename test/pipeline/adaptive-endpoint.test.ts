@@ -44,7 +44,8 @@ describe('adaptive endpointing', () => {
     const dangling = await endpointAfter('What time is it and');
     const neutral = await endpointAfter('What time is it');
     expect(question.transcript).toBe('What time is it?');
-    // Same speech found each time; only the silence waited differs.
+    // Same speech found each time; only the silence waited differs. endpointMs is audio time (samples
+    // from the end of speech to the turn closing, listen.ts), not a clock: the same on any machine.
     expect(question.segments).toEqual(dangling.segments);
     expect(question.endpointMs).toBeLessThan(neutral.endpointMs);
     expect(neutral.endpointMs).toBeLessThan(dangling.endpointMs);

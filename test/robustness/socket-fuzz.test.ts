@@ -14,7 +14,7 @@ import { Logger } from '../../src/log/logger.js';
 import { MAX_AUDIO_FRAME_BYTES } from '../../src/session/protocol.js';
 import { speak } from '../fixtures/speech.js';
 import { clientFrame, OPCODE, RawWebSocket } from '../helpers/raw-websocket.js';
-import { SessionClient } from '../helpers/session-client.js';
+import { expectSessionServed } from '../helpers/session-client.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
 import { fuzzFrame, Rng } from './fuzz.js';
 import { fastTtsEnv } from './load-scenario.js';
@@ -66,12 +66,7 @@ async function until(probe: () => boolean, ms: number): Promise<boolean> {
 }
 
 async function goodSessionWorks(): Promise<void> {
-  const client = await SessionClient.connect(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`);
-  await client.waitFor((e) => e.type === 'ready');
-  client.send({ type: 'ping' });
-  await client.waitFor((e) => e.type === 'pong');
-  client.ws.close();
-  await client.closed;
+  await expectSessionServed(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`);
   tally.add('sessionsRun');
 }
 

@@ -10,7 +10,7 @@ import type { S2sHandler } from '../../handler/s2s-handler.js';
 import { bytesToPcm16 } from '../../src/audio/pcm.js';
 import { MAX_AUDIO_FRAME_BYTES } from '../../src/session/protocol.js';
 import { clientFrame, OPCODE, RawWebSocket } from '../helpers/raw-websocket.js';
-import { SessionClient } from '../helpers/session-client.js';
+import { expectSessionServed } from '../helpers/session-client.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
 
 const TOKEN = 'hostile-clients-token-0123456789';
@@ -32,13 +32,7 @@ afterAll(async () => {
 });
 
 /** A good session still works: the worker is alive and serving. */
-async function goodSessionWorks(): Promise<void> {
-  const client = await SessionClient.connect(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`);
-  await client.waitFor((e) => e.type === 'ready');
-  client.send({ type: 'ping' });
-  await client.waitFor((e) => e.type === 'pong');
-  client.ws.close();
-}
+const goodSessionWorks = () => expectSessionServed(`ws://127.0.0.1:${port}/ws?token=${TOKEN}`);
 
 describe('bytesToPcm16', () => {
   it('copies exactly the bytes of a view at an odd offset inside a larger buffer', () => {

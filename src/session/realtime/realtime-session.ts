@@ -9,14 +9,13 @@
  * dies of one): cancelling with nothing active, truncating past the end and retrieving an unknown
  * item are answered quietly.
  */
-import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { errorMessage, type Logger } from '../../log/logger.js';
 import type { Conversation } from '../../llm/llm.js';
 import type { Engines } from '../../pipeline/engines.js';
 import type { TurnMetrics } from '../../pipeline/events.js';
 import type { EndpointerOptions } from '../../vad/endpointer.js';
-import { SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary, type TurnDetection } from '../session-core.js';
+import { newId, SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary, type TurnDetection } from '../session-core.js';
 import { InputAudio, OutputAudio } from './audio-codec.js';
 import { InvalidInputError } from '../../errors.js';
 import { ToolSet, type ToolChoice } from '../../llm/tools.js';
@@ -93,7 +92,7 @@ export class RealtimeSession {
   readonly #input: InputAudio;
   readonly #output: OutputAudio;
   readonly #defaultVoice: string;
-  readonly #sessionId = `sess_${randomUUID().replaceAll('-', '').slice(0, 20)}`;
+  readonly #sessionId = newId('sess');
   #config: RealtimeConfig;
   #eventCount = 0;
   /** The response announced with `response.created` and not yet done. */
@@ -497,7 +496,7 @@ export class RealtimeSession {
   }
 
   #newResponse(fields: Pick<ResponseRecord, 'metadata' | 'speak' | 'format' | 'voice' | 'maxOutputTokens'>): ResponseRecord {
-    return { id: `resp_${randomUUID().replaceAll('-', '').slice(0, 20)}`, answerId: null, output: [], itemId: null, ...fields };
+    return { id: newId('resp'), answerId: null, output: [], itemId: null, ...fields };
   }
 
   /** `response.created`: the response is in progress from now until its `response.done`. */
@@ -659,7 +658,7 @@ export class RealtimeSession {
 }
 
 /** An `error` event in the documented shape; `clientEventId` names the client event that caused it. */
-export function realtimeErrorEvent(type: string, code: string, message: string, param: string | null = null, clientEventId: string | null = null, eventId = `event_${randomUUID().replaceAll('-', '').slice(0, 20)}`): Json {
+export function realtimeErrorEvent(type: string, code: string, message: string, param: string | null = null, clientEventId: string | null = null, eventId = newId('event')): Json {
   return { type: 'error', event_id: eventId, error: { type, code, message, param, event_id: clientEventId } };
 }
 
