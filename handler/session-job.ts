@@ -14,7 +14,8 @@ import { LiveSession, type LiveSessionOptions, type SessionSummary } from '../sr
 import { SESSION_INPUT_SAMPLE_RATE, SESSION_OUTPUT_SAMPLE_RATE } from '../src/session/protocol.js';
 import { billedFigures } from '../src/session/session-core.js';
 import type { Connection, SessionServer } from '../src/session/session-server.js';
-import { RealtimeSession, realtimeErrorEvent } from '../src/session/realtime/realtime-session.js';
+import { realtimeErrorEvent } from '../src/session/realtime/realtime-mappings.js';
+import { RealtimeSession } from '../src/session/realtime/realtime-session.js';
 import { checkedEndpointerOverrides, type SessionJobInput } from './job-input.js';
 import type { DoneEvent } from '../src/pipeline/events.js';
 import type { PipelineConfig } from './pipeline-config.js';

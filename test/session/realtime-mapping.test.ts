@@ -1,7 +1,7 @@
 /** The Realtime adapter's pure mappings: turn detection onto the endpointer, voice names onto presets, G.711 both ways. */
 import { describe, expect, it } from 'vitest';
 import { InputAudio, OutputAudio } from '../../src/session/realtime/audio-codec.js';
-import { coreTurnDetection } from '../../src/session/realtime/realtime-session.js';
+import { coreTurnDetection } from '../../src/session/realtime/realtime-mappings.js';
 import { OPENAI_VOICES, resolveVoice } from '../../src/session/realtime/voices.js';
 
 describe('turn detection mapping', () => {

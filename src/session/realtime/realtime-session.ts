@@ -14,8 +14,7 @@ import { errorMessage, type Logger } from '../../log/logger.js';
 import type { Conversation } from '../../llm/llm.js';
 import type { Engines } from '../../pipeline/engines.js';
 import type { TurnMetrics } from '../../pipeline/events.js';
-import type { EndpointerOptions } from '../../vad/endpointer.js';
-import { newId, SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary, type TurnDetection } from '../session-core.js';
+import { newId, SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary } from '../session-core.js';
 import { InputAudio, OutputAudio } from './audio-codec.js';
 import { InvalidInputError } from '../../errors.js';
 import { ToolSet, type ToolChoice } from '../../llm/tools.js';
@@ -31,6 +30,7 @@ import {
   type ToolChoiceConfig,
   type TurnDetectionConfig,
 } from './client-events.js';
+import { coreToolChoice, coreTurnDetection, realtimeErrorEvent, renderItem, type EndpointSilence } from './realtime-mappings.js';
 import { resolveVoice } from './voices.js';
 
 /** Larger text frames are refused with an error event (the socket itself allows up to REALTIME_MAX_PAYLOAD_BYTES). */
@@ -655,65 +655,4 @@ export class RealtimeSession {
     const { error } = realtimeErrorEvent(type, code, message, param, clientEventId);
     this.#send('error', { error });
   }
-}
-
-/** An `error` event in the documented shape; `clientEventId` names the client event that caused it. */
-export function realtimeErrorEvent(type: string, code: string, message: string, param: string | null = null, clientEventId: string | null = null, eventId = newId('event')): Json {
-  return { type: 'error', event_id: eventId, error: { type, code, message, param, event_id: clientEventId } };
-}
-
-/** The core's tool choice for the API's. */
-function coreToolChoice(choice: ToolChoiceConfig): ToolChoice {
-  if (typeof choice === 'string') return choice;
-  const named = choice as { name?: string; function?: { name: string } };
-  return { name: named.function?.name ?? named.name ?? '' };
-}
-
-/** The Realtime API's item shape of one of the core's items. */
-function renderItem(item: Readonly<ConversationItem>): Json {
-  if (item.functionCall) {
-    const { callId, name, arguments: args } = item.functionCall;
-    return { id: item.id, object: 'realtime.item', type: 'function_call', status: item.status, call_id: callId, name, arguments: args };
-  }
-  if (item.functionOutput) {
-    return { id: item.id, object: 'realtime.item', type: 'function_call_output', status: item.status, call_id: item.functionOutput.callId, output: item.functionOutput.output };
-  }
-  const content =
-    item.role === 'user' && item.modality === 'audio'
-      ? [{ type: 'input_audio', transcript: item.text }]
-      : item.role === 'assistant'
-        ? [item.modality === 'audio' ? { type: 'output_audio', transcript: item.text ?? '' } : { type: 'output_text', text: item.text ?? '' }]
-        : [{ type: 'input_text', text: item.text ?? '' }];
-  return { id: item.id, object: 'realtime.item', type: 'message', status: item.status, role: item.role, content };
-}
-
-/** The endpointer's silences that close a turn (adaptive endpointing picks among them by the transcript). */
-export type EndpointSilence = Pick<EndpointerOptions, 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs'>;
-
-/**
- * The core's turn detection for a Realtime one. server_vad's numbers go to the endpointer; a
- * `silence_duration_ms` of the client's is a fixed silence, as OpenAI's server VAD has (adaptive
- * endpointing off). semantic_vad keeps adaptive endpointing, its eagerness making every silence
- * longer (low, 3x), as it is (medium, auto) or shorter (high, 0.6x). null is manual turns.
- */
-export function coreTurnDetection(detection: TurnDetectionConfig, base: EndpointSilence): TurnDetection {
-  if (detection === null) return { mode: 'manual', vad: {}, createResponse: false, interruptResponse: false };
-  const switches = { createResponse: detection.create_response ?? true, interruptResponse: detection.interrupt_response ?? true };
-  if (detection.type === 'semantic_vad') {
-    const scale = { low: 3, medium: 1, auto: 1, high: 0.6 }[detection.eagerness ?? 'auto'];
-    const scaled = (ms: number) => Math.min(5_000, Math.max(32, Math.round(ms * scale)));
-    const vad = scale === 1 ? {} : { adaptive: true, endpointMs: scaled(base.endpointMs), minEndpointMs: scaled(base.minEndpointMs), maxEndpointMs: scaled(base.maxEndpointMs) };
-    return { mode: 'vad', vad, ...switches };
-  }
-  const vad: TurnDetection['vad'] = {};
-  if (detection.threshold !== undefined) {
-    vad.activationThreshold = detection.threshold;
-    vad.releaseThreshold = Math.max(0, Math.round((detection.threshold - 0.15) * 100) / 100);
-  }
-  if (detection.prefix_padding_ms !== undefined) vad.preRollMs = detection.prefix_padding_ms;
-  if (detection.silence_duration_ms !== undefined) {
-    vad.endpointMs = Math.max(32, detection.silence_duration_ms);
-    vad.adaptive = false;
-  }
-  return { mode: 'vad', vad, ...switches };
 }
