@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import { formatIssues } from '../config.js';
 import type { Logger } from '../../src/log/logger.js';
+import { secretsEqual } from '../../src/util/secrets.js';
 
 export type JobStatus = 'IN_QUEUE' | 'IN_PROGRESS' | 'COMPLETED' | 'FAILED' | 'CANCELLED' | 'TIMED_OUT';
 const FINAL_STATES: ReadonlySet<JobStatus> = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT']);
@@ -260,7 +261,7 @@ export class LocalRunpodApi {
     const key = this.#options.apiKey;
     if (!key) return;
     const expected = workerSide ? key : `Bearer ${key}`;
-    if (req.headers.authorization !== expected) throw new HttpError(401, 'unauthorized: wrong or missing API key');
+    if (!secretsEqual(req.headers.authorization ?? '', expected)) throw new HttpError(401, 'unauthorized: wrong or missing API key');
   }
 
   #mustGet(id: string | undefined): InternalJob {

@@ -9,12 +9,12 @@
  * subprotocol `openai-insecure-api-key.<token>` (browsers), or `?token=`; a wrong or missing one is
  * refused with HTTP 401 before the upgrade. Dead connections are dropped by a ping/pong heartbeat.
  */
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage, type Logger } from '../log/logger.js';
+import { secretDigest, secretsEqual } from '../util/secrets.js';
 import { MAX_AUDIO_FRAME_BYTES } from './protocol.js';
 import { REALTIME_MAX_PAYLOAD_BYTES } from './realtime/realtime-session.js';
 
@@ -44,7 +44,7 @@ export class SessionServer {
     perMessageDeflate: false,
     handleProtocols: (offered) => (offered.has('realtime') ? 'realtime' : ([...offered].find((p) => !p.startsWith(API_KEY_SUBPROTOCOL)) ?? false)),
   });
-  /** One-use tokens of session jobs. */
+  /** One-use tokens of session jobs, keyed by their digest (never the token itself: see util/secrets.ts). */
   readonly #tokens = new Map<string, { onConnect: OnConnect; timer: NodeJS.Timeout }>();
   /** A standing token (load-balancing endpoints): every connection with it opens a new session. */
   #standing: { token: string; onConnect: OnConnect } | null = null;
@@ -92,11 +92,12 @@ export class SessionServer {
 
   /** A one-use token; it expires after `ttlMs` if nobody connects. Returns a function that withdraws it. */
   register(token: string, onConnect: OnConnect, ttlMs: number): () => void {
-    const timer = setTimeout(() => this.#tokens.delete(token), ttlMs);
-    this.#tokens.set(token, { onConnect, timer });
+    const digest = secretDigest(token);
+    const timer = setTimeout(() => this.#tokens.delete(digest), ttlMs);
+    this.#tokens.set(digest, { onConnect, timer });
     return () => {
       clearTimeout(timer);
-      this.#tokens.delete(token);
+      this.#tokens.delete(digest);
     };
   }
 
@@ -116,16 +117,15 @@ export class SessionServer {
 
   /** Takes the connection for a token, or null when the token is unknown. */
   #claim(token: string): OnConnect | null {
-    const once = this.#tokens.get(token);
+    const digest = secretDigest(token);
+    const once = this.#tokens.get(digest);
     if (once) {
       clearTimeout(once.timer);
-      this.#tokens.delete(token);
+      this.#tokens.delete(digest);
       return once.onConnect;
     }
     if (!this.#standing) return null;
-    const given = Buffer.from(token);
-    const expected = Buffer.from(this.#standing.token);
-    return given.length === expected.length && timingSafeEqual(given, expected) ? this.#standing.onConnect : null;
+    return secretsEqual(token, this.#standing.token) ? this.#standing.onConnect : null;
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
