@@ -66,6 +66,27 @@ describe('RunPod Hub files', () => {
     }
   });
 
+  it('every value the hub offers (fixed values, input defaults, options) is one the worker accepts, of the declared type', async () => {
+    const { envSchema: pipelineEnv, readPipelineConfig } = await import('../../handler/pipeline-config.js');
+    const { readWorkerConfig } = await import('../../handler/config.js');
+    // RunPod sets each as a string; the worker reads it the way it reads its own environment.
+    const accept = (key: string, value: string | number | boolean) => {
+      const env = { [key]: String(value) };
+      if (key in pipelineEnv.shape) readPipelineConfig(env);
+      else readWorkerConfig(env);
+    };
+    let checked = 0;
+    for (const entry of hub.config.env) {
+      const values = 'value' in entry ? [entry.value] : [...(entry.input.default === undefined ? [] : [entry.input.default]), ...(entry.input.options ?? []).map((o) => o.value)];
+      for (const value of values) {
+        expect(() => accept(entry.key, value), `${entry.key}=${value}`).not.toThrow();
+        if ('input' in entry) expect(typeof value, `${entry.key}=${value}`).toBe(entry.input.type);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(hub.config.env.length);
+  });
+
   it('tests.json runs the same spoken turn as test_input.json', async () => {
     const testInput = JSON.parse(await readFile('test_input.json', 'utf8')) as { input: unknown };
     expect(tests.tests[0]!.input).toEqual(testInput.input);

@@ -124,6 +124,22 @@ describe('session job', () => {
     expect(await events.next()).toEqual({ done: true, value: undefined });
   });
 
+  it('sessions that connect and end leave no listener on the worker shutdown signal', async () => {
+    // The whole path a session job takes on `job.shutdown`: the wait for a client, then the session.
+    const shutdown = new AbortController();
+    const before = getEventListeners(shutdown.signal, 'abort').length;
+    for (let n = 0; n < 3; n++) {
+      const events = sessionJob(sessionInput(), handler.engines, workerJob({ shutdown: shutdown.signal }));
+      const client = await SessionClient.connect(invitationOf((await events.next()).value as SessionJobEvent));
+      const done = events.next();
+      await client.waitFor((e) => e.type === 'ready');
+      client.send({ type: 'end' });
+      expect((await done).value).toMatchObject({ type: 'done', reason: 'client_end' });
+      await client.closed;
+    }
+    expect(getEventListeners(shutdown.signal, 'abort')).toHaveLength(before);
+  });
+
   it('waiting for clients leaves no listener on the worker shutdown signal', async () => {
     const shutdown = new AbortController();
     const before = getEventListeners(shutdown.signal, 'abort').length;

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { resample } from '../../src/audio/resample.js';
 import { concatFloat32, pcm16ToFloat32 } from '../../src/audio/pcm.js';
 import { InvalidInputError } from '../../src/errors.js';
@@ -167,17 +167,40 @@ describe('TTS sidecar lifecycle', () => {
     await expect(startDoubleSidecar(log, ['--startup-ms', '600000'], { startupTimeoutMs: 1500 })).rejects.toThrow(/did not answer http:\/\/127\.0\.0\.1:\d+\/config within 1500 ms/);
   });
 
-  it('a command that cannot run fails start-up at once, and polling for the server stops', async () => {
-    // Something answering 404 on the server's port counts the start-up polls.
+  /**
+   * Starts `Sidecar` with a command that cannot run, while something answering 404 on the server's
+   * port counts the start-up polls; returns how many came after start-up had failed.
+   */
+  async function pollsAfterSpawnFailure(Sidecar: typeof TtsSidecar): Promise<number> {
     const config = await doubleSidecarConfig([], { command: ['/nonexistent/vibevoice-server'] });
     let polls = 0;
     const counter = createServer((_req, res) => void (polls++, res.writeHead(404).end()));
     await new Promise<void>((resolve) => counter.listen(config.port, config.host, resolve));
-    await expect(TtsSidecar.start(config, log)).rejects.toThrow(/could not be started \(\/nonexistent\/vibevoice-server\)/);
-    const atFailure = polls;
-    await new Promise((resolve) => setTimeout(resolve, 5 * 100)); // five poll intervals
-    expect(polls).toBeLessThanOrEqual(atFailure + 1); // at most the one already on its way
-    await new Promise((resolve) => counter.close(resolve));
+    try {
+      await expect(Sidecar.start(config, log)).rejects.toThrow(/could not be started \(\/nonexistent\/vibevoice-server\)/);
+      const atFailure = polls;
+      await new Promise((resolve) => setTimeout(resolve, 5 * 100)); // five poll intervals
+      return polls - atFailure;
+    } finally {
+      await new Promise((resolve) => counter.close(resolve));
+    }
+  }
+
+  it('a command that cannot run fails start-up at once, and polling for the server stops', async () => {
+    expect(await pollsAfterSpawnFailure(TtsSidecar)).toBeLessThanOrEqual(1); // at most the one already on its way
+  });
+
+  // Where setpriv is installed the server is spawned through it, and a command that cannot run is
+  // setpriv's exit 127; without setpriv the spawn itself fails ('error', no 'exit'), a path of its own.
+  it('without setpriv too, a command that cannot run fails start-up at once, and polling for the server stops', async () => {
+    vi.stubEnv('PATH', '/nonexistent'); // no setpriv to be found
+    vi.resetModules(); // a fresh sidecar module, which looks for setpriv again
+    try {
+      const { TtsSidecar: WithoutSetpriv } = await import('../../src/tts/sidecar.js');
+      expect(await pollsAfterSpawnFailure(WithoutSetpriv)).toBeLessThanOrEqual(1);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('stop() while a crashed server waits to restart: no restart, and ready() fails at once', async () => {
@@ -185,8 +208,15 @@ describe('TTS sidecar lifecycle', () => {
     const client = new VibeVoiceClient(own, {}, log);
     await expect(collect(client.synthesize('Goodbye cruel [[crash]] world.', { signal: live() }))).rejects.toThrow(/TTS server died mid-utterance/);
     await own.stop();
-    // Not after the ten-minute restart delay.
-    await expect(own.ready()).rejects.toThrow('the TTS server was stopped');
+    // Failed already, not after the ten-minute restart delay: it loses no race with a timer due now.
+    const first = await Promise.race([
+      own.ready().then(
+        () => 'ready',
+        (error: Error) => error.message,
+      ),
+      new Promise<string>((resolve) => setTimeout(() => resolve('still waiting to restart'), 0)),
+    ]);
+    expect(first).toBe('the TTS server was stopped');
   });
 
   it('the TTS server dies with its worker, even when the worker is killed with SIGKILL', async () => {
