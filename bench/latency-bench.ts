@@ -52,10 +52,18 @@ export const POLICIES: Policy[] = [
   {
     key: 'd',
     name: 'huggingface/speech-to-speech defaults',
-    // 64 ms of silence; its Smart Turn model and 800 ms reopen are not modelled (no model here).
-    vad: { adaptive: false, endpointMs: 64 },
-    preemption: 'off',
-    source: 'arguments_classes/vad_arguments.py',
+    // Read at its main 9f59bc72 (2026-08-21), src/speech_to_speech/: Silero onset 0.6, offset 0.45,
+    // min speech 384 ms, 500 ms pre-roll; the soft endpoint after 64 ms of quiet fires on the third
+    // quiet 32 ms chunk (96 ms), and only then does STT run on the whole turn (progressive partials
+    // are display-only). The LLM starts on that transcript, but every output stage (LLM flush, TTS,
+    // response) waits out the 800 ms `speculative_reopen_ms` grace after the endpoint, and speech
+    // within it reopens the turn: in our pipeline, ASR and LLM at 96 ms of silence, the turn (and
+    // TTS) at 96 + 800 ms. Not modelled, each in its favour: Smart Turn's CPU inference before the
+    // grace (~12 ms), its "incomplete" verdict (STT 600 ms later, output held 2 s) and its batching
+    // of three sentences before TTS.
+    vad: { adaptive: false, activationThreshold: 0.6, releaseThreshold: 0.45, minSpeechMs: 384, preRollMs: 500, speculateAfterMs: 96, endpointMs: 896 },
+    preemption: 'llm',
+    source: 'huggingface/speech-to-speech 9f59bc72: arguments_classes/vad_arguments.py, VAD/vad_iterator.py, VAD/vad_handler.py, pipeline/speculative_turns.py',
   },
   { key: 'e', name: 'OpenAI Realtime server_vad defaults', vad: { adaptive: false, endpointMs: 500, preRollMs: 300 }, preemption: 'off', source: 'API reference: silence 500 ms, prefix 300 ms, threshold 0.5' },
   { key: 'f', name: 'fixed 250 ms endpoint (the previous default)', vad: { adaptive: false, endpointMs: 250 }, preemption: 'off', source: 'this worker before adaptive endpointing' },
