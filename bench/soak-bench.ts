@@ -6,7 +6,7 @@
  * one summary as `npm test` (faults, bad inputs, jobs, sessions, lost, duplicated, crashes, RSS and
  * listeners start/end) and writes it to .bench/soak-summary.txt. Not part of a plain `npm run bench`.
  *
- * SOAK_FUZZ_CASES, SOAK_FAULT_JOBS, SOAK_TURN_JOBS, SOAK_PAIRS, SOAK_SESSIONS and SOAK_SESSION_TURNS
+ * SOAK_FUZZ_CASES, SOAK_FAULT_JOBS, SOAK_TURN_JOBS, SOAK_PAIRS, SOAK_SESSIONS, SOAK_SESSION_TURNS and SOAK_SESSION_ROUNDS
  * change the sizes.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -33,6 +33,7 @@ export async function benchSoak(): Promise<BenchResult[]> {
     concurrentPairs: size('SOAK_PAIRS', 20),
     sessions: size('SOAK_SESSIONS', 3),
     sessionTurns: size('SOAK_SESSION_TURNS', 25),
+    sessionRounds: size('SOAK_SESSION_ROUNDS', 2),
   };
   const say = (line: string) => process.stderr.write(`soak: ${line}\n`);
   const seed = robustnessSeed();
@@ -49,8 +50,9 @@ export async function benchSoak(): Promise<BenchResult[]> {
   tally.notes.push(
     `${fuzzCases} generated job inputs and ${Math.round(fuzzCases / 10)} audio inputs: ${inputProblems.length + audioProblems.length} without a clear error${[...inputProblems, ...audioProblems].slice(0, 3).map((p) => `; ${p}`).join('')}`,
     `${faultJobs} jobs under random transient platform faults: ${faultProblems.length} problems${faultProblems.slice(0, 3).map((p) => `; ${p}`).join('')}`,
-    `${options.turnJobs} sequential turn jobs, ${options.concurrentPairs} concurrent pairs, ${options.sessions} sessions x ${options.sessionTurns} turns in ${((Date.now() - started) / 60_000).toFixed(1)} min`,
+    `${options.turnJobs} sequential turn jobs, ${options.concurrentPairs} concurrent pairs, ${options.sessionRounds} rounds of ${options.sessions} sessions x ${options.sessionTurns} turns in ${((Date.now() - started) / 60_000).toFixed(1)} min`,
     `latency drift: median of the first ${result.drift.window} turn jobs ${result.drift.firstMedianMs.toFixed(0)} ms, of the last ${result.drift.window} ${result.drift.lastMedianMs.toFixed(0)} ms`,
+    `memory by phase (RSS / heap after GC / external, MB): ${result.memory.map((m) => `${m.after}: ${m.rssMb.toFixed(0)} / ${m.heapMb.toFixed(0)} / ${m.externalMb.toFixed(0)}`).join('; ')}`,
     `MaxListenersExceededWarning: ${result.listenerWarnings.length}; log lines checked for secrets: ${logs.length}, found ${leaks.length}`,
   );
   const summary = formatSummary('robustness summary, long form (npm run bench -- soak)', [tally.report()], robustnessSeed());

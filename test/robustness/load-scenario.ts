@@ -22,12 +22,19 @@ import { API_KEY, startHarness, waitFor, type Harness } from '../helpers/harness
 import { SessionClient } from '../helpers/session-client.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
 import { freePort } from '../helpers/tts-sidecar.js';
-import { sampleResources, watchEventLoop, watchListenerWarnings, type Tally } from './tally.js';
+import { sampleResources, watchEventLoop, watchListenerWarnings, type ResourceSample, type Tally } from './tally.js';
+
+/** Resources after a phase of the load: the warm-up, each 100 sequential turn jobs, the pairs, each round of sessions. */
+export interface MemoryPoint extends ResourceSample {
+  after: string;
+}
 
 export interface LoadOptions {
   turnJobs: number;
   concurrentPairs: number;
   sessions: number;
+  /** Rounds of `sessions` concurrent sessions, one after another (default 1). */
+  sessionRounds?: number;
   sessionTurns: number;
   tally: Tally;
   /** Every log line of the worker and the handler, for the secrets check. */
@@ -37,6 +44,8 @@ export interface LoadOptions {
 
 export interface LoadResult {
   turnLatenciesMs: number[];
+  /** Resources after the warm-up and after every 100 sequential turn jobs. */
+  memory: MemoryPoint[];
   pairLatenciesMs: number[];
   sessionTurnMs: number[];
   listenerWarnings: string[];
@@ -156,19 +165,30 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const loop = watchEventLoop();
 
     const turnLatenciesMs: number[] = [];
+    // Memory every 100 jobs, so a long run shows whether growth levels off or keeps climbing.
+    const memory: MemoryPoint[] = [{ after: 'warm-up', ...start }];
     for (let n = 0; n < options.turnJobs; n++) {
       turnLatenciesMs.push(await runOne());
-      if ((n + 1) % 100 === 0) say(`turn jobs: ${n + 1}/${options.turnJobs}, last ${turnLatenciesMs.at(-1)!.toFixed(0)} ms`);
+      if ((n + 1) % 100 === 0) {
+        memory.push({ after: `${n + 1} turn jobs`, ...sampleResources(shutdown) });
+        say(`turn jobs: ${n + 1}/${options.turnJobs}, last ${turnLatenciesMs.at(-1)!.toFixed(0)} ms, RSS ${memory.at(-1)!.rssMb.toFixed(0)} MB`);
+      }
     }
 
     const pairLatenciesMs: number[] = [];
     for (let n = 0; n < options.concurrentPairs; n++) pairLatenciesMs.push(...(await Promise.all([runOne(), runOne()])));
     say(`concurrent pairs: ${options.concurrentPairs}`);
 
+    memory.push({ after: `${options.concurrentPairs} concurrent pairs`, ...sampleResources(shutdown) });
+
     const sessionTurnMs: number[] = [];
     const tokens: string[] = [];
-    await Promise.all(Array.from({ length: options.sessions }, () => runSession(harness, utterance.samples, options.sessionTurns, tally, sessionTurnMs, tokens)));
-    say(`sessions: ${options.sessions} x ${options.sessionTurns} turns`);
+    // More than one round tells memory that concurrent sessions take once (more LLM sequences in use) from a leak.
+    for (let round = 1; round <= (options.sessionRounds ?? 1); round++) {
+      await Promise.all(Array.from({ length: options.sessions }, () => runSession(harness, utterance.samples, options.sessionTurns, tally, sessionTurnMs, tokens)));
+      memory.push({ after: `session round ${round}`, ...sampleResources(shutdown) });
+      say(`sessions, round ${round}: ${options.sessions} x ${options.sessionTurns} turns, RSS ${memory.at(-1)!.rssMb.toFixed(0)} MB`);
+    }
 
     const eventLoopDelayP99Ms = loop.stop();
     // Let sockets and timers of finished jobs close before the end sample.
@@ -180,6 +200,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       turnLatenciesMs,
       pairLatenciesMs,
       sessionTurnMs,
+      memory,
       listenerWarnings: warnings.warnings,
       secrets: [API_KEY, ...tokens],
       drift: { firstMedianMs: median(turnLatenciesMs.slice(0, window)), lastMedianMs: median(turnLatenciesMs.slice(-window)), window },

@@ -27,6 +27,8 @@ export interface Counts {
 export interface ResourceSample {
   rssMb: number;
   heapMb: number;
+  /** Memory of Buffers and ArrayBuffers and other V8-tracked native allocations (outside the heap, inside RSS). */
+  externalMb: number;
   openFds: number;
   /** Abort listeners on the worker's shutdown signal plus listeners on `process`. */
   listeners: number;
@@ -107,7 +109,7 @@ export function formatSummary(title: string, reports: SuiteReport[], seed: numbe
   ];
   if (load) {
     lines.push(
-      `  RSS start/end        ${mb(load.start.rssMb)} / ${mb(load.end.rssMb)} (heap after GC ${mb(load.start.heapMb)} / ${mb(load.end.heapMb)})`,
+      `  RSS start/end        ${mb(load.start.rssMb)} / ${mb(load.end.rssMb)} (heap after GC ${mb(load.start.heapMb)} / ${mb(load.end.heapMb)}, external ${mb(load.start.externalMb)} / ${mb(load.end.externalMb)})`,
       `  listeners start/end  ${load.start.listeners} / ${load.end.listeners}`,
       `  open fds start/end   ${load.start.openFds} / ${load.end.openFds}`,
       `  event-loop delay p99 ${load.eventLoopDelayP99Ms.toFixed(1)} ms`,
@@ -154,6 +156,7 @@ export function sampleResources(shutdown?: AbortSignal): ResourceSample {
   return {
     rssMb: memory.rss / 2 ** 20,
     heapMb: memory.heapUsed / 2 ** 20,
+    externalMb: memory.external / 2 ** 20,
     openFds: openFileDescriptors(),
     listeners: (shutdown ? getEventListeners(shutdown, 'abort').length : 0) + processListeners,
   };
