@@ -116,16 +116,18 @@ function policyVad(vad: Vad, policy: Policy): Vad {
 
 interface Worker {
   url: string;
+  asr: CalibratedAsrDouble;
   close(): Promise<void>;
 }
 
-async function startWorker(vad: Vad, oracle: TranscriptOracle, policy: Policy, times: 'central' | 'high'): Promise<Worker> {
-  const base = readPipelineConfig({ S2S_PROFILE: 'test', S2S_MODELS_DIR: '.bench/unused-models' });
+async function startWorker(vad: Vad, oracle: TranscriptOracle, policy: Policy, times: 'central' | 'high', partials: boolean): Promise<Worker> {
+  const base = readPipelineConfig({ S2S_PROFILE: 'test', S2S_MODELS_DIR: '.bench/unused-models', ...(partials ? {} : { S2S_PARTIAL_TRANSCRIPT_MS: '0' }) });
   const config = { ...base, jobs: { ...base.jobs, preemption: policy.preemption } };
   const gpu = new SimulatedGpu(modelTimes(times));
+  const asr = new CalibratedAsrDouble(gpu, oracle);
   const engines: Engines = {
     vad: policyVad(vad, policy),
-    asr: new CalibratedAsrDouble(gpu, oracle),
+    asr,
     llm: new CalibratedLlmDouble(gpu, () => ANSWER),
     tts: new CalibratedTtsDouble(gpu),
     dispose: async () => undefined,
@@ -137,6 +139,7 @@ async function startWorker(vad: Vad, oracle: TranscriptOracle, policy: Policy, t
   handler.serveSessionsOn(server, TOKEN);
   return {
     url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws?token=${TOKEN}`,
+    asr,
     async close() {
       await handler.dispose();
       server.closeAllConnections();
@@ -209,6 +212,8 @@ interface Config {
   times: 'central' | 'high';
   /** Latency turns, or the mid-sentence pause set (false endpoints). */
   set: 'questions' | 'pauses';
+  /** Partial transcripts while the user speaks (the default); off only to measure what they cost. */
+  partials?: boolean;
 }
 
 interface ConfigResult extends Config {
@@ -219,6 +224,9 @@ interface ConfigResult extends Config {
   /** Pause set: sentences cut by a turn closing inside them. */
   cut: number;
   of: number;
+  /** ASR decodes and their calibrated time per session (one question: one turn). */
+  asrDecodesPerTurn: number;
+  asrMsPerTurn: number;
 }
 
 /**
@@ -226,8 +234,8 @@ interface ConfigResult extends Config {
  * config at once (each config is one worker with one simulated GPU).
  */
 async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedClip[], pauses: ScriptedClip[], configs: Config[], concurrency: number): Promise<ConfigResult[]> {
-  const results = configs.map((config) => ({ ...config, values: [] as number[], early: 0, missing: 0, cut: 0, of: 0 }));
-  const workers = await Promise.all(configs.map((c) => startWorker(vad, oracle, c.policy, c.times)));
+  const results = configs.map((config) => ({ ...config, values: [] as number[], early: 0, missing: 0, cut: 0, of: 0, asrDecodesPerTurn: 0, asrMsPerTurn: 0 }));
+  const workers = await Promise.all(configs.map((c) => startWorker(vad, oracle, c.policy, c.times, c.partials !== false)));
   const queues = results.map((r) => (r.set === 'questions' ? Array.from({ length: TURNS }, (_, i) => questions[i % questions.length]!) : [...pauses]));
   const busy = new Set<number>();
   const lastPartStartMs = (clip: ScriptedClip) => ((Math.round((LEAD_MS * RATE) / 1000) + clip.parts.at(-1)!.startSample) / RATE) * 1000;
@@ -258,6 +266,11 @@ async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedCli
   };
   try {
     await Promise.all(Array.from({ length: concurrency }, lane));
+    results.forEach((r, i) => {
+      const sessions = r.set === 'questions' ? TURNS : r.of;
+      r.asrDecodesPerTurn = workers[i]!.asr.spent.decodes / sessions;
+      r.asrMsPerTurn = workers[i]!.asr.spent.ms / sessions;
+    });
   } finally {
     await Promise.all(workers.map((w) => w.close()));
   }
@@ -289,13 +302,16 @@ export async function benchLatency(): Promise<BenchResult[]> {
     ...latencyPolicies.flatMap((policy) => [20, 320].map((frameMs) => ({ policy, frameMs, times: 'central' as const, set: 'questions' as const }))),
     // Model times at the top of their ranges, for ours with and without preemption.
     ...latencyPolicies.filter((p) => p.key === 'a' || p.key === 'b').map((policy) => ({ policy, frameMs: 20, times: 'high' as const, set: 'questions' as const })),
+    // Ours without partial transcripts: what incremental transcription costs per turn.
+    ...latencyPolicies.filter((p) => p.key === 'a').map((policy) => ({ policy, frameMs: 20, times: 'central' as const, set: 'questions' as const, partials: false })),
     ...POLICIES.filter(chosen).map((policy) => ({ policy, frameMs: 20, times: 'central' as const, set: 'pauses' as const })),
   ];
   loop.enable();
   const all = await runAll(vad, oracle, questions, paused, configs, concurrency);
   loop.disable();
   await vad.dispose();
-  const latencies = all.filter((r) => r.set === 'questions');
+  const latencies = all.filter((r) => r.set === 'questions' && r.partials !== false);
+  const withoutPartials = all.find((r) => r.set === 'questions' && r.partials === false);
   const falseEndpoints = all.filter((r) => r.set === 'pauses');
 
   const row = (policy: Policy, frameMs: number, times: 'central' | 'high') => latencies.find((r) => r.policy === policy && r.frameMs === frameMs && r.times === times);
@@ -320,6 +336,14 @@ export async function benchLatency(): Promise<BenchResult[]> {
   console.log(
     `\nanswered before the question was finished (cut off, not in the percentiles): ${early.join(', ') || 'none'}; ${missing} turn(s) without an answer; wall time ${Math.round((performance.now() - started) / 1000)} s; event-loop delay p50 ${(loop.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(0)} ms`,
   );
+
+  const ours = row(POLICIES[0]!, 20, 'central');
+  if (ours && withoutPartials) {
+    const sorted = [...withoutPartials.values].sort((a, b) => a - b);
+    console.log(
+      `partial transcripts (every ${readPipelineConfig({ S2S_PROFILE: 'test', S2S_MODELS_DIR: '.bench/unused-models' }).sessions.partialTranscriptMs} ms of speech), ours with 20 ms frames: ${ours.asrDecodesPerTurn.toFixed(1)} ASR decodes and ${fmt(ours.asrMsPerTurn)} ms of calibrated ASR time per turn, against ${withoutPartials.asrDecodesPerTurn.toFixed(1)} and ${fmt(withoutPartials.asrMsPerTurn)} ms without them (first audio without them ${fmt(quantile(sorted, 0.5))} / ${fmt(quantile(sorted, 0.9))})`,
+    );
+  }
 
   const results: BenchResult[] = [];
   for (const r of latencies) {

@@ -131,6 +131,9 @@ function indexOf(haystack: Float32Array, needle: Float32Array): number {
 
 /** Whisper small.en fp32 on the L4: mel + encoder (trimmed window) + one decoder step per token. */
 export class CalibratedAsrDouble implements Asr {
+  /** Decodes asked for and their calibrated time in all (partials, speculations and finals alike). */
+  readonly spent = { decodes: 0, ms: 0 };
+
   constructor(
     readonly gpu: SimulatedGpu,
     readonly oracle: TranscriptOracle,
@@ -141,6 +144,8 @@ export class CalibratedAsrDouble implements Asr {
     const seconds = samples.length / 16_000;
     const t = this.gpu.times;
     const ms = t.asrMelMs + t.asrEncoderBaseMs + 1.125 * seconds + (3.3 * seconds + 2) * t.asrDecoderStepMs;
+    this.spent.decodes++;
+    this.spent.ms += ms;
     // Whisper runs beside the LLM and TTS in the real worker; the table gives no factor for it.
     await sleep(ms);
     options.signal?.throwIfAborted();
