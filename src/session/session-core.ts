@@ -156,12 +156,21 @@ export type CoreEvent =
   | { type: 'partial_transcript'; turn: number; itemId: string; text: string }
   /** A user turn's text (the transcript of its speech, or what was typed). */
   | { type: 'transcript'; turn: number; itemId: string; text: string; spoken: boolean; asrMs: number }
-  /** An answer starts; its assistant item is `item` (in progress, empty). */
-  | { type: 'answer_start'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null; speak: boolean }
+  /** An answer starts. Its assistant message joins the conversation later, with `answer_message`, if it says anything. */
+  | { type: 'answer_start'; turn: number; answerId: string; speak: boolean }
+  /**
+   * The answer's assistant message (`item`, in progress, no text yet) joins the conversation after `previousItemId`:
+   * at its first text, or at its end when it made no call. An answer that only calls a function has none.
+   */
+  | { type: 'answer_message'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null }
+  /** Text of the answer's message (which has joined by then). */
   | { type: 'answer_text'; turn: number; answerId: string; itemId: string; delta: string }
   /** The answer calls a function (its arguments match the tool's schema); `item` is the call's item, after `previousItemId`. */
   | { type: 'function_call'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null }
-  /** The answer is over (finished, cut or failed): its item as it now stands, where its time went. */
+  /**
+   * The answer is over (finished, cut or failed): its message as it now stands, where its time went.
+   * After an answer that only called a function, `item` never joined the conversation (no `answer_message` came).
+   */
   | { type: 'answer_done'; turn: number; answerId: string; item: ConversationItem; status: 'completed' | CutReason | 'failed'; error: string | null; metrics: TurnMetrics }
   /** Something went wrong that the client should hear about; `code` is one of ours. */
   | { type: 'error'; code: string; message: string };
@@ -788,10 +797,36 @@ export class SessionCore {
     const heard = this.#lastHeard ?? typedTurn(userText);
     this.#lastHeard = null;
     const item: ConversationItem = { id: newId('item'), role: 'assistant', modality: speak ? 'audio' : 'text', text: '', status: 'in_progress', audioMs: 0 };
-    const previousItemId = this.#items.at(-1)?.id ?? null;
-    this.#items.push(item);
     const pieces: SpokenPieces = [];
-    if (speak) this.#spoken.set(item.id, pieces);
+    // The answer's items follow what it answers (the last item now), in the order they appear,
+    // also when a client adds items meanwhile: that is the order the model's history has them in.
+    let lastOwnItemId = this.#items.at(-1)?.id ?? null;
+    const place = (own: ConversationItem): string | null => {
+      const previousItemId = lastOwnItemId !== null && !this.#items.some((i) => i.id === lastOwnItemId) ? undefined : lastOwnItemId;
+      const at = this.#insert(own, previousItemId) as number;
+      lastOwnItemId = own.id;
+      return this.#items[at - 1]?.id ?? null;
+    };
+    // The message joins only once there is something to show: an answer that only calls a
+    // function has none (as on OpenAI's server); text held back until then is whitespace.
+    let joined = false;
+    let madeCall = false;
+    let heldText = '';
+    const join = () => {
+      if (joined) return;
+      joined = true;
+      const previousItemId = place(item);
+      if (speak) this.#spoken.set(item.id, pieces);
+      // Shown empty: every word of it follows in answer_text, so a client can add the deltas up.
+      this.#emit({ type: 'answer_message', turn, answerId: id, item: { ...item, text: '' }, previousItemId });
+    };
+    const sayText = (delta: string) => {
+      heldText += delta;
+      if (!joined && heldText.trim() === '') return;
+      join();
+      this.#emit({ type: 'answer_text', turn, answerId: id, itemId: item.id, delta: heldText });
+      heldText = '';
+    };
     const abort = new AbortController();
     const answer: ActiveAnswer = { id, turn, item, abort, firstOutAt: null, sentSamples: 0, cutBy: null };
     this.#answer = answer;
@@ -807,7 +842,7 @@ export class SessionCore {
       await this.#preemption.drop();
       response = respond(this.#conversation, this.#engines.tts, userText, { ...this.#responseOptions(request), signal });
     }
-    this.#emit({ type: 'answer_start', turn, answerId: id, item: { ...item }, previousItemId, speak });
+    this.#emit({ type: 'answer_start', turn, answerId: id, speak });
     let failure: unknown = null;
     let generated = '';
     try {
@@ -816,8 +851,9 @@ export class SessionCore {
         if (chunk.kind === 'text') {
           generated += chunk.delta;
           if (answer.cutBy === null) item.text = generated;
-          this.#emit({ type: 'answer_text', turn, answerId: id, itemId: item.id, delta: chunk.delta });
+          sayText(chunk.delta);
         } else if (chunk.kind === 'function_call') {
+          madeCall = true;
           const call: ConversationItem = {
             id: newId('item'),
             role: 'assistant',
@@ -827,10 +863,10 @@ export class SessionCore {
             audioMs: 0,
             functionCall: { callId: chunk.callId, name: chunk.name, arguments: chunk.arguments },
           };
-          const previous = this.#items.at(-1)?.id ?? null;
-          this.#items.push(call);
-          this.#emit({ type: 'function_call', turn, answerId: id, item: { ...call }, previousItemId: previous });
+          const previousItemId = place(call);
+          this.#emit({ type: 'function_call', turn, answerId: id, item: { ...call }, previousItemId });
         } else {
+          join();
           const piece = (pieces[chunk.piece] ??= { text: response.timings.pieces[chunk.piece]?.text ?? '', samples: 0 });
           piece.samples += chunk.pcm.length;
           item.audioMs += (chunk.pcm.length / CORE_OUTPUT_SAMPLE_RATE) * 1000;
@@ -842,6 +878,12 @@ export class SessionCore {
       failure = error;
     } finally {
       if (this.#answer === answer) this.#answer = null;
+    }
+    // An answer that said nothing and called nothing (cut before its first token, or empty) still
+    // has its message, as it always had: the client sees the response's one item close.
+    if (!joined && !madeCall) {
+      join();
+      if (heldText) sayText('');
     }
     // A cut answer's LLM reply may still hold the conversation for a token: the next turn waits.
     await response.done;
