@@ -12,7 +12,8 @@
  * - functions offered: it calls TINY_QWEN_TOOL_CALL in Qwen2.5's `<tool_call>` format;
  * - after a function result: it says TINY_QWEN_TOOL_ANSWER.
  * The `badToolCall` variant calls with TINY_QWEN_BAD_TOOL_CALL, which has the right shape for the
- * grammar but breaks TINY_QWEN_WEATHER_TOOL's range (days 1 to 7).
+ * grammar but breaks TINY_QWEN_WEATHER_TOOL's range (days 1 to 7). The `textBeforeCall` variant
+ * says TINY_QWEN_CALL_PREAMBLE first and then calls, as real models often do.
  *
  * Inside a function call node-llama-cpp re-tokenizes the call's fixed text (`<tool_call>\n{"name": "`,
  * then `", "arguments": `) and grammar-constrains the name and the arguments, so the chain is keyed
@@ -28,6 +29,10 @@ const REPLY_WORDS = ['Hello', ' world', ',', ' this', ' is', ' a', ' tiny', ' mo
 
 export const TINY_QWEN_TOOL_ANSWER = 'Paris will be sunny and warm tomorrow.';
 const ANSWER_WORDS = ['Paris', ' will', ' be', ' sunny', ' and', ' warm', ' tomorrow.'];
+
+/** What the textBeforeCall variant says before it calls the tool. */
+export const TINY_QWEN_CALL_PREAMBLE = 'Let me check.';
+const PREAMBLE_WORDS = ['Let', ' me', ' check.'];
 
 /** The one tool the tiny model knows how to call. */
 export const TINY_QWEN_WEATHER_TOOL = {
@@ -121,13 +126,16 @@ export interface TinyQwenOptions {
   endless?: boolean;
   /** Call the tool with arguments that break its schema's range. */
   badToolCall?: boolean;
+  /** Say TINY_QWEN_CALL_PREAMBLE before calling the tool. */
+  textBeforeCall?: boolean;
 }
 
 export function tinyQwenGguf(options: TinyQwenOptions = {}): Buffer {
   const call = options.badToolCall ? TINY_QWEN_BAD_TOOL_CALL : TINY_QWEN_TOOL_CALL;
   const callOpening = '\n{"name": "';
   const callArguments = JSON.stringify(call.arguments).replaceAll('":', '": ').replaceAll(',"', ', "');
-  const vocab = buildVocab([...REPLY_WORDS, ...ANSWER_WORDS, callOpening, call.name, callArguments]);
+  const preamble = options.textBeforeCall ? PREAMBLE_WORDS : [];
+  const vocab = buildVocab([...REPLY_WORDS, ...ANSWER_WORDS, ...preamble, callOpening, call.name, callArguments]);
   const nVocab = vocab.tokens.length;
   const token = (text: string) => tokenOf(vocab, text);
   const imEnd = token('<|im_end|>');
@@ -148,6 +156,8 @@ export function tinyQwenGguf(options: TinyQwenOptions = {}): Buffer {
   const reply = chain(REPLY_WORDS, options.endless ? token(REPLY_WORDS[0]!) : imEnd);
   const answer = chain(ANSWER_WORDS, imEnd);
   const callStart = token('<tool_call>');
+  // With textBeforeCall, offered tools start the preamble, whose last word leads into the call.
+  const callLead = preamble.length > 0 ? chain(preamble, callStart)[0]! : callStart;
   lead(callStart, token(callOpening));
   lead(token('"'), token(call.name)); // last token of the re-tokenized `<tool_call>\n{"name": "`
   lead(token(call.name), newline); // the name grammar ends with a newline
@@ -177,7 +187,7 @@ export function tinyQwenGguf(options: TinyQwenOptions = {}): Buffer {
   const follow = (dimension: number, to: number, weight = 10) => (output[to * N_EMBD + dimension] = weight);
   follow(0, reply[0]!);
   for (const [from, to] of next) follow(dims.get(from)!, to);
-  follow(toolsFound, callStart, 20);
+  follow(toolsFound, callLead, 20);
   follow(resultFound, answer[0]!, 30);
 
   // Attention in layer 0: heads 0 and 1 look for the tools and result markers. The query is set
@@ -227,7 +237,7 @@ export function tinyQwenGguf(options: TinyQwenOptions = {}): Buffer {
       { name: `${p}ffn_down.weight`, ...zeros(N_FF, N_EMBD) },
     );
   }
-  const name = ['tiny-qwen2', options.endless ? 'endless' : '', options.badToolCall ? 'bad-tool-call' : ''].filter(Boolean).join('-');
+  const name = ['tiny-qwen2', options.endless ? 'endless' : '', options.badToolCall ? 'bad-tool-call' : '', options.textBeforeCall ? 'text-before-call' : ''].filter(Boolean).join('-');
   return encodeGguf(
     {
       'general.architecture': { str: 'qwen2' },

@@ -9,12 +9,15 @@
  * Wire protocols are thin adapters around it (`live-session.ts` for our own `/ws`, `realtime/` for
  * the OpenAI Realtime API): they decode client messages into calls on the core and encode the
  * core's events and audio, which it hands to a `SessionSink`, into their own messages.
+ *
+ * The conversation's items (what the client sees, what a cut or truncation keeps, when the model's
+ * history must be rebuilt) are kept by `ConversationItems` (conversation-items.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { pcm16ToFloat32 } from '../audio/pcm.js';
 import { errorMessage, type Logger } from '../log/logger.js';
 import type { ChunkerOptions } from '../llm/clause-chunker.js';
-import type { ChatMessage, Conversation } from '../llm/llm.js';
+import type { Conversation } from '../llm/llm.js';
 import type { ToolChoice, ToolSet } from '../llm/tools.js';
 import type { Engines } from '../pipeline/engines.js';
 import type { DoneEvent, TurnMetrics } from '../pipeline/events.js';
@@ -24,7 +27,11 @@ import { PreemptiveResponder, type PreemptionMode, type PreemptiveOutcome } from
 import { respond, type Response, type ResponseOptions } from '../pipeline/respond.js';
 import { samplesToMs, type EndpointerOptions } from '../vad/endpointer.js';
 import { CaptureClock } from './capture-clock.js';
+import { ConversationItems, type ConversationItem } from './conversation-items.js';
+import { newId } from './ids.js';
 import { OutputPacer } from './output-pacer.js';
+
+export type { ConversationItem } from './conversation-items.js';
 
 /** The core hears 16 kHz PCM16 and speaks 24 kHz PCM16; adapters convert other formats at the edge. */
 export const CORE_INPUT_SAMPLE_RATE = 16_000;
@@ -117,26 +124,6 @@ export interface TurnDetection {
 export const DEFAULT_TURN_DETECTION: TurnDetection = { mode: 'vad', vad: {}, createResponse: true, interruptResponse: true };
 
 /**
- * One message of the conversation as the core keeps it: what the model sees (`text`) and how it
- * came to be. An assistant item that was cut holds the text as far as it was heard.
- */
-export interface ConversationItem {
-  id: string;
-  role: 'user' | 'assistant' | 'system';
-  /** Spoken (a user's audio, an assistant's speech) or text only. */
-  modality: 'audio' | 'text';
-  /** null while a user's speech is still being transcribed. */
-  text: string | null;
-  status: 'in_progress' | 'completed' | 'incomplete';
-  /** Length of the assistant's audio that exists (sent or not), ms; 0 for text. */
-  audioMs: number;
-  /** A function call the assistant made (role assistant, no text). */
-  functionCall?: { callId: string; name: string; arguments: string };
-  /** The output of a call, from the client (role user, no text). */
-  functionOutput?: { callId: string; output: string };
-}
-
-/**
  * What the core tells its adapter, in the order things happen. `turn` numbers count user turns
  * from 0; an answer carries the number of the turn it answers.
  */
@@ -156,12 +143,21 @@ export type CoreEvent =
   | { type: 'partial_transcript'; turn: number; itemId: string; text: string }
   /** A user turn's text (the transcript of its speech, or what was typed). */
   | { type: 'transcript'; turn: number; itemId: string; text: string; spoken: boolean; asrMs: number }
-  /** An answer starts; its assistant item is `item` (in progress, empty). */
-  | { type: 'answer_start'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null; speak: boolean }
+  /** An answer starts. Its assistant message joins the conversation later, with `answer_message`, if it says anything. */
+  | { type: 'answer_start'; turn: number; answerId: string; speak: boolean }
+  /**
+   * The answer's assistant message (`item`, in progress, no text yet) joins the conversation after `previousItemId`:
+   * at its first text, or at its end when it made no call. An answer that only calls a function has none.
+   */
+  | { type: 'answer_message'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null }
+  /** Text of the answer's message (which has joined by then). */
   | { type: 'answer_text'; turn: number; answerId: string; itemId: string; delta: string }
   /** The answer calls a function (its arguments match the tool's schema); `item` is the call's item, after `previousItemId`. */
   | { type: 'function_call'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null }
-  /** The answer is over (finished, cut or failed): its item as it now stands, where its time went. */
+  /**
+   * The answer is over (finished, cut or failed): its message as it now stands, where its time went.
+   * After an answer that only called a function, `item` never joined the conversation (no `answer_message` came).
+   */
   | { type: 'answer_done'; turn: number; answerId: string; item: ConversationItem; status: 'completed' | CutReason | 'failed'; error: string | null; metrics: TurnMetrics }
   /** Something went wrong that the client should hear about; `code` is one of ours. */
   | { type: 'error'; code: string; message: string };
@@ -199,13 +195,6 @@ interface ActiveAnswer {
   sentSamples: number;
 }
 
-/** Each spoken piece of an assistant item with the length of its audio: what truncation cuts by. */
-type SpokenPieces = { text: string; samples: number }[];
-
-/** Short ids, unique in a session; protocols show them as they are. */
-/** An id in OpenAI's style (`item_...`, `resp_...`): a prefix and 20 random hex digits. */
-export const newId = (prefix: string) => `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 20)}`;
-
 export class SessionCore {
   readonly id = randomUUID();
   readonly #engines: Engines;
@@ -229,10 +218,7 @@ export class SessionCore {
   #manualSamples = 0;
   /** The id the current speech's user item will get. */
   #speechItemId = newId('item');
-  readonly #items: ConversationItem[] = [];
-  readonly #spoken = new Map<string, SpokenPieces>();
-  /** Items edited out of the model's order (deleted, truncated, inserted): the model's history is rebuilt before the next answer. */
-  #historyDirty = false;
+  readonly #items: ConversationItems;
   readonly #pacer: OutputPacer;
   readonly #audioQueue: Int16Array[] = [];
   #queuedSamples = 0;
@@ -241,8 +227,6 @@ export class SessionCore {
   /** Sample where speech started while the assistant was speaking, until it is judged. */
   #bargeInAt: number | null = null;
   #turns = 0;
-  /** Ids of user items heard or typed that no answer has taken up yet. */
-  #pendingInput: string[] = [];
   /** The last heard turn among them: its timings are the answer's reference point. */
   #lastHeard: HeardTurn | null = null;
   #turnChain: Promise<void> = Promise.resolve();
@@ -272,9 +256,7 @@ export class SessionCore {
     this.#preemption = new PreemptiveResponder(conversation, engines.tts, options.preemption ?? 'full', () => this.#responseOptions({}), this.#stop.signal);
     this.#listener = this.#openListener();
     // A history the session was opened with is part of the conversation (and of any rebuild of it).
-    for (const message of conversation.history) {
-      this.#items.push({ id: newId('item'), role: message.role, modality: 'text', text: message.content, status: 'completed', audioMs: 0 });
-    }
+    this.#items = new ConversationItems(conversation.history, CORE_OUTPUT_SAMPLE_RATE);
     this.#pacer = new OutputPacer((pcm) => this.#sendAudio(pcm), {
       sampleRate: CORE_OUTPUT_SAMPLE_RATE,
       leadMs: options.outputLeadMs,
@@ -386,19 +368,19 @@ export class SessionCore {
     if (detection.mode === 'vad') this.clearAudio();
   }
 
-  /** An answer is being made or played. */
   /** Client audio heard so far, in ms of audio (the clock that speech events are stamped with). */
   get heardMs(): number {
     return samplesToMs(this.#totals.audioInSamples);
   }
 
+  /** An answer is being made or played. */
   get answering(): boolean {
     return this.#answer !== null;
   }
 
   /** The conversation as it stands, in order. */
   get items(): readonly Readonly<ConversationItem>[] {
-    return this.#items;
+    return this.#items.list;
   }
 
   #openListener(): TurnListener {
@@ -429,8 +411,8 @@ export class SessionCore {
       this.#answer === null &&
       !this.#pacer.speaking &&
       this.#chained === 0 &&
-      this.#pendingInput.length === 0 &&
-      !this.#historyDirty &&
+      !this.#items.hasPendingInput &&
+      !this.#items.historyDirty &&
       this.#bargeInAt === null
     );
   }
@@ -502,12 +484,10 @@ export class SessionCore {
    */
   addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string {
     const added: ConversationItem = { id: item.id ?? newId('item'), role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
-    const at = this.#insert(added, previousItemId);
-    if (typeof at === 'string') return at;
+    const placed = this.#items.addMessage(added, previousItemId);
+    if (typeof placed === 'string') return placed;
     if (item.role === 'user') this.#turns++;
-    if (item.role === 'user' && at === this.#items.length - 1) this.#pendingInput.push(added.id);
-    else this.#historyDirty = true;
-    this.#emit({ type: 'item_added', item: added, previousItemId: this.#items[at - 1]?.id ?? null });
+    this.#emit({ type: 'item_added', item: added, previousItemId: placed.previousItemId });
     return added;
   }
 
@@ -517,46 +497,22 @@ export class SessionCore {
    * that id, it has an output already, or the item id is taken.
    */
   addFunctionOutput(output: { id?: string; callId: string; output: string }, previousItemId?: string | null): ConversationItem | string {
-    if (!this.#items.some((i) => i.functionCall?.callId === output.callId)) return `no function call with call_id "${output.callId}" is in the conversation`;
-    if (this.#items.some((i) => i.functionOutput?.callId === output.callId)) return `the function call "${output.callId}" has an output already`;
-    const added: ConversationItem = { id: output.id ?? newId('item'), role: 'user', modality: 'text', text: '', status: 'completed', audioMs: 0, functionOutput: { callId: output.callId, output: output.output } };
-    const at = this.#insert(added, previousItemId);
-    if (typeof at === 'string') return at;
+    const added = { id: output.id ?? newId('item'), role: 'user', modality: 'text', text: '', status: 'completed', audioMs: 0, functionOutput: { callId: output.callId, output: output.output } } satisfies ConversationItem;
+    const placed = this.#items.addFunctionOutput(added, previousItemId);
+    if (typeof placed === 'string') return placed;
     try {
       this.#conversation.addFunctionCallOutput(output.callId, output.output);
     } catch {
       // The model's history moved on without it (a turn came first, or it was rebuilt): rebuild it with the output.
-      this.#historyDirty = true;
+      this.#items.markHistoryDirty();
     }
-    if (at !== this.#items.length - 1) this.#historyDirty = true;
-    this.#emit({ type: 'item_added', item: added, previousItemId: this.#items[at - 1]?.id ?? null });
+    this.#emit({ type: 'item_added', item: added, previousItemId: placed.previousItemId });
     return added;
-  }
-
-  /** Puts an item after `previousItemId` (undefined: at the end; null: first); its index, or why not. */
-  #insert(item: ConversationItem, previousItemId: string | null | undefined): number | string {
-    if (this.#items.some((i) => i.id === item.id)) return `an item with id "${item.id}" already exists`;
-    let at = this.#items.length;
-    if (previousItemId === null) at = 0;
-    else if (previousItemId !== undefined) {
-      const previous = this.#items.findIndex((i) => i.id === previousItemId);
-      if (previous < 0) return `previous_item_id "${previousItemId}" is not in the conversation`;
-      at = previous + 1;
-    }
-    this.#items.splice(at, 0, item);
-    return at;
   }
 
   /** Removes an item; false when there is none with that id. */
   deleteItem(id: string): boolean {
-    const at = this.#items.findIndex((i) => i.id === id);
-    if (at < 0) return false;
-    this.#items.splice(at, 1);
-    this.#spoken.delete(id);
-    const pending = this.#pendingInput.indexOf(id);
-    if (pending >= 0) this.#pendingInput.splice(pending, 1);
-    else this.#historyDirty = true;
-    return true;
+    return this.#items.delete(id);
   }
 
   /**
@@ -564,13 +520,7 @@ export class SessionCore {
    * follows. Clamped to the audio that exists; returns the ms it was cut at, or null for no such item.
    */
   truncateItem(id: string, audioEndMs: number): number | null {
-    const item = this.#items.find((i) => i.id === id);
-    if (!item) return null;
-    const pieces = this.#spoken.get(id);
-    if (item.role !== 'assistant' || !pieces) return 0;
-    const clamped = Math.max(0, Math.min(audioEndMs, item.audioMs));
-    this.#cutToHeard(item, pieces, Math.round((clamped * CORE_OUTPUT_SAMPLE_RATE) / 1000));
-    return clamped;
+    return this.#items.truncate(id, audioEndMs);
   }
 
   /**
@@ -696,8 +646,7 @@ export class SessionCore {
       this.#answer.cutBy = by;
       // What the listener has not heard yet (sent ahead, or held by a pause) is not part of the answer.
       const unplayed = Math.round((this.#pacer.unplayedMs * CORE_OUTPUT_SAMPLE_RATE) / 1000);
-      const pieces = this.#spoken.get(this.#answer.item.id);
-      if (pieces) this.#cutToHeard(this.#answer.item, pieces, Math.max(0, this.#answer.sentSamples - unplayed));
+      this.#items.cutToHeard(this.#answer.item, Math.max(0, this.#answer.sentSamples - unplayed));
     }
     this.#answer?.abort.abort();
     this.#pacer.flush();
@@ -741,9 +690,8 @@ export class SessionCore {
     // A session that ends first never awaits it: its failure (an aborted decode) must not go unhandled.
     heard.catch(() => undefined);
     const item: ConversationItem = { id: itemId, role: 'user', modality, text: null, status: 'completed', audioMs: 0 };
-    this.#items.push(item);
-    this.#pendingInput.push(itemId);
-    this.#emit({ type: 'item_added', item, previousItemId: this.#items.at(-2)?.id ?? null });
+    const { previousItemId } = this.#items.addUserTurn(item);
+    this.#emit({ type: 'item_added', item, previousItemId });
     this.#chain(async () => {
       if (this.#endReason) return;
       let heardTurn: HeardTurn;
@@ -767,16 +715,9 @@ export class SessionCore {
 
   /** Rebuilds the model's history from the items when a client edited it; returns the text of the turns to answer. */
   #takePendingInput(): string {
-    const pending = new Set(this.#pendingInput);
-    this.#pendingInput = [];
-    if (this.#historyDirty) {
-      this.#historyDirty = false;
-      this.#conversation.restore(modelHistory(this.#items.filter((i) => !pending.has(i.id) && i.status !== 'in_progress')));
-    }
-    return this.#items
-      .filter((i) => pending.has(i.id) && i.text)
-      .map((i) => i.text)
-      .join('\n');
+    const { text, rebuiltHistory } = this.#items.takePendingInput();
+    if (rebuiltHistory) this.#conversation.restore(rebuiltHistory);
+    return text;
   }
 
   /** The whole life of one answer: start, stream, pace, finish or cut, account. Nothing else starts or ends one. */
@@ -788,10 +729,33 @@ export class SessionCore {
     const heard = this.#lastHeard ?? typedTurn(userText);
     this.#lastHeard = null;
     const item: ConversationItem = { id: newId('item'), role: 'assistant', modality: speak ? 'audio' : 'text', text: '', status: 'in_progress', audioMs: 0 };
-    const previousItemId = this.#items.at(-1)?.id ?? null;
-    this.#items.push(item);
-    const pieces: SpokenPieces = [];
-    if (speak) this.#spoken.set(item.id, pieces);
+    // The answer's items follow what it answers (the last item now), in the order they appear.
+    let lastOwnItemId = this.#items.list.at(-1)?.id ?? null;
+    const place = (own: ConversationItem): string | null => {
+      const { previousItemId } = this.#items.placeAfter(own, lastOwnItemId);
+      lastOwnItemId = own.id;
+      return previousItemId;
+    };
+    // The message joins only once there is something to show: an answer that only calls a
+    // function has none (as on OpenAI's server); text held back until then is whitespace.
+    let joined = false;
+    let madeCall = false;
+    let heldText = '';
+    const join = () => {
+      if (joined) return;
+      joined = true;
+      const previousItemId = place(item);
+      if (speak) this.#items.startSpeech(item);
+      // Shown empty: every word of it follows in answer_text, so a client can add the deltas up.
+      this.#emit({ type: 'answer_message', turn, answerId: id, item: { ...item, text: '' }, previousItemId });
+    };
+    const sayText = (delta: string) => {
+      heldText += delta;
+      if (!joined && heldText.trim() === '') return;
+      join();
+      this.#emit({ type: 'answer_text', turn, answerId: id, itemId: item.id, delta: heldText });
+      heldText = '';
+    };
     const abort = new AbortController();
     const answer: ActiveAnswer = { id, turn, item, abort, firstOutAt: null, sentSamples: 0, cutBy: null };
     this.#answer = answer;
@@ -807,7 +771,7 @@ export class SessionCore {
       await this.#preemption.drop();
       response = respond(this.#conversation, this.#engines.tts, userText, { ...this.#responseOptions(request), signal });
     }
-    this.#emit({ type: 'answer_start', turn, answerId: id, item: { ...item }, previousItemId, speak });
+    this.#emit({ type: 'answer_start', turn, answerId: id, speak });
     let failure: unknown = null;
     let generated = '';
     try {
@@ -816,8 +780,9 @@ export class SessionCore {
         if (chunk.kind === 'text') {
           generated += chunk.delta;
           if (answer.cutBy === null) item.text = generated;
-          this.#emit({ type: 'answer_text', turn, answerId: id, itemId: item.id, delta: chunk.delta });
+          sayText(chunk.delta);
         } else if (chunk.kind === 'function_call') {
+          madeCall = true;
           const call: ConversationItem = {
             id: newId('item'),
             role: 'assistant',
@@ -827,13 +792,11 @@ export class SessionCore {
             audioMs: 0,
             functionCall: { callId: chunk.callId, name: chunk.name, arguments: chunk.arguments },
           };
-          const previous = this.#items.at(-1)?.id ?? null;
-          this.#items.push(call);
-          this.#emit({ type: 'function_call', turn, answerId: id, item: { ...call }, previousItemId: previous });
+          const previousItemId = place(call);
+          this.#emit({ type: 'function_call', turn, answerId: id, item: { ...call }, previousItemId });
         } else {
-          const piece = (pieces[chunk.piece] ??= { text: response.timings.pieces[chunk.piece]?.text ?? '', samples: 0 });
-          piece.samples += chunk.pcm.length;
-          item.audioMs += (chunk.pcm.length / CORE_OUTPUT_SAMPLE_RATE) * 1000;
+          join();
+          this.#items.addSpeech(item, chunk.piece, response.timings.pieces[chunk.piece]?.text ?? '', chunk.pcm.length);
           this.#pacer.enqueue(chunk.pcm);
         }
       }
@@ -843,6 +806,12 @@ export class SessionCore {
     } finally {
       if (this.#answer === answer) this.#answer = null;
     }
+    // An answer that said nothing and called nothing (cut before its first token, or empty) still
+    // has its message, as it always had: the client sees the response's one item close.
+    if (!joined && !madeCall) {
+      join();
+      if (heldText) sayText('');
+    }
     // A cut answer's LLM reply may still hold the conversation for a token: the next turn waits.
     await response.done;
     const metrics = turnMetrics(heard, response.timings, answer.firstOutAt, signal.aborted, 0, preemption);
@@ -850,7 +819,7 @@ export class SessionCore {
     this.#totals.llmTokensOut += metrics.llm_tokens_out;
     if (failure !== null || signal.aborted) {
       // The model's history holds what it generated; the item holds what was heard.
-      this.#historyDirty = true;
+      this.#items.markHistoryDirty();
       item.status = 'incomplete';
     } else {
       item.status = 'completed';
@@ -862,24 +831,6 @@ export class SessionCore {
     }
     const status = !signal.aborted ? 'completed' : (answer.cutBy ?? 'cancelled');
     this.#emit({ type: 'answer_done', turn, answerId: id, item: { ...item }, status, error: null, metrics });
-  }
-
-  /** Sets an assistant item's text to the pieces heard in its first `heardSamples` (a piece heard in part keeps that share of its words). */
-  #cutToHeard(item: ConversationItem, pieces: SpokenPieces, heardSamples: number): void {
-    const heard: string[] = [];
-    let left = heardSamples;
-    for (const piece of pieces) {
-      if (left <= 0) break;
-      if (left >= piece.samples) heard.push(piece.text);
-      else {
-        const words = piece.text.split(/\s+/).filter(Boolean);
-        const kept = words.slice(0, Math.floor((words.length * left) / piece.samples));
-        if (kept.length > 0) heard.push(kept.join(' '));
-      }
-      left -= piece.samples;
-    }
-    item.text = heard.join(' ');
-    this.#historyDirty = true;
   }
 
   // ---- output --------------------------------------------------------------------------------
@@ -900,26 +851,6 @@ export class SessionCore {
   #error(code: string, message: string): void {
     this.#emit({ type: 'error', code, message });
   }
-}
-
-/**
- * The model's history for a rebuild: messages with text, each function call joined to the
- * assistant message before it (or an empty one) with its output, if the client sent one.
- */
-function modelHistory(items: readonly ConversationItem[]): ChatMessage[] {
-  const outputs = new Map(items.flatMap((i) => (i.functionOutput ? [[i.functionOutput.callId, i.functionOutput.output] as const] : [])));
-  const messages: ChatMessage[] = [];
-  for (const item of items) {
-    if (item.functionCall) {
-      let last = messages.at(-1);
-      if (last?.role !== 'assistant') messages.push((last = { role: 'assistant', content: '' }));
-      const { name, arguments: args, callId } = item.functionCall;
-      (last.functionCalls ??= []).push({ name, arguments: args, output: outputs.get(callId) ?? null });
-    } else if (!item.functionOutput && item.text) {
-      messages.push({ role: item.role, content: item.text });
-    }
-  }
-  return messages;
 }
 
 /** A typed turn has no audio: its "heard" record carries the text and zero listening time. */

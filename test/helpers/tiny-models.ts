@@ -11,7 +11,7 @@ const tmp = () => (dir ??= mkdtemp(join(tmpdir(), 's2s-tiny-')));
 /** The tiny Qwen (`true` for the endless variant, kept for older callers), written once per variant. */
 export async function tinyQwenPath(variant: boolean | TinyQwenOptions = {}): Promise<string> {
   const options: TinyQwenOptions = typeof variant === 'boolean' ? { endless: variant } : variant;
-  const name = ['tiny-qwen', options.endless ? 'endless' : '', options.badToolCall ? 'bad-tool-call' : ''].filter(Boolean).join('-');
+  const name = ['tiny-qwen', options.endless ? 'endless' : '', options.badToolCall ? 'bad-tool-call' : '', options.textBeforeCall ? 'text-before-call' : ''].filter(Boolean).join('-');
   return writeTinyQwen(join(await tmp(), `${name}.gguf`), options);
 }
 

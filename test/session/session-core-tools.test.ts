@@ -136,4 +136,26 @@ describe('session core with tools', () => {
     expect(done.item.text).toBe(TINY_QWEN_REPLY);
     core.end('client_end');
   });
+
+  it('an answer that is only a call adds no assistant message: the items are the question and the call, in the model history too', async () => {
+    const { core, conversation, events, next } = await openCore();
+    core.configure({ tools: weather });
+    core.submitText('What is the weather in Paris tomorrow?');
+    const call = await next('function_call');
+    expect((await next('answer_done')).status).toBe('completed');
+    const shape = () => core.items.map((i) => (i.functionCall ? 'call' : i.functionOutput ? 'output' : `${i.role}:${i.text}`));
+    expect(shape()).toEqual(['user:What is the weather in Paris tomorrow?', 'call']);
+    expect(call.previousItemId).toBe(core.items[0]!.id);
+    // A system message put first makes the model's history be rebuilt from the items before the next answer.
+    core.addItem({ role: 'system', text: 'Be brief.' }, null);
+    core.addFunctionOutput({ callId: call.item.functionCall!.callId, output: '{"forecast":"sunny"}' });
+    const mark = events.length;
+    core.requestAnswer();
+    expect((await next('answer_done', mark)).status).toBe('completed');
+    expect(shape()).toEqual(['system:Be brief.', 'user:What is the weather in Paris tomorrow?', 'call', 'output', `assistant:${TINY_QWEN_TOOL_ANSWER}`]);
+    const assistant = conversation.history.filter((m) => m.role === 'assistant');
+    expect(assistant.every((m) => m.content !== '' || (m.functionCalls?.length ?? 0) > 0)).toBe(true);
+    expect(assistant.flatMap((m) => m.functionCalls ?? []).map((c) => c.name)).toEqual(['get_weather']);
+    core.end('client_end');
+  });
 });

@@ -9,7 +9,7 @@ import type { S2sHandler } from '../../handler/s2s-handler.js';
 import { float32ToPcm16 } from '../../src/audio/pcm.js';
 import { Logger } from '../../src/log/logger.js';
 import { SessionCore, type CoreEvent, type SessionSummary } from '../../src/session/session-core.js';
-import { ScriptedConversationDouble } from '../doubles/scripted-llm-double.js';
+import { ScriptedConversationDouble, type ScriptedLlmOptions } from '../doubles/scripted-llm-double.js';
 import { makeUtterance, type Utterance } from '../fixtures/speech.js';
 import { testProfileHandler } from '../helpers/test-profile.js';
 
@@ -30,8 +30,14 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function openCore(): { core: SessionCore; conversation: ScriptedConversationDouble; events: CoreEvent[]; audio: () => number; ended: Promise<SessionSummary> } {
-  const conversation = new ScriptedConversationDouble({ replies: [SCRIPT, 'Yes.'] }, [], undefined);
+function openCore(script: ScriptedLlmOptions = { replies: [SCRIPT, 'Yes.'] }): {
+  core: SessionCore;
+  conversation: ScriptedConversationDouble;
+  events: CoreEvent[];
+  audio: () => number;
+  ended: Promise<SessionSummary>;
+} {
+  const conversation = new ScriptedConversationDouble(script, [], undefined);
   const events: CoreEvent[] = [];
   let samples = 0;
   const options = sessionOptions(handler.config, {}, handler.engines.tts.voices);
@@ -104,6 +110,24 @@ describe('session core', () => {
     // An answer cut to nothing leaves the model's context; a text-only answer asked nothing of the TTS.
     expect(conversation.history.map((m) => m.content)).toEqual(['Tell me.', 'And?', 'Yes.']);
     expect(doneEvents(events)[1]!.item).toMatchObject({ modality: 'text', audioMs: 0, text: 'Yes.' });
+    core.end('client_end');
+  }, 60_000);
+
+  it('an answer cancelled before its first word still has its message, empty and incomplete, so the response closes an item', async () => {
+    const { core, events } = openCore({ replies: ['Too late.'], firstDeltaDelayMs: 1_000 });
+    core.addItem({ role: 'user', text: 'Tell me.' });
+    const answerId = core.requestAnswer();
+    await until(() => events.some((e) => e.type === 'answer_start'), 'the answer to start');
+    expect(core.cancelAnswer()).toBe(true);
+    await until(() => doneEvents(events).length === 1, 'the answer to end');
+    const own = events.filter((e) => 'answerId' in e && e.answerId === answerId).map((e) => e.type);
+    expect(own).toEqual(['answer_start', 'answer_message', 'answer_done']);
+    const done = doneEvents(events)[0]!;
+    expect(done).toMatchObject({ status: 'cancelled', item: { role: 'assistant', text: '', status: 'incomplete' } });
+    expect(core.items.map((i) => [i.role, i.text, i.status])).toEqual([
+      ['user', 'Tell me.', 'completed'],
+      ['assistant', '', 'incomplete'],
+    ]);
     core.end('client_end');
   }, 60_000);
 });

@@ -5,7 +5,9 @@
  */
 import type { ToolChoice } from '../../llm/tools.js';
 import type { EndpointerOptions } from '../../vad/endpointer.js';
-import { newId, type ConversationItem, type TurnDetection } from '../session-core.js';
+import type { ConversationItem } from '../conversation-items.js';
+import { newId } from '../ids.js';
+import type { TurnDetection } from '../session-core.js';
 import type { ToolChoiceConfig, TurnDetectionConfig } from './client-events.js';
 
 type Json = Record<string, unknown>;

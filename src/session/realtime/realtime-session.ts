@@ -14,7 +14,8 @@ import { errorMessage, type Logger } from '../../log/logger.js';
 import type { Conversation } from '../../llm/llm.js';
 import type { Engines } from '../../pipeline/engines.js';
 import type { TurnMetrics } from '../../pipeline/events.js';
-import { newId, SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary } from '../session-core.js';
+import { newId } from '../ids.js';
+import { SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary } from '../session-core.js';
 import { InputAudio, OutputAudio } from './audio-codec.js';
 import { InvalidInputError } from '../../errors.js';
 import { ToolSet, type ToolChoice } from '../../llm/tools.js';
@@ -64,7 +65,7 @@ interface RealtimeConfig {
   toolChoice: ToolChoiceConfig;
 }
 
-/** One response from `response.created` to `response.done`; `output` is a list so function calls can join messages later. */
+/** One response from `response.created` to `response.done`; `output` holds its items in the order they appeared. */
 interface ResponseRecord {
   id: string;
   /** The core's answer id, once the answer started. */
@@ -75,7 +76,8 @@ interface ResponseRecord {
   voice: string;
   maxOutputTokens: number | 'inf';
   output: Json[];
-  itemId: string | null;
+  /** The answer's assistant message, once it appeared (an answer that only calls a function has none). */
+  message: { id: string; outputIndex: number } | null;
 }
 
 /** A speech start during an answer is held until the core judges it: an interruption is announced, a blip never is. */
@@ -438,10 +440,12 @@ export class RealtimeSession {
         return;
       case 'answer_start':
         return this.#onAnswerStart(event);
+      case 'answer_message':
+        return this.#onAnswerMessage(event);
       case 'answer_text': {
         const response = this.#response;
-        if (!response || response.answerId !== event.answerId) return;
-        const where = { response_id: response.id, item_id: event.itemId, output_index: 0, content_index: 0, delta: event.delta };
+        if (!response?.message || response.answerId !== event.answerId) return;
+        const where = { response_id: response.id, item_id: event.itemId, output_index: response.message.outputIndex, content_index: 0, delta: event.delta };
         return this.#send(response.speak ? 'response.output_audio_transcript.delta' : 'response.output_text.delta', where);
       }
       case 'function_call':
@@ -496,7 +500,7 @@ export class RealtimeSession {
   }
 
   #newResponse(fields: Pick<ResponseRecord, 'metadata' | 'speak' | 'format' | 'voice' | 'maxOutputTokens'>): ResponseRecord {
-    return { id: newId('resp'), answerId: null, output: [], itemId: null, ...fields };
+    return { id: newId('resp'), answerId: null, output: [], message: null, ...fields };
   }
 
   /** `response.created`: the response is in progress from now until its `response.done`. */
@@ -520,11 +524,18 @@ export class RealtimeSession {
       this.#announce(record);
     }
     record.answerId = event.answerId;
-    record.itemId = event.item.id;
+  }
+
+  /** The answer's message appeared (its first words, or its end when it said nothing and called nothing): it joins the response's output here. */
+  #onAnswerMessage(event: Extract<CoreEvent, { type: 'answer_message' }>): void {
+    const record = this.#response;
+    if (!record || record.answerId !== event.answerId) return;
+    const outputIndex = record.output.length;
+    record.message = { id: event.item.id, outputIndex };
     const item = renderItem(event.item);
     record.output.push(item);
-    const where = { response_id: record.id, item_id: event.item.id, output_index: 0, content_index: 0 };
-    this.#send('response.output_item.added', { response_id: record.id, output_index: 0, item });
+    const where = { response_id: record.id, item_id: event.item.id, output_index: outputIndex, content_index: 0 };
+    this.#send('response.output_item.added', { response_id: record.id, output_index: outputIndex, item });
     this.#send('conversation.item.added', { item, previous_item_id: event.previousItemId });
     this.#send('response.content_part.added', { ...where, part: record.speak ? { type: 'audio', transcript: '' } : { type: 'text', text: '' } });
   }
@@ -551,21 +562,30 @@ export class RealtimeSession {
 
   #onCoreAudio(pcm: Int16Array): void {
     const record = this.#response;
-    if (!record || record.itemId === null || !record.speak) return;
-    for (const delta of this.#output.encode(pcm, record.format)) this.#sendAudioDelta(record, delta);
+    if (!record?.message || !record.speak) return;
+    for (const delta of this.#output.encode(pcm, record.format)) this.#sendAudioDelta(record, record.message, delta);
   }
 
-  #sendAudioDelta(record: ResponseRecord, delta: Buffer): void {
-    this.#send('response.output_audio.delta', { response_id: record.id, item_id: record.itemId, output_index: 0, content_index: 0, delta: delta.toString('base64') });
+  #sendAudioDelta(record: ResponseRecord, message: NonNullable<ResponseRecord['message']>, delta: Buffer): void {
+    this.#send('response.output_audio.delta', { response_id: record.id, item_id: message.id, output_index: message.outputIndex, content_index: 0, delta: delta.toString('base64') });
   }
 
   #onAnswerDone(event: Extract<CoreEvent, { type: 'answer_done' }>): void {
     const record = this.#response;
     if (!record || record.answerId !== event.answerId) return;
-    const text = event.item.text ?? '';
-    const where = { response_id: record.id, item_id: event.item.id, output_index: 0, content_index: 0 };
+    // The message closes if it appeared; an answer that only called a function closed its call already.
+    if (record.message) this.#closeMessage(record, record.message, event.item, event.status === 'completed');
+    this.#armIdleTimeout();
+    if (event.status === 'completed') this.#finishResponse(record, 'completed', null, event.metrics);
+    else if (event.status === 'failed') this.#finishResponse(record, 'failed', { type: 'failed', error: { type: 'server_error', code: 'answer_failed', message: event.error } }, event.metrics);
+    else this.#finishResponse(record, 'cancelled', { type: 'cancelled', reason: event.status === 'interrupted' ? 'turn_detected' : 'client_cancelled' }, event.metrics);
+  }
+
+  #closeMessage(record: ResponseRecord, message: NonNullable<ResponseRecord['message']>, done: ConversationItem, completed: boolean): void {
+    const text = done.text ?? '';
+    const where = { response_id: record.id, item_id: message.id, output_index: message.outputIndex, content_index: 0 };
     if (record.speak) {
-      if (event.status === 'completed') for (const delta of this.#output.finish(record.format)) this.#sendAudioDelta(record, delta);
+      if (completed) for (const delta of this.#output.finish(record.format)) this.#sendAudioDelta(record, message, delta);
       this.#send('response.output_audio.done', where);
       this.#send('response.output_audio_transcript.done', { ...where, transcript: text });
       this.#send('response.content_part.done', { ...where, part: { type: 'audio', transcript: text } });
@@ -573,14 +593,10 @@ export class RealtimeSession {
       this.#send('response.output_text.done', { ...where, text });
       this.#send('response.content_part.done', { ...where, part: { type: 'text', text } });
     }
-    const item = renderItem(event.item);
-    record.output[0] = item;
-    this.#send('response.output_item.done', { response_id: record.id, output_index: 0, item });
+    const item = renderItem(done);
+    record.output[message.outputIndex] = item;
+    this.#send('response.output_item.done', { response_id: record.id, output_index: message.outputIndex, item });
     this.#send('conversation.item.done', { item });
-    this.#armIdleTimeout();
-    if (event.status === 'completed') this.#finishResponse(record, 'completed', null, event.metrics);
-    else if (event.status === 'failed') this.#finishResponse(record, 'failed', { type: 'failed', error: { type: 'server_error', code: 'answer_failed', message: event.error } }, event.metrics);
-    else this.#finishResponse(record, 'cancelled', { type: 'cancelled', reason: event.status === 'interrupted' ? 'turn_detected' : 'client_cancelled' }, event.metrics);
   }
 
   #finishResponse(record: ResponseRecord, status: string, details: Json | null, metrics: TurnMetrics | null): void {

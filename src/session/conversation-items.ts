@@ -1,0 +1,228 @@
+/**
+ * The conversation as the session core keeps it: its items in order, what of each assistant item
+ * was spoken (so a cut or a truncation can keep what was heard), the user input no answer has taken
+ * up yet, and whether the model's history still matches the items. When a client edits the
+ * conversation (inserts, deletes, truncates) the model's history is rebuilt from the items before
+ * the next answer, not edited in place.
+ *
+ * Pure bookkeeping: nothing here talks to the LLM or to a client. The core applies what it returns.
+ */
+import type { ChatMessage } from '../llm/llm.js';
+import { newId } from './ids.js';
+
+/**
+ * One message of the conversation as the core keeps it: what the model sees (`text`) and how it
+ * came to be. An assistant item that was cut holds the text as far as it was heard.
+ */
+export interface ConversationItem {
+  id: string;
+  role: 'user' | 'assistant' | 'system';
+  /** Spoken (a user's audio, an assistant's speech) or text only. */
+  modality: 'audio' | 'text';
+  /** null while a user's speech is still being transcribed. */
+  text: string | null;
+  status: 'in_progress' | 'completed' | 'incomplete';
+  /** Length of the assistant's audio that exists (sent or not), ms; 0 for text. */
+  audioMs: number;
+  /** A function call the assistant made (role assistant, no text). */
+  functionCall?: { callId: string; name: string; arguments: string };
+  /** The output of a call, from the client (role user, no text). */
+  functionOutput?: { callId: string; output: string };
+}
+
+/** Each spoken piece of an assistant item with the length of its audio: what truncation cuts by. */
+type SpokenPieces = { text: string; samples: number }[];
+
+/** Where a new item went: the id of the item before it (null: first). */
+export type Placed = { previousItemId: string | null };
+
+export class ConversationItems {
+  readonly #items: ConversationItem[] = [];
+  readonly #spoken = new Map<string, SpokenPieces>();
+  /** Ids of user items heard or typed that no answer has taken up yet. */
+  #pendingInput: string[] = [];
+  /** Items edited out of the model's order (deleted, truncated, inserted): the model's history is rebuilt before the next answer. */
+  #historyDirty = false;
+  readonly #sampleRate: number;
+
+  /** `history`: what the model's conversation was opened with (it is part of any rebuild); `sampleRate`: that of the assistant's audio. */
+  constructor(history: readonly ChatMessage[], sampleRate: number) {
+    this.#sampleRate = sampleRate;
+    for (const message of history) {
+      this.#items.push({ id: newId('item'), role: message.role, modality: 'text', text: message.content, status: 'completed', audioMs: 0 });
+    }
+  }
+
+  /** The conversation as it stands, in order. */
+  get list(): readonly Readonly<ConversationItem>[] {
+    return this.#items;
+  }
+
+  /** User input waits for an answer. */
+  get hasPendingInput(): boolean {
+    return this.#pendingInput.length > 0;
+  }
+
+  /** The model's history no longer matches the items: the next answer rebuilds it. */
+  get historyDirty(): boolean {
+    return this.#historyDirty;
+  }
+
+  /** The model's history went its own way (an answer cut or failed, an output it could not take): rebuild it from the items. */
+  markHistoryDirty(): void {
+    this.#historyDirty = true;
+  }
+
+  /** A user turn (heard or typed) at the end; it waits for the next answer. */
+  addUserTurn(item: ConversationItem): Placed {
+    this.#items.push(item);
+    this.#pendingInput.push(item.id);
+    return { previousItemId: this.#items.at(-2)?.id ?? null };
+  }
+
+  /**
+   * A message the client wrote, after `previousItemId` (undefined: at the end; null: first). A user
+   * message at the end waits for the next answer; anything else changes the model's order.
+   */
+  addMessage(item: ConversationItem, previousItemId: string | null | undefined): Placed | string {
+    const at = this.#insert(item, previousItemId);
+    if (typeof at === 'string') return at;
+    if (item.role === 'user' && at === this.#items.length - 1) this.#pendingInput.push(item.id);
+    else this.#historyDirty = true;
+    return { previousItemId: this.#items[at - 1]?.id ?? null };
+  }
+
+  /** The output of a function call (placed like `addMessage`); why not, when no call has its call id or it has an output already. */
+  addFunctionOutput(item: ConversationItem & { functionOutput: { callId: string } }, previousItemId: string | null | undefined): Placed | string {
+    const { callId } = item.functionOutput;
+    if (!this.#items.some((i) => i.functionCall?.callId === callId)) return `no function call with call_id "${callId}" is in the conversation`;
+    if (this.#items.some((i) => i.functionOutput?.callId === callId)) return `the function call "${callId}" has an output already`;
+    const at = this.#insert(item, previousItemId);
+    if (typeof at === 'string') return at;
+    if (at !== this.#items.length - 1) this.#historyDirty = true;
+    return { previousItemId: this.#items[at - 1]?.id ?? null };
+  }
+
+  /**
+   * An answer's own item, right after `afterId` (the answer's previous item, or what it answers):
+   * an answer's items stay together in the order they appear, as the model's history has them,
+   * even when a client adds items meanwhile. At the end when `afterId` is gone.
+   */
+  placeAfter(item: ConversationItem, afterId: string | null): Placed {
+    const at = this.#insert(item, afterId !== null && !this.#items.some((i) => i.id === afterId) ? undefined : afterId);
+    if (typeof at === 'string') throw new Error(`conversation items: ${at}`);
+    return { previousItemId: this.#items[at - 1]?.id ?? null };
+  }
+
+  /** Removes an item; false when there is none with that id. */
+  delete(id: string): boolean {
+    const at = this.#items.findIndex((i) => i.id === id);
+    if (at < 0) return false;
+    this.#items.splice(at, 1);
+    this.#spoken.delete(id);
+    const pending = this.#pendingInput.indexOf(id);
+    if (pending >= 0) this.#pendingInput.splice(pending, 1);
+    else this.#historyDirty = true;
+    return true;
+  }
+
+  /** The item will be spoken: its audio is counted piece by piece from now on, so it can be cut by time. */
+  startSpeech(item: ConversationItem): void {
+    this.#spoken.set(item.id, []);
+  }
+
+  /** `samples` more audio of the item's spoken piece number `piece`, whose text is `text`. */
+  addSpeech(item: ConversationItem, piece: number, text: string, samples: number): void {
+    const pieces = this.#spoken.get(item.id);
+    if (!pieces) return;
+    (pieces[piece] ??= { text, samples: 0 }).samples += samples;
+    item.audioMs += (samples / this.#sampleRate) * 1000;
+  }
+
+  /**
+   * Cuts an assistant item to what was heard in its first `audioEndMs` of audio; the model's history
+   * follows. Clamped to the audio that exists; returns the ms it was cut at (0 for an item that was
+   * not spoken), or null for no such item.
+   */
+  truncate(id: string, audioEndMs: number): number | null {
+    const item = this.#items.find((i) => i.id === id);
+    if (!item) return null;
+    if (item.role !== 'assistant' || !this.#spoken.has(id)) return 0;
+    const clamped = Math.max(0, Math.min(audioEndMs, item.audioMs));
+    this.cutToHeard(item, Math.round((clamped * this.#sampleRate) / 1000));
+    return clamped;
+  }
+
+  /** Sets a spoken item's text to the pieces heard in its first `heardSamples` (a piece heard in part keeps that share of its words). */
+  cutToHeard(item: ConversationItem, heardSamples: number): void {
+    const pieces = this.#spoken.get(item.id);
+    if (!pieces) return;
+    const heard: string[] = [];
+    let left = heardSamples;
+    for (const piece of pieces) {
+      if (left <= 0) break;
+      if (left >= piece.samples) heard.push(piece.text);
+      else {
+        const words = piece.text.split(/\s+/).filter(Boolean);
+        const kept = words.slice(0, Math.floor((words.length * left) / piece.samples));
+        if (kept.length > 0) heard.push(kept.join(' '));
+      }
+      left -= piece.samples;
+    }
+    item.text = heard.join(' ');
+    this.#historyDirty = true;
+  }
+
+  /**
+   * The user input an answer takes up: the text of the turns waiting for it, and the model's
+   * history to restore first when the items were edited (null: the model's history is right).
+   */
+  takePendingInput(): { text: string; rebuiltHistory: ChatMessage[] | null } {
+    const pending = new Set(this.#pendingInput);
+    this.#pendingInput = [];
+    let rebuiltHistory: ChatMessage[] | null = null;
+    if (this.#historyDirty) {
+      this.#historyDirty = false;
+      rebuiltHistory = modelHistory(this.#items.filter((i) => !pending.has(i.id) && i.status !== 'in_progress'));
+    }
+    const text = this.#items
+      .filter((i) => pending.has(i.id) && i.text)
+      .map((i) => i.text)
+      .join('\n');
+    return { text, rebuiltHistory };
+  }
+
+  /** Puts an item after `previousItemId` (undefined: at the end; null: first); its index, or why not. */
+  #insert(item: ConversationItem, previousItemId: string | null | undefined): number | string {
+    if (this.#items.some((i) => i.id === item.id)) return `an item with id "${item.id}" already exists`;
+    let at = this.#items.length;
+    if (previousItemId === null) at = 0;
+    else if (previousItemId !== undefined) {
+      const previous = this.#items.findIndex((i) => i.id === previousItemId);
+      if (previous < 0) return `previous_item_id "${previousItemId}" is not in the conversation`;
+      at = previous + 1;
+    }
+    this.#items.splice(at, 0, item);
+    return at;
+  }
+}
+
+/**
+ * The model's history for a rebuild: messages with text, each function call joined to the
+ * assistant message before it (or an empty one) with its output, if the client sent one.
+ */
+function modelHistory(items: readonly ConversationItem[]): ChatMessage[] {
+  const outputs = new Map(items.flatMap((i) => (i.functionOutput ? [[i.functionOutput.callId, i.functionOutput.output] as const] : [])));
+  const messages: ChatMessage[] = [];
+  for (const item of items) {
+    if (item.functionCall) {
+      let last = messages.at(-1);
+      if (last?.role !== 'assistant') messages.push((last = { role: 'assistant', content: '' }));
+      const { name, arguments: args, callId } = item.functionCall;
+      (last.functionCalls ??= []).push({ name, arguments: args, output: outputs.get(callId) ?? null });
+    } else if (!item.functionOutput && item.text) {
+      messages.push({ role: item.role, content: item.text });
+    }
+  }
+  return messages;
+}
