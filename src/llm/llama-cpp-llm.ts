@@ -10,19 +10,17 @@
  * response in the history and the next turn continues from there.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  getLlama,
+import type {
+  ChatHistoryItem,
+  ChatModelFunctionCall,
+  ChatModelFunctions,
+  ChatModelResponse,
+  Llama,
   LlamaChat,
-  LlamaText,
+  LlamaChatResponseFunctionCall,
+  LlamaContext,
+  LlamaModel,
   TokenBias,
-  type ChatHistoryItem,
-  type ChatModelFunctionCall,
-  type ChatModelFunctions,
-  type ChatModelResponse,
-  type Llama,
-  type LlamaChatResponseFunctionCall,
-  type LlamaContext,
-  type LlamaModel,
 } from 'node-llama-cpp';
 import { ConfigError, InvalidInputError, S2sError } from '../errors.js';
 import { assertGgufHeader, assertReadableFile } from '../models/files.js';
@@ -65,14 +63,23 @@ const FORCE_CALL_LOGIT = 100;
 /** What the model is told when a call it made got no output before the conversation moved on. */
 const NO_OUTPUT = 'The function returned no output.';
 
+/**
+ * node-llama-cpp's classes. The library is imported when the model loads, not with this module:
+ * its module graph takes about half a second to import, and the TTS server (the slowest engine to
+ * start) is already starting by then instead of waiting behind it.
+ */
+type NodeLlamaCpp = typeof import('node-llama-cpp');
+
 export class LlamaCppLlm implements Llm {
   readonly config: LlamaCppConfig;
+  readonly #lib: NodeLlamaCpp;
   readonly #model: LlamaModel;
   readonly #context: LlamaContext;
   readonly #log: Logger;
 
-  private constructor(config: LlamaCppConfig, model: LlamaModel, context: LlamaContext, log: Logger) {
+  private constructor(config: LlamaCppConfig, lib: NodeLlamaCpp, model: LlamaModel, context: LlamaContext, log: Logger) {
     this.config = config;
+    this.#lib = lib;
     this.#model = model;
     this.#context = context;
     this.#log = log;
@@ -81,9 +88,10 @@ export class LlamaCppLlm implements Llm {
   static async load(config: LlamaCppConfig, log: Logger): Promise<LlamaCppLlm> {
     await assertReadableFile(config.modelPath, 'LLM model');
     await assertGgufHeader(config.modelPath, 'LLM model');
+    const lib = await import('node-llama-cpp');
     let llama: Llama;
     try {
-      llama = await getLlama({ gpu: config.gpu === 'auto' ? 'auto' : config.gpu, build: 'never', logLevel: 'error' as never });
+      llama = await lib.getLlama({ gpu: config.gpu === 'auto' ? 'auto' : config.gpu, build: 'never', logLevel: 'error' as never });
     } catch (cause) {
       throw new ConfigError(`node-llama-cpp could not load a ${config.gpu === 'cuda' ? 'CUDA' : 'prebuilt'} binary: ${(cause as Error).message}`, { cause });
     }
@@ -102,15 +110,15 @@ export class LlamaCppLlm implements Llm {
       ...(config.threads > 0 ? { threads: config.threads } : {}),
     });
     log.info('LLM loaded', { gpu: llama.gpu || 'cpu', context_size: context.contextSize, sequences: config.maxConversations });
-    return new LlamaCppLlm(config, model, context, log);
+    return new LlamaCppLlm(config, lib, model, context, log);
   }
 
   async openConversation(options: ConversationOptions = {}): Promise<Conversation> {
     if (this.#context.sequencesLeft === 0) {
       throw new S2sError('LLM_BUSY', `all ${this.config.maxConversations} LLM conversation slots are in use`, { retryable: true });
     }
-    const chat = new LlamaChat({ contextSequence: this.#context.getSequence(), autoDisposeSequence: true });
-    const conversation = new LlamaConversation(this, chat, this.#model, this.#log, options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT);
+    const chat = new this.#lib.LlamaChat({ contextSequence: this.#context.getSequence(), autoDisposeSequence: true });
+    const conversation = new LlamaConversation(this, this.#lib, chat, this.#model, this.#log, options.systemPrompt ?? SPOKEN_SYSTEM_PROMPT);
     if (options.history?.length) conversation.restore(options.history);
     return conversation;
   }
@@ -132,6 +140,7 @@ interface PendingCall {
 
 export class LlamaConversation implements Conversation {
   readonly #llm: LlamaCppLlm;
+  readonly #lib: NodeLlamaCpp;
   readonly #chat: LlamaChat;
   readonly #model: LlamaModel;
   readonly #log: Logger;
@@ -147,8 +156,9 @@ export class LlamaConversation implements Conversation {
   #busy: Promise<void> = Promise.resolve();
   lastStats: ReplyStats | null = null;
 
-  constructor(llm: LlamaCppLlm, chat: LlamaChat, model: LlamaModel, log: Logger, systemPrompt: string) {
+  constructor(llm: LlamaCppLlm, lib: NodeLlamaCpp, chat: LlamaChat, model: LlamaModel, log: Logger, systemPrompt: string) {
     this.#llm = llm;
+    this.#lib = lib;
     this.#chat = chat;
     this.#model = model;
     this.#log = log;
@@ -165,7 +175,7 @@ export class LlamaConversation implements Conversation {
   get history(): ChatMessage[] {
     return this.#items.flatMap((item, index): ChatMessage[] => {
       if (item.type === 'user') return [{ role: 'user', content: item.text }];
-      if (item.type === 'system') return index === 0 ? [] : [{ role: 'system', content: LlamaText.fromJSON(item.text).toString() }];
+      if (item.type === 'system') return index === 0 ? [] : [{ role: 'system', content: this.#lib.LlamaText.fromJSON(item.text).toString() }];
       const content = item.response.filter((r) => typeof r === 'string').join('');
       const functionCalls = item.response.filter((r) => typeof r !== 'string' && r.type === 'functionCall').map(functionCallRecord);
       return [{ role: 'assistant', content, ...(functionCalls.length > 0 ? { functionCalls } : {}) }];
@@ -198,7 +208,7 @@ export class LlamaConversation implements Conversation {
   /** Makes `prompt` the system prompt (the first history item) unless it already is. */
   #useSystemPrompt(prompt: string): void {
     const first = this.#items[0];
-    if (first?.type === 'system' && LlamaText.fromJSON(first.text).toString() === prompt) return;
+    if (first?.type === 'system' && this.#lib.LlamaText.fromJSON(first.text).toString() === prompt) return;
     this.#items = [{ type: 'system', text: prompt }, ...(first?.type === 'system' ? this.#items.slice(1) : this.#items)];
     this.#lastWindow = null;
   }
@@ -310,7 +320,7 @@ export class LlamaConversation implements Conversation {
     onText: (text: string) => void;
   }): Promise<(LlamaChatResponseFunctionCall<ChatModelFunctions> | string)[]> {
     const force = request.forceCall ? this.#forceCallBias() : null;
-    const noBias = new TokenBias(this.#model.tokenizer);
+    const noBias = new this.#lib.TokenBias(this.#model.tokenizer);
     let sampled = 0;
     try {
       const response = await this.#chat.generateResponse(this.#items, {
@@ -342,8 +352,8 @@ export class LlamaConversation implements Conversation {
 
   #forceCallBias(): TokenBias | null {
     const prefix = this.#chat.chatWrapper.settings.functions.call.prefix;
-    const [first] = LlamaText(prefix).tokenize(this.#model.tokenizer);
-    return first === undefined ? null : new TokenBias(this.#model.tokenizer).set(first, { logit: FORCE_CALL_LOGIT });
+    const [first] = this.#lib.LlamaText(prefix).tokenize(this.#model.tokenizer);
+    return first === undefined ? null : new this.#lib.TokenBias(this.#model.tokenizer).set(first, { logit: FORCE_CALL_LOGIT });
   }
 
   /** Calls the caller has answered (or not, when the conversation moves on) join the model's response. */
@@ -382,7 +392,7 @@ export class LlamaConversation implements Conversation {
         item.type === 'model'
           ? item.response.map((r) => (typeof r === 'string' ? r : r.type === 'functionCall' ? JSON.stringify([r.params, r.result]) : r.text)).join('')
           : item.type === 'system'
-            ? LlamaText.fromJSON(item.text).toString()
+            ? this.#lib.LlamaText.fromJSON(item.text).toString()
             : item.text;
       return this.#model.tokenize(text).length + TEMPLATE_TOKENS_PER_MESSAGE;
     };

@@ -39,13 +39,15 @@ export async function loadEngines(config: EnginesConfig, log: Logger): Promise<E
       throw Object.assign(new Error(`${name} failed to load: ${errorMessage(error)}`, { cause: error }), { engine: name });
     }
   };
+  // The TTS server first: it is a process of its own and the slowest to be ready (VibeVoice loads
+  // torch and its weights), so it should not wait behind the others' synchronous set-up.
   const results = await Promise.allSettled([
+    timed('tts', async () => new VibeVoiceClient(await TtsSidecar.start(config.tts.sidecar, log), config.tts.client, log)),
     timed('vad', () => loadSileroVad(config.vad)),
     timed('asr', () => SherpaWhisperAsr.load(config.asr, log)),
     timed('llm', () => LlamaCppLlm.load(config.llm, log)),
-    timed('tts', async () => new VibeVoiceClient(await TtsSidecar.start(config.tts.sidecar, log), config.tts.client, log)),
   ]);
-  const [vad, asr, llm, tts] = results;
+  const [tts, vad, asr, llm] = results;
   if (vad.status === 'rejected' || asr.status === 'rejected' || llm.status === 'rejected' || tts.status === 'rejected') {
     // Free what did load (the TTS server is a child process) before failing.
     await Promise.allSettled([
