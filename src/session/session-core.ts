@@ -156,7 +156,8 @@ export type CoreEvent =
   | { type: 'function_call'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null }
   /**
    * The answer is over (finished, cut or failed): its message as it now stands, where its time went.
-   * After an answer that only called a function, `item` never joined the conversation (no `answer_message` came).
+   * After an answer that only called a function, or one cancelled while it was being announced,
+   * `item` never joined the conversation (no `answer_message` came).
    */
   | { type: 'answer_done'; turn: number; answerId: string; item: ConversationItem; status: 'completed' | CutReason | 'failed'; error: string | null; metrics: TurnMetrics }
   /** Something went wrong that the client should hear about; `code` is one of ours. */
@@ -772,6 +773,9 @@ export class SessionCore {
       response = respond(this.#conversation, this.#engines.tts, userText, { ...this.#responseOptions(request), signal });
     }
     this.#emit({ type: 'answer_start', turn, answerId: id, speak });
+    // Cancelled by a listener of answer_start itself (a Realtime response cancelled before it
+    // began, already told done with no output): it must leave nothing in the conversation.
+    const cancelledAtStart = abort.signal.aborted;
     let failure: unknown = null;
     let generated = '';
     try {
@@ -808,7 +812,7 @@ export class SessionCore {
     }
     // An answer that said nothing and called nothing (cut before its first token, or empty) still
     // has its message, as it always had: the client sees the response's one item close.
-    if (!joined && !madeCall) {
+    if (!joined && !madeCall && !cancelledAtStart) {
       join();
       if (heldText) sayText('');
     }

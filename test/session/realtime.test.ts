@@ -363,6 +363,26 @@ describe('Realtime API, bare client', () => {
     bystander.ws.close();
   });
 
+  it('a response cancelled before it starts leaves no item behind: the next item follows the last one the client saw', async () => {
+    const client = await RealtimeTestClient.connect(url, { token: TOKEN });
+    await client.waitFor('session.created');
+    client.send({ type: 'conversation.item.create', item: { id: 'c-1', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Hello?' }] } });
+    await client.waitFor((e) => e.type === 'conversation.item.added' && (e['item'] as { id: string }).id === 'c-1');
+    // In one tick: the cancel reaches the server before the answer has started.
+    client.send({ type: 'response.create', response: { output_modalities: ['text'] } });
+    client.send({ type: 'response.cancel' });
+    const done = await client.waitFor('response.done');
+    expect(done['response']).toMatchObject({ status: 'cancelled', output: [] });
+    // Let the cut answer run its course in the core, then add an item at the end.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    client.send({ type: 'conversation.item.create', item: { id: 'c-2', type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Still there?' }] } });
+    const added = await client.waitFor((e) => e.type === 'conversation.item.added' && (e['item'] as { id: string }).id === 'c-2');
+    const seen = new Set(client.of('conversation.item.added').map((e) => (e['item'] as { id: string }).id));
+    expect(seen.has(added['previous_item_id'] as string)).toBe(true);
+    expect(added['previous_item_id']).toBe('c-1');
+    client.ws.close();
+  });
+
   it('conversation items: created with a chosen id, retrieved, deleted', async () => {
     const client = await RealtimeTestClient.connect(url, { token: TOKEN });
     client.send({ type: 'conversation.item.create', item: { id: 'sys-1', type: 'message', role: 'system', content: [{ type: 'input_text', text: 'Speak like a pirate.' }] } });
