@@ -6,9 +6,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listenForTurn } from '../../src/pipeline/listen.js';
 import { adaptiveEndpointMs, endpointCue, endpointerOptions } from '../../src/vad/endpointer.js';
+import { VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from '../../src/vad/silero-model.js';
 import { loadSileroVad, type Vad } from '../../src/vad/vad.js';
 import { ScriptedAsrDouble } from '../doubles/scripted-asr-double.js';
 import { makeUtterance, type Utterance } from '../fixtures/speech.js';
+
+const VAD_FRAME_MS = (VAD_FRAME_SAMPLES * 1000) / VAD_SAMPLE_RATE;
 
 let vad: Vad;
 let speech: Utterance;
@@ -17,6 +20,9 @@ beforeAll(async () => {
   vad = await loadSileroVad();
   speech = await makeUtterance([{ silenceMs: 300 }, { say: 'What time is it' }, { silenceMs: 1500 }]);
 });
+
+/** The silence a turn waited, in whole 32 ms Silero frames of its audio. */
+const frames = (heard: { endpointMs: number }) => heard.endpointMs / VAD_FRAME_MS;
 
 async function endpointAfter(transcript: string, overrides = {}) {
   const asr = new ScriptedAsrDouble({ text: transcript });
@@ -39,28 +45,26 @@ describe('adaptive endpointing', () => {
     expect(adaptiveEndpointMs('Why?', { ...options, endpointMs: 100 })).toBe(100);
   });
 
-  it('closes sooner after a question than after "and" (same audio, audio time)', async () => {
+  it('closes sooner after a question than after "and" (same audio, counted in VAD frames)', async () => {
     const question = await endpointAfter('What time is it?');
     const dangling = await endpointAfter('What time is it and');
     const neutral = await endpointAfter('What time is it');
     expect(question.transcript).toBe('What time is it?');
-    // Same speech found each time; only the silence waited differs. endpointMs is audio time (samples
-    // from the end of speech to the turn closing, listen.ts), not a clock: the same on any machine.
+    // Same speech found each time; only the silence waited differs. The silence is counted in
+    // whole VAD frames of the audio (listen.ts: samples from the end of speech to the turn
+    // closing), not on a clock, so these counts are exact on any machine.
     expect(question.segments).toEqual(dangling.segments);
-    expect(question.endpointMs).toBeLessThan(neutral.endpointMs);
-    expect(neutral.endpointMs).toBeLessThan(dangling.endpointMs);
-    // Each waited its configured silence, to within one 32 ms VAD frame.
+    expect(frames(question)).toBeLessThan(frames(neutral));
+    expect(frames(neutral)).toBeLessThan(frames(dangling));
+    // Each waited its configured silence, rounded up to whole frames.
     const defaults = endpointerOptions();
-    for (const [heard, expected] of [[question, defaults.minEndpointMs], [neutral, defaults.endpointMs], [dangling, defaults.maxEndpointMs]] as const) {
-      expect(heard.endpointMs).toBeGreaterThanOrEqual(expected);
-      expect(heard.endpointMs).toBeLessThan(expected + 33);
-    }
+    expect([question, neutral, dangling].map(frames)).toEqual([defaults.minEndpointMs, defaults.endpointMs, defaults.maxEndpointMs].map((ms) => Math.ceil(ms / VAD_FRAME_MS)));
   });
 
   it('with adaptive endpointing off, every transcript waits the same fixed silence', async () => {
     const question = await endpointAfter('What time is it?', { adaptive: false, endpointMs: 250 });
     const dangling = await endpointAfter('What time is it and', { adaptive: false, endpointMs: 250 });
-    expect(question.endpointMs).toBe(dangling.endpointMs);
-    expect(question.endpointMs).toBeGreaterThanOrEqual(250);
+    expect(frames(question)).toBe(frames(dangling));
+    expect(frames(question)).toBe(Math.ceil(250 / VAD_FRAME_MS));
   });
 });
