@@ -156,8 +156,7 @@ export type CoreEvent =
   | { type: 'function_call'; turn: number; answerId: string; item: ConversationItem; previousItemId: string | null }
   /**
    * The answer is over (finished, cut or failed): its message as it now stands, where its time went.
-   * After an answer that only called a function, or one cancelled while it was being announced,
-   * `item` never joined the conversation (no `answer_message` came).
+   * After an answer that only called a function, `item` never joined the conversation (no `answer_message` came).
    */
   | { type: 'answer_done'; turn: number; answerId: string; item: ConversationItem; status: 'completed' | CutReason | 'failed'; error: string | null; metrics: TurnMetrics }
   /** Something went wrong that the client should hear about; `code` is one of ours. */
@@ -231,6 +230,8 @@ export class SessionCore {
   /** The last heard turn among them: its timings are the answer's reference point. */
   #lastHeard: HeardTurn | null = null;
   #turnChain: Promise<void> = Promise.resolve();
+  /** Answers asked for and withdrawn before they started. */
+  readonly #withdrawn = new Set<string>();
   #idleTimer: NodeJS.Timeout | null = null;
   #maxTimer: NodeJS.Timeout | null = null;
   readonly #started = performance.now();
@@ -666,6 +667,14 @@ export class SessionCore {
     return id;
   }
 
+  /**
+   * Withdraws an answer asked for with `requestAnswer` that has not started (it waits behind a
+   * turn or another answer): it never starts, emits nothing and leaves the user input for the next.
+   */
+  withdrawAnswer(id: string): void {
+    this.#withdrawn.add(id);
+  }
+
   /** Cuts the answer in progress (the client asked); false when there is none. */
   cancelAnswer(): boolean {
     if (!this.#answer) return false;
@@ -723,7 +732,7 @@ export class SessionCore {
 
   /** The whole life of one answer: start, stream, pace, finish or cut, account. Nothing else starts or ends one. */
   async #runAnswer(id: string, turn: number, request: AnswerRequest): Promise<void> {
-    if (this.#endReason) return;
+    if (this.#withdrawn.delete(id) || this.#endReason) return;
     const settings = { ...this.#settings, ...request };
     const speak = settings.speak !== false;
     const userText = this.#takePendingInput();
@@ -773,9 +782,6 @@ export class SessionCore {
       response = respond(this.#conversation, this.#engines.tts, userText, { ...this.#responseOptions(request), signal });
     }
     this.#emit({ type: 'answer_start', turn, answerId: id, speak });
-    // Cancelled by a listener of answer_start itself (a Realtime response cancelled before it
-    // began, already told done with no output): it must leave nothing in the conversation.
-    const cancelledAtStart = abort.signal.aborted;
     let failure: unknown = null;
     let generated = '';
     try {
@@ -812,7 +818,7 @@ export class SessionCore {
     }
     // An answer that said nothing and called nothing (cut before its first token, or empty) still
     // has its message, as it always had: the client sees the response's one item close.
-    if (!joined && !madeCall && !cancelledAtStart) {
+    if (!joined && !madeCall) {
       join();
       if (heldText) sayText('');
     }

@@ -104,8 +104,6 @@ export class RealtimeSession {
   #held: HeldSpeech | null = null;
   /** server_vad's idle_timeout_ms: runs from the end of an answer's audio until the user speaks. */
   #idleTimer: NodeJS.Timeout | null = null;
-  /** Answers the client cancelled before they started: cut the moment they start. */
-  readonly #cancelledAnswers = new Set<string>();
   /** The endpointer's settings before any client change: what turn detection defaults and scales from. */
   readonly #baseEndpointer: { activationThreshold: number; preRollMs: number } & EndpointSilence;
 
@@ -274,8 +272,8 @@ export class RealtimeSession {
       case 'response.cancel':
         // Nothing active is not an error worth a client's crash: the API's own code, quietly logged.
         if (!this.#core.cancelAnswer() && this.#response && this.#response.answerId === null) {
-          // Asked for but not started: it is done, cancelled, before it begins, and cut when it does.
-          for (const [answerId, record] of this.#requested) if (record === this.#response) this.#cancelledAnswers.add(answerId);
+          // Asked for but not started: it is done, cancelled, and withdrawn from the core, so it never starts.
+          for (const [answerId, record] of this.#requested) if (record === this.#response) this.#core.withdrawAnswer(answerId);
           this.#finishResponse(this.#response, 'cancelled', { type: 'cancelled', reason: 'client_cancelled' }, null);
         }
         return;
@@ -510,10 +508,6 @@ export class RealtimeSession {
   }
 
   #onAnswerStart(event: Extract<CoreEvent, { type: 'answer_start' }>): void {
-    if (this.#cancelledAnswers.delete(event.answerId)) {
-      this.#core.cancelAnswer();
-      return;
-    }
     let record = this.#requested.get(event.answerId);
     this.#requested.delete(event.answerId);
     if (!record) {
