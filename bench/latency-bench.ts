@@ -120,9 +120,13 @@ interface Worker {
   close(): Promise<void>;
 }
 
+/** The test profile's worker settings (no model files are read: the engines are doubles). */
+const BASE_CONFIG = readPipelineConfig({ S2S_PROFILE: 'test', S2S_MODELS_DIR: '.bench/unused-models' });
+
 async function startWorker(vad: Vad, oracle: TranscriptOracle, policy: Policy, times: 'central' | 'high', partials: boolean): Promise<Worker> {
-  const base = readPipelineConfig({ S2S_PROFILE: 'test', S2S_MODELS_DIR: '.bench/unused-models', ...(partials ? {} : { S2S_PARTIAL_TRANSCRIPT_MS: '0' }) });
-  const config = { ...base, jobs: { ...base.jobs, preemption: policy.preemption } };
+  const base = BASE_CONFIG;
+  const sessions = partials ? base.sessions : { ...base.sessions, partialTranscriptMs: 0 };
+  const config = { ...base, sessions, jobs: { ...base.jobs, preemption: policy.preemption } };
   const gpu = new SimulatedGpu(modelTimes(times));
   const asr = new CalibratedAsrDouble(gpu, oracle);
   const engines: Engines = {
@@ -341,7 +345,7 @@ export async function benchLatency(): Promise<BenchResult[]> {
   if (ours && withoutPartials) {
     const sorted = [...withoutPartials.values].sort((a, b) => a - b);
     console.log(
-      `partial transcripts (every ${readPipelineConfig({ S2S_PROFILE: 'test', S2S_MODELS_DIR: '.bench/unused-models' }).sessions.partialTranscriptMs} ms of speech), ours with 20 ms frames: ${ours.asrDecodesPerTurn.toFixed(1)} ASR decodes and ${fmt(ours.asrMsPerTurn)} ms of calibrated ASR time per turn, against ${withoutPartials.asrDecodesPerTurn.toFixed(1)} and ${fmt(withoutPartials.asrMsPerTurn)} ms without them (first audio without them ${fmt(quantile(sorted, 0.5))} / ${fmt(quantile(sorted, 0.9))})`,
+      `partial transcripts (every ${BASE_CONFIG.sessions.partialTranscriptMs} ms of speech), ours with 20 ms frames: ${ours.asrDecodesPerTurn.toFixed(1)} ASR decodes and ${fmt(ours.asrMsPerTurn)} ms of calibrated ASR time per turn, against ${withoutPartials.asrDecodesPerTurn.toFixed(1)} and ${fmt(withoutPartials.asrMsPerTurn)} ms without them (first audio without them ${fmt(quantile(sorted, 0.5))} / ${fmt(quantile(sorted, 0.9))})`,
     );
   }
 

@@ -7,14 +7,14 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
+const sha256 = (secret: string) => createHash('sha256').update(secret, 'utf8').digest();
+
 /** The SHA-256 digest of a secret, hex: the key of a table of secrets. */
 export function secretDigest(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return sha256(secret).toString('hex');
 }
 
 /** Whether `given` equals `expected`, in time independent of where (or whether) they differ. */
 export function secretsEqual(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
+  return timingSafeEqual(sha256(given), sha256(expected));
 }
