@@ -36,7 +36,8 @@ const POLL_MS = 100;
  */
 let pdeathsigWrapper: string[] | null | undefined;
 function dieWithParent(): string[] | null {
-  pdeathsigWrapper ??= spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0 ? ['setpriv', '--pdeathsig', 'KILL', '--'] : null;
+  // Probed once per process: `null` (no setpriv) is an answer too, not a reason to probe again.
+  if (pdeathsigWrapper === undefined) pdeathsigWrapper = spawnSync('setpriv', ['--version'], { stdio: 'ignore' }).status === 0 ? ['setpriv', '--pdeathsig', 'KILL', '--'] : null;
   return pdeathsigWrapper;
 }
 /** setpriv's exit status when it could not run the program. */
@@ -51,7 +52,8 @@ export class TtsSidecar {
   #stopping = false;
   #generation = 0;
   #restartDelayMs: number;
-  #restartTimer: NodeJS.Timeout | null = null;
+  /** While a crashed server waits to restart: ends that wait, failing ready() for whoever awaits it. */
+  #cancelRestart: (() => void) | null = null;
   readonly #crashListeners = new Set<(error: S2sError) => void>();
   /** Last lines the server printed, for error messages. */
   #recentOutput: string[] = [];
@@ -98,13 +100,9 @@ export class TtsSidecar {
 
   async stop(): Promise<void> {
     this.#stopping = true;
-    if (this.#restartTimer) {
-      // Stopped while waiting to restart: no restart, and nothing left keeping the process alive.
-      clearTimeout(this.#restartTimer);
-      this.#restartTimer = null;
-      this.#ready = Promise.reject(new S2sError('TTS_STOPPED', 'the TTS server was stopped'));
-      this.#ready.catch(() => undefined);
-    }
+    // Stopped while waiting to restart: no restart, no timer keeping the process alive, and the
+    // ready() a synthesis may already be awaiting fails now.
+    this.#cancelRestart?.();
     const child = this.#child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -192,11 +190,17 @@ export class TtsSidecar {
     for (const listener of [...this.#crashListeners]) listener(error);
     const delay = this.#restartDelayMs;
     this.#restartDelayMs = Math.min(this.#restartDelayMs * 2, this.config.maxRestartDelayMs);
-    this.#ready = new Promise<void>((resolve) => (this.#restartTimer = setTimeout(resolve, delay))).then(() => {
-      this.#restartTimer = null;
-      if (this.#stopping) throw new S2sError('TTS_STOPPED', 'the TTS server was stopped');
-      return this.#launch();
-    });
+    this.#ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#cancelRestart = null;
+        resolve();
+      }, delay);
+      this.#cancelRestart = () => {
+        clearTimeout(timer);
+        this.#cancelRestart = null;
+        reject(new S2sError('TTS_STOPPED', 'the TTS server was stopped'));
+      };
+    }).then(() => this.#launch());
     // A failed restart is retried by the next exit handler; keep the rejection from going unhandled.
     this.#ready.catch((e: unknown) => this.#log.error('TTS server restart failed', { error: (e as Error).message }));
   }

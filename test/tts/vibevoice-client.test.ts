@@ -207,7 +207,13 @@ describe('TTS sidecar lifecycle', () => {
     const own = await startDoubleSidecar(log, [], { restartDelayMs: 600_000, maxRestartDelayMs: 600_000 });
     const client = new VibeVoiceClient(own, {}, log);
     await expect(collect(client.synthesize('Goodbye cruel [[crash]] world.', { signal: live() }))).rejects.toThrow(/TTS server died mid-utterance/);
+    // A synthesis already waiting for the restart when stop() comes must not wait forever.
+    const waiting = own.ready().then(
+      () => 'ready',
+      (error: Error) => error.message,
+    );
     await own.stop();
+    expect(await Promise.race([waiting, new Promise<string>((resolve) => setTimeout(() => resolve('still waiting to restart'), 0))])).toBe('the TTS server was stopped');
     // Failed already, not after the ten-minute restart delay: it loses no race with a timer due now.
     const first = await Promise.race([
       own.ready().then(
