@@ -76,7 +76,9 @@ export async function runLiveSession(
       session =
         connection.protocol === 'native'
           ? new LiveSession(ws, engines, conversation, options, log, signal, shutdown)
-          : await RealtimeSession.open(ws, engines, conversation, { ...options, instructions: systemPrompt, model: connection.url.searchParams.get('model') ?? 'gpt-realtime' }, log, signal, shutdown);
+          : // No partial transcripts: whole re-decodes cannot be sent as the append-only
+            // input_audio_transcription.delta, so their ASR time would be spent for nothing.
+            await RealtimeSession.open(ws, engines, conversation, { ...options, partialTranscriptMs: 0, instructions: systemPrompt, model: connection.url.searchParams.get('model') ?? 'gpt-realtime' }, log, signal, shutdown);
     } catch (error) {
       conversation.dispose();
       throw error;
