@@ -85,14 +85,6 @@ export class ToolSet {
     return new ToolSet(tools);
   }
 
-  get size(): number {
-    return this.#tools.size;
-  }
-
-  has(name: string): boolean {
-    return this.#tools.has(name);
-  }
-
   /**
    * The functions to offer node-llama-cpp for a choice: none for "none", only the named one for a
    * named choice (so the name grammar allows nothing else), all of them otherwise.

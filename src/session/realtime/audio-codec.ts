@@ -84,5 +84,3 @@ function slices(bytes: Buffer, format: AudioFormat): Buffer[] {
   return out;
 }
 
-/** Duration of encoded bytes in `format`, ms. */
-export const bytesToMs = (bytes: number, format: AudioFormat) => (bytes / bytesPerSample(format) / formatRate(format)) * 1000;

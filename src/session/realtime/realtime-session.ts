@@ -287,11 +287,13 @@ export class RealtimeSession {
     if (update.max_output_tokens !== undefined) next.maxOutputTokens = update.max_output_tokens;
     if (update.tools !== undefined) next.tools = update.tools;
     if (update.tool_choice !== undefined) next.toolChoice = update.tool_choice;
-    // Tools are checked once, here: a bad schema is the client's error, not a failed answer later.
+    // Tools are checked once, here, when they change: a bad schema is the client's error, not a
+    // failed answer later. An update of anything else keeps the compiled set.
     let tools: ToolSet;
     let toolChoice: ToolChoice;
     try {
-      tools = ToolSet.compile(next.tools as { name: string; description?: string; parameters?: Json }[]);
+      const current = this.#core.settings.tools;
+      tools = update.tools === undefined && current ? current : ToolSet.compile(next.tools as { name: string; description?: string; parameters?: Json }[]);
       toolChoice = coreToolChoice(next.toolChoice);
       tools.functions(toolChoice);
     } catch (error) {
