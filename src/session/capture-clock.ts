@@ -4,16 +4,20 @@
  * frame was captured n / rate earlier. Live metrics count from there, so the client's frame size
  * (the wait for a frame to fill) shows in them.
  */
-import { SESSION_INPUT_SAMPLE_RATE } from './protocol.js';
-
 /** Frames remembered: enough for the longest utterance at the smallest frames. */
 const MAX_FRAMES = 8_192;
 
 export class CaptureClock {
+  /** Input samples per second. */
+  readonly #rate: number;
   /** Per frame: the stream position just after its last sample, and when it arrived. */
   readonly #ends: number[] = [];
   readonly #arrivals: number[] = [];
   #received = 0;
+
+  constructor(sampleRate: number) {
+    this.#rate = sampleRate;
+  }
 
   /** A frame of `samples` arrived (call in arrival order). */
   arrived(samples: number, at = performance.now()): void {
@@ -42,6 +46,6 @@ export class CaptureClock {
       if (ends[mid]! >= position) hi = mid;
       else lo = mid + 1;
     }
-    return this.#arrivals[lo]! - ((ends[lo]! - position) / SESSION_INPUT_SAMPLE_RATE) * 1000;
+    return this.#arrivals[lo]! - ((ends[lo]! - position) / this.#rate) * 1000;
   }
 }

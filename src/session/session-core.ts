@@ -206,7 +206,7 @@ export class SessionCore {
   readonly #stop = new AbortController();
   #listener: TurnListener;
   /** Arrival times of client frames: when each sample was captured (live metrics count from there). */
-  readonly #clock = new CaptureClock();
+  readonly #clock = new CaptureClock(CORE_INPUT_SAMPLE_RATE);
   /** Samples given to endpointers so far (a new endpointer's position 0 is this count when it opens). */
   #listenedSamples = 0;
   readonly #preemption: PreemptiveResponder;

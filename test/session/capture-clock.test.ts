@@ -4,7 +4,7 @@ import { CaptureClock } from '../../src/session/capture-clock.js';
 
 describe('CaptureClock', () => {
   it('puts a sample at its frame arrival minus the audio after it in the frame', () => {
-    const clock = new CaptureClock();
+    const clock = new CaptureClock(16_000);
     // 320 ms frames (5120 samples) arriving at 1000, 1320, 1640 ms.
     clock.arrived(5_120, 1_000);
     clock.arrived(5_120, 1_320);
@@ -17,10 +17,10 @@ describe('CaptureClock', () => {
   });
 
   it('with small frames the estimate lies within one frame of the large-frame one', () => {
-    const small = new CaptureClock();
+    const small = new CaptureClock(16_000);
     for (let i = 0; i < 50; i++) small.arrived(320, 1_000 + 20 * (i + 1));
     // Same capture schedule, different frame size: the estimate of a sample does not depend on it.
-    const large = new CaptureClock();
+    const large = new CaptureClock(16_000);
     for (let i = 0; i < 3; i++) large.arrived(5_120, 1_000 + 320 * (i + 1));
     expect(small.captureTimeOf(7_000)).toBeCloseTo(large.captureTimeOf(7_000));
   });
