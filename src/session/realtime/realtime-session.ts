@@ -581,7 +581,10 @@ export class RealtimeSession {
     const text = done.text ?? '';
     const where = { response_id: record.id, item_id: message.id, output_index: message.outputIndex, content_index: 0 };
     if (record.speak) {
-      if (completed) for (const delta of this.#output.finish(record.format)) this.#sendAudioDelta(record, message, delta);
+      // The converter's tail is sent after a finished answer; after a cut one it is dropped, so the
+      // cut answer's last words do not open the next one.
+      const tail = this.#output.finish(record.format);
+      if (completed) for (const delta of tail) this.#sendAudioDelta(record, message, delta);
       this.#send('response.output_audio.done', where);
       this.#send('response.output_audio_transcript.done', { ...where, transcript: text });
       this.#send('response.content_part.done', { ...where, part: { type: 'audio', transcript: text } });
