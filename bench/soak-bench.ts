@@ -40,22 +40,23 @@ export async function benchSoak(): Promise<BenchResult[]> {
   const goodAudio = encodeBase64(wavOf(await speak('Hello there.'), 16_000));
   const fuzzCases = size('SOAK_FUZZ_CASES', 20_000);
   const inputProblems = fuzzJobInputs(fuzzCases, new Rng(seed), goodAudio, tally).problems;
-  const audioProblems = await fuzzAudioInputs(Math.round(fuzzCases / 10), new Rng(seed + 2), tally);
-  say(`fuzz: ${fuzzCases} job inputs, ${Math.round(fuzzCases / 10)} audio inputs, ${inputProblems.length + audioProblems.length} unclear`);
+  const audioCases = Math.round(fuzzCases / 10);
+  const audioProblems = await fuzzAudioInputs(audioCases, new Rng(seed + 2), tally);
+  say(`fuzz: ${fuzzCases} job inputs, ${audioCases} audio inputs, ${inputProblems.length + audioProblems.length} unclear`);
   const faultJobs = size('SOAK_FAULT_JOBS', 200);
   const faultProblems = await platformFaultLoop(faultJobs, new Rng(seed + 20), tally, logs);
   say(`platform faults: ${faultJobs} jobs, ${faultProblems.length} problems`);
   const result = await runLoad({ ...options, tally, logs, progress: say });
   const leaks = findSecrets(logs, { values: result.secrets, audio: true });
   tally.notes.push(
-    `${fuzzCases} generated job inputs and ${Math.round(fuzzCases / 10)} audio inputs: ${inputProblems.length + audioProblems.length} without a clear error${[...inputProblems, ...audioProblems].slice(0, 3).map((p) => `; ${p}`).join('')}`,
+    `${fuzzCases} generated job inputs and ${audioCases} audio inputs: ${inputProblems.length + audioProblems.length} without a clear error${[...inputProblems, ...audioProblems].slice(0, 3).map((p) => `; ${p}`).join('')}`,
     `${faultJobs} jobs under random transient platform faults: ${faultProblems.length} problems${faultProblems.slice(0, 3).map((p) => `; ${p}`).join('')}`,
     `${options.turnJobs} sequential turn jobs, ${options.concurrentPairs} concurrent pairs, ${options.sessionRounds} rounds of ${options.sessions} sessions x ${options.sessionTurns} turns in ${((Date.now() - started) / 60_000).toFixed(1)} min`,
     `latency drift: median of the first ${result.drift.window} turn jobs ${result.drift.firstMedianMs.toFixed(0)} ms, of the last ${result.drift.window} ${result.drift.lastMedianMs.toFixed(0)} ms`,
     `memory by phase (RSS / heap after GC / external, MB): ${result.memory.map((m) => `${m.after}: ${m.rssMb.toFixed(0)} / ${m.heapMb.toFixed(0)} / ${m.externalMb.toFixed(0)}`).join('; ')}`,
     `MaxListenersExceededWarning: ${result.listenerWarnings.length}; log lines checked for secrets: ${logs.length}, found ${leaks.length}`,
   );
-  const summary = formatSummary('robustness summary, long form (npm run bench -- soak)', [tally.report()], robustnessSeed());
+  const summary = formatSummary('robustness summary, long form (npm run bench -- soak)', [tally.report()], seed);
   console.log(`\n${summary}\n`);
   await mkdir('.bench', { recursive: true });
   await writeFile('.bench/soak-summary.txt', `${new Date().toISOString()}\n${summary}\n`);

@@ -20,16 +20,13 @@ import { probeMachine, type Machine } from './machine.js';
 
 const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
 const num = (fallback: number, min: number, max: number) => z.coerce.number().min(min).max(max).default(fallback);
-const bool = (fallback: boolean) =>
-  z
-    .enum(['1', '0', 'true', 'false', 'yes', 'no'])
-    .transform((v) => ['1', 'true', 'yes'].includes(v))
-    .default(fallback);
+const boolText = z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v));
+const bool = (fallback: boolean) => boolText.default(fallback);
 
 export const envSchema = z.object({
   S2S_PROFILE: z.enum(['production', 'test']).default('production'),
   /** One short decode, prompt and utterance per engine at start, before the first job (default: on in production). */
-  S2S_WARMUP: z.enum(['1', '0', 'true', 'false', 'yes', 'no']).transform((v) => ['1', 'true', 'yes'].includes(v)).optional(),
+  S2S_WARMUP: boolText.optional(),
   /** Where the builder put the models; default the network volume when mounted, else ./models. */
   S2S_MODELS_DIR: z.string().min(1).optional(),
   /** cuda: GPU required (fail fast without one); auto: GPU when the machine has one; cpu: never. */

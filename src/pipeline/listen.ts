@@ -12,7 +12,7 @@
  */
 import type { Asr, Transcript } from '../asr/asr.js';
 import { concatFloat32 } from '../audio/pcm.js';
-import { samplesToMs, type Endpointer, type VadEvent } from '../vad/endpointer.js';
+import { msToSamples, samplesToMs, type Endpointer, type VadEvent } from '../vad/endpointer.js';
 
 /** Audio of a complete item is fed one VAD frame at a time, so each frame sees the cues known before it. */
 const FEED_SAMPLES = 512;
@@ -116,7 +116,7 @@ export class TurnListener {
     const interval = this.#options.partialIntervalMs ?? 0;
     if (interval <= 0 || !this.#options.onPartial || !this.endpointer.speaking) return;
     const position = this.endpointer.position;
-    if (position - this.#partialAt < (interval * 16_000) / 1000 || this.#partialRunning) return;
+    if (position - this.#partialAt < msToSamples(interval) || this.#partialRunning) return;
     const audio = this.endpointer.currentAudio();
     if (!audio) return;
     this.#partialAt = position;

@@ -102,7 +102,7 @@ export type VadEvent =
     };
 
 export const samplesToMs = (samples: number) => (samples * 1000) / VAD_SAMPLE_RATE;
-const msToSamples = (ms: number) => Math.round((ms * VAD_SAMPLE_RATE) / 1000);
+export const msToSamples = (ms: number) => Math.round((ms * VAD_SAMPLE_RATE) / 1000);
 
 type Phase = 'idle' | 'maybe_speech' | 'speech' | 'trailing_silence';
 
