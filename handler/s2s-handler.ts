@@ -20,9 +20,12 @@ export interface S2sHandler extends HandlerDefinition {
   /**
    * Serves live sessions on `/ws` and `/v1/realtime` of an HTTP server that exists already (the local API, the
    * load-balancing server) instead of a port of their own. With `standingToken`, every client
-   * that presents it gets a new session (load-balancing endpoints).
+   * that presents it gets a new session (load-balancing endpoints). When `shutdown` aborts, those
+   * sessions are warned and end after the grace, as a session job's do, and newcomers are refused.
    */
-  serveSessionsOn(server: Server, standingToken: string | null, publicUrl?: string): void;
+  serveSessionsOn(server: Server, standingToken: string | null, publicUrl?: string, shutdown?: AbortSignal): void;
+  /** Resolves when every session opened with the standing token has ended. */
+  standingSessionsEnded(): Promise<void>;
   /** Frees the engines (and stops the TTS server process and the session server). */
   dispose(): Promise<void>;
 }
@@ -30,6 +33,7 @@ export interface S2sHandler extends HandlerDefinition {
 export function createHandlerFor(engines: Engines, config: PipelineConfig, log: Logger): S2sHandler {
   let sessions: Promise<SessionServer> | null = null;
   let publicUrl = config.sessions.publicUrl;
+  const standingSessions = new Set<Promise<unknown>>();
   // A start that failed (port in use) is not kept: the next session job tries again.
   const sessionServer = () =>
     (sessions ??= SessionServer.listen(config.sessions.port, config.sessions.host, log).catch((error: unknown) => {
@@ -40,16 +44,21 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
     engines,
     config,
     returnAggregateStream: true,
-    serveSessionsOn(server, standingToken, url) {
+    serveSessionsOn(server, standingToken, url, shutdown) {
       if (url) publicUrl = url;
       const attached = SessionServer.attach(server, log);
       if (standingToken) {
         attached.setStandingToken(standingToken, (ws, connection) => {
           // A session that cannot start has told its client why and closed (and logged it).
-          runLiveSession(ws, connection, engines, config, {}, log, new AbortController().signal).catch(() => undefined);
+          const running = runLiveSession(ws, connection, engines, config, {}, log, new AbortController().signal, shutdown).catch(() => undefined);
+          standingSessions.add(running);
+          void running.finally(() => standingSessions.delete(running));
         });
       }
       sessions = Promise.resolve(attached);
+    },
+    async standingSessionsEnded() {
+      while (standingSessions.size > 0) await Promise.all(standingSessions);
     },
     async dispose() {
       // The engines (and the TTS server process) are freed whatever happens to the session server.

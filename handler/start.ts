@@ -65,7 +65,7 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
   if (health) {
     // Load-balancing endpoints: live sessions on /ws of the same server, for clients with the token.
     if (isSessionCapable(handler)) {
-      handler.serveSessionsOn(health.httpServer, handler.config.sessions.standingToken);
+      handler.serveSessionsOn(health.httpServer, handler.config.sessions.standingToken, undefined, stop.signal);
       if (!handler.config.sessions.standingToken) log.warn('S2S_SESSION_TOKEN is not set: /ws and /v1/realtime refuse every client');
     }
     health.state = 'ready';
@@ -74,8 +74,12 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
     if (stop.signal.aborted) return 0;
     return await runMode(mode, config, handler, log, stop.signal, options.env);
   } finally {
-    await health?.close();
-    await handler.dispose?.();
+    // The handler first: it closes the live sessions' sockets, which would keep the server's close waiting.
+    try {
+      await handler.dispose?.();
+    } finally {
+      await health?.close();
+    }
   }
 }
 
@@ -85,6 +89,11 @@ async function runMode(mode: StartMode, config: WorkerConfig, handler: HandlerDe
       // Serves /ping and live sessions on /ws (attached above) until SIGTERM.
       log.info('load-balancing mode: serving /ping, /ws and /v1/realtime', { port: config.healthPort });
       await new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }));
+      // The live sessions were warned by the same signal (WORKER_SHUTTING_DOWN) and end after the grace.
+      if (isSessionCapable(handler)) {
+        log.info('draining: waiting for live sessions to end');
+        await handler.standingSessionsEnded();
+      }
       return 0;
     case 'one-shot':
       return runOneShot(handler, mode.testInput, log, stop);
