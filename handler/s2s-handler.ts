@@ -8,6 +8,7 @@ import { SessionServer } from '../src/session/session-server.js';
 import { loadEngines, type Engines } from '../src/pipeline/engines.js';
 import { warmUpEngines } from '../src/pipeline/warm-up.js';
 import { parseJobInput } from './job-input.js';
+import { openPort } from './ports.js';
 import type { PipelineConfig } from './pipeline-config.js';
 import { readPipelineConfig } from './pipeline-config.js';
 import type { HandlerDefinition, WorkerJob } from './runtime/types.js';
@@ -30,13 +31,19 @@ export interface S2sHandler extends HandlerDefinition {
   dispose(): Promise<void>;
 }
 
-export function createHandlerFor(engines: Engines, config: PipelineConfig, log: Logger): S2sHandler {
-  let sessions: Promise<SessionServer> | null = null;
+/** Session jobs' own port (S2S_SESSION_PORT); a taken one is a clear error naming the variable. */
+function listenForSessions(config: PipelineConfig, log: Logger): Promise<SessionServer> {
+  return openPort(() => SessionServer.listen(config.sessions.port, config.sessions.host, log), config.sessions.port, 'S2S_SESSION_PORT');
+}
+
+/** `listening`: the session port already opened (the queue worker opens it before the engines load). */
+export function createHandlerFor(engines: Engines, config: PipelineConfig, log: Logger, listening?: SessionServer): S2sHandler {
+  let sessions: Promise<SessionServer> | null = listening ? Promise.resolve(listening) : null;
   let publicUrl = config.sessions.publicUrl;
   const standingSessions = new Set<Promise<unknown>>();
   // A start that failed (port in use) is not kept: the next session job tries again.
   const sessionServer = () =>
-    (sessions ??= SessionServer.listen(config.sessions.port, config.sessions.host, log).catch((error: unknown) => {
+    (sessions ??= listenForSessions(config, log).catch((error: unknown) => {
       sessions = null;
       throw error;
     }));
@@ -76,21 +83,31 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
   };
 }
 
-/** Reads the pipeline config from the environment and loads every engine before the first job. */
-export async function createS2sHandler(context: { log: Logger; env: NodeJS.ProcessEnv }): Promise<S2sHandler> {
+/**
+ * Reads the pipeline config from the environment and loads every engine before the first job. With
+ * `listenForSessions` (the queue worker), session jobs' port is opened first: a taken port stops the
+ * start before minutes of model loading, not at the first session job.
+ */
+export async function createS2sHandler(context: { log: Logger; env: NodeJS.ProcessEnv; listenForSessions?: boolean }): Promise<S2sHandler> {
   const config = readPipelineConfig(context.env);
   const { devices } = config;
   context.log.info('devices', { llm_tts: devices.device, asr: devices.asr, asr_precision: devices.asrPrecision, why: devices.reason });
   for (const warning of config.warnings) context.log.warn(warning);
-  context.log.info('loading engines', { profile: config.profile, models_dir: config.modelsDir });
-  const engines = await loadEngines(config.engines, context.log);
-  if (config.warmUp) {
-    try {
-      await warmUpEngines(engines, context.log);
-    } catch (error) {
-      await engines.dispose();
-      throw error;
+  const listening = context.listenForSessions ? await listenForSessions(config, context.log) : undefined;
+  try {
+    context.log.info('loading engines', { profile: config.profile, models_dir: config.modelsDir });
+    const engines = await loadEngines(config.engines, context.log);
+    if (config.warmUp) {
+      try {
+        await warmUpEngines(engines, context.log);
+      } catch (error) {
+        await engines.dispose();
+        throw error;
+      }
     }
+    return createHandlerFor(engines, config, context.log, listening);
+  } catch (error) {
+    await listening?.close();
+    throw error;
   }
-  return createHandlerFor(engines, config, context.log);
 }
