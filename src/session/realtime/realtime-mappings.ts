@@ -7,7 +7,7 @@ import type { ToolChoice } from '../../llm/tools.js';
 import type { EndpointerOptions } from '../../vad/endpointer.js';
 import type { ConversationItem } from '../conversation-items.js';
 import { newId } from '../ids.js';
-import type { TurnDetection } from '../session-core.js';
+import type { TurnDetection } from '../core-types.js';
 import type { ToolChoiceConfig, TurnDetectionConfig } from './client-events.js';
 
 type Json = Record<string, unknown>;
