@@ -1,10 +1,10 @@
 /**
- * The README's quick start and Realtime snippets, run as a new user would (issue 21 items 13 and
- * 15): the worker is started with the README's own command line for other ports
- * (`S2S_WEB_PORT=... S2S_TTS_PORT=... npm run start:test -- --rp_api_port ...`, the ports swapped
- * for free ones), and each Realtime snippet is run as written, pasted after the snippet that gets a
- * session job's token, with the README's 127.0.0.1:8005 (and the Twilio app's 5050) swapped for the
- * test's ports. Nothing else in the snippets is changed.
+ * The README's quick start and the Realtime snippets (the README's and docs/realtime.md's), run as a
+ * new user would (issue 21 items 13 and 15): the worker is started with the README's own command
+ * line for other ports (`S2S_WEB_PORT=... S2S_TTS_PORT=... npm run start:test -- --rp_api_port ...`,
+ * the ports swapped for free ones); the README's Realtime snippet is run as written, and each of
+ * docs/realtime.md's pasted after its snippet that gets a session job's token, with 127.0.0.1:8005
+ * (and the Twilio app's 5050) swapped for the test's ports. Nothing else in the snippets is changed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -18,15 +18,18 @@ import { makeUtterance, run } from '../fixtures/speech.js';
 import { freePort } from '../helpers/tts-sidecar.js';
 
 const README = readFileSync('README.md', 'utf8');
+const REALTIME_DOC = readFileSync('docs/realtime.md', 'utf8');
 
-/** The fenced js/ts blocks between two headings of the README. */
-function blocksOf(from: string, to: string): string[] {
-  const text = README.slice(README.indexOf(from), README.indexOf(to, README.indexOf(from)));
+/** The fenced js/ts blocks of `doc` between two markers. */
+function blocksOf(doc: string, from: string, to: string): string[] {
+  expect(doc.indexOf(from), from).toBeGreaterThanOrEqual(0);
+  const text = doc.slice(doc.indexOf(from), doc.indexOf(to, doc.indexOf(from)));
   return [...text.matchAll(/```(?:js|ts)\n([\s\S]*?)```/g)].map((m) => m[1]!);
 }
 
-const realtime = blocksOf('## Use it from the OpenAI Agents SDK', 'What the server does:');
-const tools = blocksOf('### Tool calling', '- Qwen2.5');
+const frontPage = blocksOf(README, '**3. OpenAI Realtime clients.**', '## What it measures');
+const realtime = blocksOf(REALTIME_DOC, '# OpenAI Realtime API', 'What the server does:');
+const tools = blocksOf(REALTIME_DOC, '## Tool calling', '- Qwen2.5');
 const [tokenSnippet, agentsSnippet, openaiSnippet, twilioSnippet, bridgeSnippet] = realtime;
 const toolSnippet = tools[0];
 
@@ -38,7 +41,7 @@ let snippetDir: string;
 
 beforeAll(async () => {
   // The README's command line for other ports, with free ones.
-  const line = /`(S2S_WEB_PORT=(\d+) S2S_TTS_PORT=(\d+) npm run start:test -- --rp_api_port (\d+))`/.exec(README.replace(/\n/g, ' '));
+  const line = /`(S2S_WEB_PORT=(\d+) S2S_TTS_PORT=(\d+) npm run start:test -- --rp_api_port (\d+))`/.exec(README);
   expect(line, 'the quick start says how to move the ports').not.toBeNull();
   const [, command, web, tts, api] = line!;
   apiPort = await freePort();
@@ -77,9 +80,9 @@ interface Run {
   exited: Promise<number>;
 }
 
-/** Runs the token snippet followed by `snippet`, with the test's ports. */
-async function runSnippet(name: string, snippet: string, ports: Record<string, string> = {}): Promise<Run> {
-  let code = `${tokenSnippet}\n${snippet}`.replaceAll('127.0.0.1:8005', `127.0.0.1:${apiPort}`);
+/** Runs the token snippet followed by `snippet` (or `snippet` alone, with `alone`), with the test's ports. */
+async function runSnippet(name: string, snippet: string, ports: Record<string, string> = {}, alone = false): Promise<Run> {
+  let code = (alone ? snippet : `${tokenSnippet}\n${snippet}`).replaceAll('127.0.0.1:8005', `127.0.0.1:${apiPort}`);
   for (const [from, to] of Object.entries(ports)) code = code.replaceAll(from, to);
   const file = join(snippetDir, `${name}.ts`);
   await writeFile(file, code);
@@ -119,11 +122,20 @@ describe('the README, as a new user runs it', () => {
     expect(await page.text()).toContain('<html');
   });
 
-  it('the Realtime section has the token snippet and the four client snippets, with no placeholder left', () => {
+  it("the Realtime snippets: the README's one, and the token snippet and four client snippets of docs/realtime.md, with no placeholder left", () => {
+    expect(frontPage).toHaveLength(1);
     expect(realtime).toHaveLength(5);
     expect(tokenSnippet).toContain("mode: 'session'");
-    for (const snippet of [...realtime, toolSnippet!]) expect(snippet).not.toMatch(/<host>|<port>|pcm24kFrame|\bplay\(/);
+    for (const snippet of [...frontPage, ...realtime, toolSnippet!]) expect(snippet).not.toMatch(/<host>|<port>|pcm24kFrame|\bplay\(/);
   });
+
+  it("the README's Realtime snippet, as written, answers and exits", async () => {
+    const run = await runSnippet('front-page', frontPage[0]!, {}, true);
+    expect(await exitsWithin(run, 60_000), run.stderr()).toBe(0);
+    expect(run.stdout()).toMatch(/tiny model/);
+    expect(run.stdout()).toMatch(/bytes of 24 kHz PCM16/);
+    expect(run.stderr()).toBe('');
+  }, 90_000);
 
   it('the Agents SDK snippet answers and exits', async () => {
     const run = await runSnippet('agents', agentsSnippet!);
