@@ -37,6 +37,7 @@ def test_config_names_the_engine_its_pid_voices_and_limits() -> None:
                 "default_voice": "en-Carter_man",
                 "max_streams": 3,
                 "defaults": {"cfg": 1.5, "steps": 5},
+                "max_text_chars": DEFAULT_MAX_TEXT_CHARS,
                 "streams": {"active": 0, "waiting": 0},
             }
 
