@@ -143,17 +143,13 @@ class _StreamConnection:
         except ConnectionClosed:
             pass
         finally:
+            # The messages end only with the connection: a stream not finished by then lost its client (or the
+            # server is shutting down), and closing the socket cancels the stream.
             if not self.finished.is_set():
-                if self.stream is not None and forward is not None and not forward.done():
-                    # The client's messages are over but its stream may still be speaking (`end` came and the
-                    # connection is open): wait for done, or for the connection to go.
-                    closed = asyncio.create_task(self.ws.wait_closed())
-                    await asyncio.wait({forward, closed}, return_when=asyncio.FIRST_COMPLETED)
-                    closed.cancel()
-                if not self.finished.is_set() and self.stream is not None:
-                    log.info("%s %s: client gone, stream cancelled", self.name, self.stream.id)
-                    self.stream.cancel()
                 self.finished.set()
+                if self.stream is not None:
+                    log.info("%s %s: connection closed, stream cancelled", self.name, self.stream.id)
+                    self.stream.cancel()
             if forward is not None:
                 forward.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
