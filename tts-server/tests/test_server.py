@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
+from doubles.espeak_double import FRAME_SAMPLES, EspeakDoubleEngine
 from s2s_tts.server import DEFAULT_MAX_TEXT_CHARS
-from tests.doubles.espeak_double import FRAME_SAMPLES, EspeakDoubleEngine
-from tests.ws_client import Stream, get_config, idle, running, wait_for
+from ws_client import Stream, get_config, idle, running, wait_for
 
 FRAME_BYTES = FRAME_SAMPLES * 2
 
