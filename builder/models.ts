@@ -117,7 +117,7 @@ async function main(): Promise<number> {
         const missing = await missingVoices(source.files.map((f) => f.dest), files.tts.voicesDir);
         if (missing.length > 0) {
           bars.stop();
-          await convertVoices(python, missing, files.tts.voicesDir);
+          await convertVoices(python, missing, files.tts.voicesDir, join(files.tts.modelDir, 'config.json'));
           console.log(`converted ${missing.length} voice preset(s) into ${files.tts.voicesDir}`);
         }
         continue;

@@ -1,6 +1,7 @@
 /**
  * The builder's two calls into the TTS engine's Python package (tts-server/, `s2s_tts`), by their CLIs:
- *   python -m s2s_tts.voices convert PT_FILES... --out VOICES_DIR    upstream's pickled presets -> safetensors
+ *   python -m s2s_tts.voices convert PT_FILES... --out VOICES_DIR --model-config CONFIG
+ *                                                   upstream's pickled presets -> safetensors, checked to fit the model
  *   python -m s2s_tts.tiny_model OUT_DIR                             the test profile's tiny model folder
  */
 import { spawn } from 'node:child_process';
@@ -27,8 +28,8 @@ export async function missingVoices(presets: string[], voicesDir: string): Promi
   return missing;
 }
 
-export async function convertVoices(python: string, presets: string[], voicesDir: string): Promise<void> {
-  await runPython(python, ['-m', 's2s_tts.voices', 'convert', ...presets, '--out', voicesDir]);
+export async function convertVoices(python: string, presets: string[], voicesDir: string, modelConfig: string): Promise<void> {
+  await runPython(python, ['-m', 's2s_tts.voices', 'convert', ...presets, '--out', voicesDir, '--model-config', modelConfig]);
   const still = await missingVoices(presets, voicesDir);
   if (still.length > 0) throw new Error(`s2s_tts.voices convert did not write ${still.map((p) => `${basename(p, '.pt')}.safetensors`).join(', ')} in ${voicesDir}`);
 }

@@ -123,7 +123,7 @@ describe('npm run models against a fake hub', () => {
     const calls = await pythonCalls();
     expect(calls).toHaveLength(1);
     expect(calls[0]!.slice(0, 3)).toEqual(['-m', 's2s_tts.voices', 'convert']);
-    expect(calls[0]!.slice(-2)).toEqual(['--out', join(dir, TTS_DIR, 'voices')]);
+    expect(calls[0]!.slice(-4)).toEqual(['--out', join(dir, TTS_DIR, 'voices'), '--model-config', join(dir, TTS_DIR, 'config.json')]);
     // Every hub file was fetched at the head commit, whatever its own last commit.
     const fileReads = hub.requests.filter((r) => r.path.includes('/resolve/'));
     expect(fileReads.length).toBeGreaterThan(0);
@@ -176,7 +176,7 @@ describe('npm run models against a fake hub', () => {
     expect((await runBuilder([])).code).toBe(0);
     const again = await pythonCalls();
     expect(again).toHaveLength(2);
-    expect(again[1]!.slice(3, -2)).toEqual([join(dir, 'tts', 'voice-presets', 'en-Emma_woman.pt')]);
+    expect(again[1]!.slice(3, -4)).toEqual([join(dir, 'tts', 'voice-presets', 'en-Emma_woman.pt')]);
     expect((await runBuilder(['--check'])).code).toBe(0);
   }, 90_000);
 

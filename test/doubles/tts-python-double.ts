@@ -1,7 +1,7 @@
 // A test double of the Python that runs s2s_tts, for the builder's tests (S2S_TTS_PYTHON, through
 // tts-python-double.sh): it answers the two
 // CLIs the builder calls without torch, and appends each call's arguments to $TTS_PYTHON_DOUBLE_LOG.
-//   -m s2s_tts.voices convert PT... --out DIR   writes DIR/<name>.safetensors (the source's sha256 inside)
+//   -m s2s_tts.voices convert PT... --out DIR --model-config CONFIG   writes DIR/<name>.safetensors (the source's sha256 inside)
 //   -m s2s_tts.tiny_model DIR                   writes config.json, model.safetensors, tokenizer/*, voices/
 import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
