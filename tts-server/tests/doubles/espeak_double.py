@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -184,6 +185,8 @@ class EspeakDoubleEngine:
         first_chunk_s: float = DEFAULT_FIRST_CHUNK_S,
     ) -> None:
         # The "model load": the server listens only after the engine is made.
+        if shutil.which("espeak-ng") is None:
+            raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
         time.sleep(load_s)
         self.max_streams = max_streams
         self.frame_delay_s = frame_delay_s
