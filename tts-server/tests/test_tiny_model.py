@@ -135,3 +135,39 @@ def test_the_same_seed_writes_the_same_model_and_another_seed_another(tiny_dir: 
         a = load_file(str(tiny_dir / "voices" / f"{name}.safetensors"))
         b = load_file(str(again / "voices" / f"{name}.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_our_engine_speaks_with_the_tiny_model(tiny_dir: Path) -> None:
+    from s2s_tts.engine_api import StreamOptions
+    from s2s_tts.vibevoice.engine import EngineOptions, VibeVoiceEngine
+
+    class Collect:
+        def __init__(self) -> None:
+            self.pcm = bytearray()
+            self.done: object = None
+
+        def audio(self, pcm16le: bytes) -> None:
+            self.pcm.extend(pcm16le)
+
+        def finish(self, done: object) -> None:
+            self.done = done
+
+        def fail(self, error: object) -> None:
+            self.done = error
+
+    options = EngineOptions(eos=False, seed=0, start_thread=False, max_tail_frames=2)
+    engine = VibeVoiceEngine(tiny_dir, device="cpu", dtype="float32", max_streams=1, options=options)
+    try:
+        assert engine.voices == list(tiny_model.VOICE_NAMES)
+        out = Collect()
+        stream = engine.open(StreamOptions(voice="en-Tiny_woman", cfg=1.5, steps=2), out)
+        stream.push_text("Hi there.")
+        stream.end()
+        for _ in range(50):
+            if out.done is not None or not engine.step():
+                break
+    finally:
+        engine.close()
+    assert out.done is not None and not isinstance(out.done, Exception), out.done
+    samples = len(out.pcm) // 2
+    assert samples > 0 and samples % 3200 == 0 and any(out.pcm)
