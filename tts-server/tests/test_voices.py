@@ -96,26 +96,37 @@ def test_written_preset_names_the_classes_the_real_presets_name(tmp_path: Path) 
 
 
 class _Evil:
+    """Unpickling this runs `touch MARKER` through os.system, unless the unpickler refuses it first."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
     def __reduce__(self) -> tuple[object, tuple[str]]:
         import os
 
-        return (os.system, ("echo pwned > /dev/null",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_a_pickle_naming_another_callable_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
     path = tmp_path / "evil.pt"
-    torch.save({"lm": _Evil()}, path)
+    torch.save({"lm": _Evil(marker)}, path)
     with pytest.raises(UnsafePickleError, match=r"(posix|os)\.system"):
         read_preset(path)
+    assert not marker.exists()
     # A plain pickle (not a torch zip) is refused too, not unpickled.
     plain = tmp_path / "plain.pt"
-    plain.write_bytes(pickle.dumps({"lm": _Evil()}, protocol=2))
+    plain.write_bytes(pickle.dumps({"lm": _Evil(marker)}, protocol=2))
     with pytest.raises(PresetError):
         read_preset(plain)
+    assert not marker.exists()
+    # The marker proves the payload works when unpickled without restriction.
+    pickle.loads(plain.read_bytes())
+    assert marker.exists()
 
 
 def test_the_cli_reports_a_refused_pickle_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    torch.save({"lm": _Evil()}, tmp_path / "evil.pt")
+    torch.save({"lm": _Evil(tmp_path / "ran")}, tmp_path / "evil.pt")
     assert voices.main(["convert", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "out")]) == 1
     assert "refusing" in capsys.readouterr().err
     assert not (tmp_path / "out" / "evil.safetensors").exists()
