@@ -52,6 +52,9 @@ def write_tiny_model(
     (out / "voices").mkdir(exist_ok=True)
     for i, name in enumerate(["en-Carter_man", "en-Emma_woman"]):
         voice = random_voice(model, lm_len=10 + i, tts_len=16 + 3 * i, seed=seed + 10 + i)
-        save_file(voice_tensors(voice, model.cfg.lm.hidden_size), str(out / "voices" / f"{name}.safetensors"),
-                  metadata={"format": "s2s-voice-1", "source_sha256": "0" * 64})
+        save_file(
+            voice_tensors(voice, model.cfg.lm.hidden_size),
+            str(out / "voices" / f"{name}.safetensors"),
+            metadata={"format": "s2s-voice-1", "source_sha256": "0" * 64},
+        )
     return raw, model

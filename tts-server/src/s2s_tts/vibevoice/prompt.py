@@ -54,8 +54,16 @@ def load_voice_prompt(
             if k_name not in names or v_name not in names:
                 raise VoiceError(f"{path}: {k_name} or {v_name} missing")
             k, v = get(k_name), get(v_name)
-            if k.dim() != 4 or k.shape[0] != 1 or k.shape[1] != kv_heads or k.shape[3] != head_dim or v.shape != k.shape:
-                raise VoiceError(f"{path}: {k_name} has shape {tuple(k.shape)}, expected [1, {kv_heads}, T, {head_dim}]")
+            if (
+                k.dim() != 4
+                or k.shape[0] != 1
+                or k.shape[1] != kv_heads
+                or k.shape[3] != head_dim
+                or v.shape != k.shape
+            ):
+                raise VoiceError(
+                    f"{path}: {k_name} has shape {tuple(k.shape)}, expected [1, {kv_heads}, T, {head_dim}]"
+                )
             keys.append(k[0].to(device=device, dtype=dtype))
             values.append(v[0].to(device=device, dtype=dtype))
         extra = [n for n in names if n.startswith(f"{name}.key.") and int(n.rsplit(".", 1)[1]) >= layers]

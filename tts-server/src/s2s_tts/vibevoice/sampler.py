@@ -19,7 +19,9 @@ from torch import nn
 
 
 class NoiseSource(Protocol):
-    def draw(self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device) -> torch.Tensor:
+    def draw(
+        self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
+    ) -> torch.Tensor:
         """[len(streams), steps + 1, dim] float32 standard normal noise for these streams' frames."""
         ...
 
@@ -39,7 +41,9 @@ class TorchNoise:
             self._gens[key] = g
         return self._gens[key]
 
-    def draw(self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device) -> torch.Tensor:
+    def draw(
+        self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
+    ) -> torch.Tensor:
         return torch.randn((len(streams), steps + 1, dim), generator=self._gen(device), device=device)
 
 
@@ -84,7 +88,7 @@ def make_schedule(num_inference_steps: int, num_train_steps: int = 1000, beta_sc
     alphas_cumprod = torch.cumprod(1.0 - _cosine_betas(num_train_steps), dim=0)
     # float32 arithmetic throughout, in the order upstream's scheduler does it, so the coefficients agree bit for bit
     timesteps = np.linspace(0, num_train_steps - 1, num_inference_steps + 1).round()[::-1][:-1].copy().astype(np.int64)
-    all_sigmas = np.array(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5)
+    all_sigmas = (((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).numpy()
     sigmas_np = np.interp(timesteps, np.arange(0, len(all_sigmas)), all_sigmas)
     sigmas = torch.from_numpy(np.concatenate([sigmas_np, [0.0]]).astype(np.float32))
     lambdas = []
@@ -105,8 +109,13 @@ def make_schedule(num_inference_steps: int, num_train_steps: int = 1000, beta_sc
         r0_inv = float(1.0 / ((lambdas[i] - lambdas[i - 1]) / h)) if second else 0.0
         steps.append(
             StepCoefficients(
-                a=float(a), b=float(b), c=float(c), second_order=second, r0_inv=r0_inv,
-                alpha_s=float(alpha_s), sigma_s=float(sigma_s),
+                a=float(a),
+                b=float(b),
+                c=float(c),
+                second_order=second,
+                r0_inv=r0_inv,
+                alpha_s=float(alpha_s),
+                sigma_s=float(sigma_s),
             )
         )
     return Schedule(timesteps=tuple(int(t) for t in timesteps), steps=tuple(steps))
