@@ -93,3 +93,12 @@ def test_torch_noise_is_seeded() -> None:
     a = TorchNoise(7).draw(["s1"], [0], 5, 4, torch.device("cpu"))
     b = TorchNoise(7).draw(["s9"], [3], 5, 4, torch.device("cpu"))
     assert a.shape == (1, 6, 4) and torch.equal(a, b)
+
+
+def test_upstream_order_noise_draws_as_upstream_does() -> None:
+    from s2s_tts.vibevoice.sampler import UpstreamOrderNoise
+
+    got = UpstreamOrderNoise(5).draw(["s1"], [0], 3, 4, torch.device("cpu"))
+    g = torch.Generator().manual_seed(5)
+    want = torch.stack([torch.randn(2, 4, generator=g)[0] for _ in range(4)])
+    assert torch.equal(got[0], want)

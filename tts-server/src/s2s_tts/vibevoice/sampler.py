@@ -47,6 +47,24 @@ class TorchNoise:
         return torch.randn((len(streams), steps + 1, dim), generator=self._gen(device), device=device)
 
 
+class UpstreamOrderNoise:
+    """Noise drawn in the order and shapes upstream's `sample_speech_tokens` draws it for one stream (batch 1):
+    per latent a [2, dim] starting sample, then a [2, dim] SDE noise per solver step, all from one CPU generator;
+    row 0 is the positive (guided) row, the one that becomes the latent. Seed it as the upstream run seeds torch
+    and both sides see the same noise (the parity test's hook)."""
+
+    def __init__(self, seed: int) -> None:
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def draw(
+        self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
+    ) -> torch.Tensor:
+        rows = []
+        for _ in streams:
+            rows.append(torch.stack([torch.randn(2, dim, generator=self._gen)[0] for _ in range(steps + 1)]))
+        return torch.stack(rows).to(device)
+
+
 def _cosine_betas(num_steps: int, max_beta: float = 0.999) -> torch.Tensor:
     def alpha_bar(t: float) -> float:
         return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
