@@ -41,11 +41,13 @@ class _Sink:
         self.frames = 0
         self.first_at: float | None = None
         self.ended = threading.Event()
+        self.first = threading.Event()
         self.error: StreamError | None = None
 
     def audio(self, pcm16le: bytes) -> None:
         if self.first_at is None:
             self.first_at = time.perf_counter()
+            self.first.set()
         self.frames += 1
 
     def finish(self, done: Done) -> None:
@@ -190,7 +192,9 @@ def _bench_streamed_vs_clause(eng: VibeVoiceEngine, opts: StreamOptions, word_ms
     h = eng.open(opts, sink)
     start = llm(lambda w, i: h.push_text(w if i == 0 else " " + w), len(words))
     h.end()
-    sink.ended.wait(120)
+    sink.first.wait(600)
+    h.cancel()
+    sink.ended.wait(600)
     streamed = (sink.first_at or float("nan")) - start
     # one request per clause: the first clause is sent, whole, once its last word is in
     sink2 = _Sink()
@@ -199,7 +203,9 @@ def _bench_streamed_vs_clause(eng: VibeVoiceEngine, opts: StreamOptions, word_ms
     h2 = eng.open(opts, sink2)
     h2.push_text(" ".join(clause))
     h2.end()
-    sink2.ended.wait(120)
+    sink2.first.wait(600)
+    h2.cancel()
+    sink2.ended.wait(600)
     per_clause = (sink2.first_at or float("nan")) - start
     _emit(
         {
@@ -221,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=5, help="diffusion steps (the demo's default 5)")
     ap.add_argument("--cfg", type=float, default=1.5)
     ap.add_argument("--streams", default="1,2,4,8", help="stream counts for the per-step figures")
-    ap.add_argument("--frames", type=int, default=0, help="timed steps per stream count (default: 12 real, 30 tiny)")
+    ap.add_argument("--frames", type=int, default=0, help="timed steps per stream count (default: 6 real, 30 tiny)")
     ap.add_argument("--word-ms", type=float, default=60.0, help="the simulated LLM's interval between words")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args(argv)
@@ -230,7 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     dtype = torch.bfloat16 if args.dtype == "bfloat16" else torch.float32
     device = torch.device(args.device)
     counts = [int(x) for x in args.streams.split(",")]
-    frames = args.frames or (12 if args.size == "real" else 30)
+    frames = args.frames or (6 if args.size == "real" else 30)
     raw = REAL_CONFIG if args.size == "real" else tiny_config_dict()
     t0 = time.perf_counter()
     model = random_model(raw, seed=0, device=device, dtype=dtype)
