@@ -139,20 +139,10 @@ def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def load_voices(model_dir: str | Path, model: RealtimeModel) -> dict[str, VoicePrompt]:
-    cfg = model.cfg
-    voices = {}
-    for path in sorted((Path(model_dir) / "voices").glob("*.safetensors")):
-        voices[path.stem] = load_voice_prompt(
-            path,
-            model.device,
-            model.dtype,
-            text_layers=cfg.text_layers,
-            tts_layers=cfg.tts_layers,
-            kv_heads=cfg.lm.num_key_value_heads,
-            head_dim=cfg.lm.head_dim,
-            hidden=cfg.lm.hidden_size,
-        )
-    return voices
+    return {
+        path.stem: load_voice_prompt(path, model.cfg, model.device, model.dtype)
+        for path in sorted((Path(model_dir) / "voices").glob("*.safetensors"))
+    }
 
 
 class VibeVoiceEngine:
