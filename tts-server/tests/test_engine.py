@@ -340,3 +340,26 @@ def test_engine_from_a_model_folder_with_its_thread(tiny_dir: Path) -> None:
         eng.close()
     with pytest.raises(StreamError):
         eng.open(StreamOptions(voice="en-Emma_woman", cfg=1.5, steps=2), CollectingOutput())
+
+
+def test_bfloat16_engine_speaks(tiny_dir: Path) -> None:
+    eng = VibeVoiceEngine(
+        tiny_dir,
+        "cpu",
+        "bfloat16",
+        max_streams=2,
+        options=EngineOptions(eos=False, max_tail_frames=TAIL, start_thread=False, noise=FrameNoise()),
+    )
+    try:
+        assert eng.model.dtype == torch.bfloat16
+        outs = [CollectingOutput(), CollectingOutput()]
+        for out, voice in zip(outs, ("en-Carter_man", "en-Emma_woman"), strict=True):
+            h = eng.open(StreamOptions(voice=voice, cfg=1.5, steps=5), out)
+            h.push_text("Hello there, how are you today?")
+            h.end()
+        drain(eng)
+        for out in outs:
+            assert out.error is None and out.done is not None and out.done.frames > 0
+            assert np.abs(pcm(out)).max() > 0
+    finally:
+        eng.close()
