@@ -363,3 +363,23 @@ def test_bfloat16_engine_speaks(tiny_dir: Path) -> None:
             assert np.abs(pcm(out)).max() > 0
     finally:
         eng.close()
+
+
+class VanishedOutput(CollectingOutput):
+    """A client whose side is gone: delivering audio raises (as StreamOutput does on a closed event loop)."""
+
+    def audio(self, pcm16le: bytes) -> None:
+        raise RuntimeError("Event loop is closed")
+
+
+def test_a_vanished_client_stops_its_stream_only(make) -> None:  # type: ignore[no-untyped-def]
+    eng = make()
+    gone, fine = VanishedOutput(), CollectingOutput()
+    for out in (gone, fine):
+        h = eng.open(opts(), out)
+        h.push_text("Hello there, how are you today?")
+        h.end()
+    drain(eng)
+    assert gone.done is not None and gone.done.cancelled and gone.chunks == []
+    assert fine.done is not None and not fine.done.cancelled and len(fine.chunks) == fine.done.frames
+    assert eng.stream_counts() == (0, 0) and sorted(eng._free) == [0, 1, 2, 3]

@@ -31,6 +31,7 @@ LONG_TEXT = (
     "Sure, I can help with that. The weather today looks sunny and warm, with a light breeze from the west, "
     "and it should stay that way until the evening, when a few clouds may come in from the sea. "
 ) * 6
+FRAME_MS = 3200 / 24000  # one speech frame, in seconds
 CLAUSE_TEXT = "Sure, I can help with that. The weather today looks sunny and warm, with a light breeze."
 
 
@@ -63,28 +64,35 @@ def _emit(obj: dict[str, Any]) -> None:
 
 
 def _bench_steps(
-    eng: VibeVoiceEngine, opts: StreamOptions, counts: list[int], frames: int, base: dict[str, Any]
-) -> None:
-    medians: dict[int, float] = {}
-    for b in counts:
-        sinks = [_Sink() for _ in range(b)]
-        handles = [eng.open(opts, s) for s in sinks]
-        for h in handles:
+    make: Any, opts: StreamOptions, counts: list[int], frames: int, base: dict[str, Any]
+) -> VibeVoiceEngine:
+    """One engine per stream count (same model), stepped in turn: a machine whose load changes over the run
+    (shared CPUs) slows every count alike, so the ratios hold even when the absolute times wander."""
+    engines = {b: make(b) for b in counts}
+    sinks: dict[int, list[_Sink]] = {}
+    handles = {}
+    for b, eng in engines.items():
+        sinks[b] = [_Sink() for _ in range(b)]
+        handles[b] = [eng.open(opts, s) for s in sinks[b]]
+        for h in handles[b]:
             h.push_text(LONG_TEXT)
             h.end()
-        for _ in range(2):  # warm-up (loads the prompts, first windows)
-            eng.step()
-        times = []
-        for _ in range(frames):
+    times: dict[int, list[float]] = {b: [] for b in counts}
+    for i in range(frames + 2):  # two warm-up rounds (prompt loads, first windows)
+        for b, eng in engines.items():
             t0 = time.perf_counter()
             eng.step()
-            times.append((time.perf_counter() - t0) * 1000)
-        for h in handles:
+            if i >= 2:
+                times[b].append((time.perf_counter() - t0) * 1000)
+    for b, eng in engines.items():
+        for h in handles[b]:
             h.cancel()
         eng.step()
-        assert all(s.error is None for s in sinks), [s.error for s in sinks]
-        med = statistics.median(times)
-        medians[b] = med
+        assert all(s.error is None for s in sinks[b]), [s.error for s in sinks[b]]
+    one = statistics.median(times[counts[0]])
+    one_min = min(times[counts[0]])
+    for b in counts:
+        med = statistics.median(times[b])
         _emit(
             {
                 **base,
@@ -92,13 +100,17 @@ def _bench_steps(
                 "streams": b,
                 "frames": frames,
                 "median_ms": round(med, 1),
-                "mean_ms": round(statistics.fmean(times), 1),
-                "min_ms": round(min(times), 1),
-                "ratio_to_1": round(med / medians[counts[0]], 2),
+                "min_ms": round(min(times[b]), 1),
+                "mean_ms": round(statistics.fmean(times[b]), 1),
+                "ratio_to_1": round(med / one, 2),
+                "min_ratio_to_1": round(min(times[b]) / one_min, 2),
                 "ms_per_stream": round(med / b, 1),
-                "realtime_factor": round(med / (1000 * eng.frame_samples / eng.sample_rate), 2),
+                "realtime_factor": round(med / (1000 * FRAME_MS), 2),
             }
         )
+    for b in counts[:-1]:
+        engines[b].close()
+    return engines[counts[-1]]
 
 
 def _bench_batching(eng: VibeVoiceEngine, b: int, reps: int, base: dict[str, Any]) -> None:
@@ -256,16 +268,21 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     opts = StreamOptions(voice="bench", cfg=args.cfg, steps=args.steps)
-    eng = VibeVoiceEngine.from_parts(
-        model,
-        tok,
-        {"bench": voice},
-        max_streams=max(counts),
-        options=EngineOptions(eos=False, max_tail_frames=10_000, start_thread=False, seed=0),
-    )
+
+    def make(max_streams: int) -> VibeVoiceEngine:
+        return VibeVoiceEngine.from_parts(
+            model,
+            tok,
+            {"bench": voice},
+            max_streams=max_streams,
+            options=EngineOptions(eos=False, max_tail_frames=10_000, start_thread=False, seed=0),
+        )
+
     with torch.inference_mode():
+        eng = make(max(counts))
         _bench_first_audio(eng, opts, 3, base)
-        _bench_steps(eng, opts, counts, frames, base)
+        eng.close()
+        eng = _bench_steps(make, opts, counts, frames, base)
     _bench_batching(eng, max(counts), 5, base)
     eng.close()
     threaded = VibeVoiceEngine.from_parts(

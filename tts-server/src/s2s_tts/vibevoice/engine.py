@@ -548,7 +548,12 @@ class VibeVoiceEngine:
         return sample_latents(m.head, pos, neg, scale, noise, schedule, m.cfg.head.prediction_type)
 
     def _after_frame(self, s: _Stream, pcm: bytes, eos: bool) -> None:
-        s.output.audio(pcm)
+        try:
+            s.output.audio(pcm)
+        except Exception:  # the client's side is gone (e.g. its event loop closed): the stream stops, others go on
+            log.exception("stream %s: delivering audio failed", s.id)
+            self._release(s, Done(cancelled=True, frames=s.frames, audio_ms=self._ms(s.frames)))
+            return
         s.frames += 1
         s.in_window += 1
         spoken_all = s.ended and not s.tokens
@@ -582,10 +587,13 @@ class VibeVoiceEngine:
         # give back cache capacity the remaining streams do not need (reallocates only when it shrinks)
         self.lm_cache.shrink_to_fit()
         self.tts_cache.shrink_to_fit()
-        if isinstance(outcome, Done):
-            s.output.finish(outcome)
-        else:
-            s.output.fail(outcome)
+        try:
+            if isinstance(outcome, Done):
+                s.output.finish(outcome)
+            else:
+                s.output.fail(outcome)
+        except Exception:
+            log.exception("stream %s: delivering its end failed", s.id)
 
     def _fail(self, s: _Stream, error: StreamError) -> None:
         with self._lock:
