@@ -7,7 +7,8 @@
  *
  * Options: --models-dir DIR, --asr-precision int8|fp32|both (default both: fp32 is the GPU's, int8 the
  * CPU's), --llm-quant Q4_K_M|Q8_0, --revision REV (a branch, tag or commit; each repo is fetched at one commit).
- * Environment: HF_TOKEN (gated repos), HF_ENDPOINT (a hub mirror), HF_HOME (tokenizer cache for VibeVoice).
+ * Environment: HF_TOKEN (gated repos), HF_ENDPOINT (a hub mirror), HF_HOME (tokenizer cache for VibeVoice),
+ * S2S_TURN_MODEL=off (the worker runs without the end-of-turn model: it is neither fetched nor required).
  * Interrupted downloads resume from their `.part` file; every file is verified before it is placed.
  */
 import { MultiBar, Presets } from 'cli-progress';
@@ -19,6 +20,7 @@ import { z } from 'zod';
 import { fetchFile, fetchIntoHfCache, hfCacheProblems, listRemoteFiles, manifestKey, readManifest, resolveCommit, verify, writeManifest, type HubOptions } from './hub-download.js';
 import { productionSources, resolveRepoReference, type BuildChoice } from './model-sources.js';
 import { writeTinyQwen } from './tiny-models/tiny-qwen.js';
+import { writeTinySmartTurn } from './tiny-models/tiny-smart-turn.js';
 import { writeTinyWhisper } from './tiny-models/tiny-whisper.js';
 import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, requiredFiles, type Profile } from '../src/models/registry.js';
 
@@ -51,7 +53,11 @@ async function main(): Promise<number> {
   const profile: Profile = args.profile;
   const modelsDir = resolve(args['models-dir'] ?? process.env['S2S_MODELS_DIR'] ?? defaultModelsDir(existsSync(NETWORK_VOLUME)));
   const precision = args['asr-precision'];
-  const choice: BuildChoice = { asrPrecisions: precision === 'both' ? ['int8', 'fp32'] : [precision], llmQuant: args['llm-quant'] };
+  const choice: BuildChoice = {
+    asrPrecisions: precision === 'both' ? ['int8', 'fp32'] : [precision],
+    llmQuant: args['llm-quant'],
+    turnModel: process.env['S2S_TURN_MODEL'] !== 'off',
+  };
   const files = modelFiles(profile, modelsDir);
 
   const hfCacheDir = join(hfHome(modelsDir, process.env['HF_HOME']), 'hub');
@@ -60,6 +66,7 @@ async function main(): Promise<number> {
   if (profile === 'test') {
     await writeTinyWhisper(dirname(files.asr.encoder));
     await writeTinyQwen(files.llm.gguf);
+    if (choice.turnModel) await writeTinySmartTurn(files.turn.model);
     console.log(`wrote the tiny test models to ${dirname(files.llm.gguf)}`);
     return 0;
   }
@@ -89,6 +96,8 @@ async function main(): Promise<number> {
       const remote = await listRemoteFiles(source.repo, commit, hub, wanted?.map((f) => f.path));
       for (const file of remote) {
         if (source.kind === 'snapshot' && source.skip.test(file.path)) continue;
+        const pinned = wanted?.find((f) => f.path === file.path)?.sha256;
+        if (pinned && file.sha256 !== pinned) throw new Error(`${source.repo}@${commit}/${file.path}: the hub lists sha256 ${file.sha256}, pinned ${pinned}`);
         const dest = source.kind === 'files' ? wanted!.find((f) => f.path === file.path)!.dest : join(source.destDir, file.path);
         const mb = (n: number) => Math.round(n / 1e5) / 10;
         const bar = bars.create(mb(file.size), 0, { file: `${source.repo}/${file.path}` });
@@ -118,7 +127,7 @@ async function main(): Promise<number> {
  */
 async function check(profile: Profile, modelsDir: string, choice: BuildChoice, hfCacheDir: string, revision: string): Promise<number> {
   const problems: string[] = [];
-  const required = choice.asrPrecisions.flatMap((asrPrecision) => requiredFiles(modelFiles(profile, modelsDir, { asrPrecision, llmQuant: choice.llmQuant })));
+  const required = choice.asrPrecisions.flatMap((asrPrecision) => requiredFiles(modelFiles(profile, modelsDir, { asrPrecision, llmQuant: choice.llmQuant }), { turnModel: choice.turnModel }));
   for (const path of new Set(required.map((f) => f.path))) {
     const file = required.find((f) => f.path === path)!;
     const size = await stat(file.path).then((s) => s.size, () => 0);
@@ -132,6 +141,16 @@ async function check(profile: Profile, modelsDir: string, choice: BuildChoice, h
     }
   }
   const manifest = await readManifest(modelsDir);
+  if (profile === 'production') {
+    // Files pinned by checksum: what the manifest recorded must be that version.
+    for (const source of productionSources(modelsDir, choice, revision)) {
+      if (source.kind !== 'files') continue;
+      for (const file of source.files) {
+        const entry = manifest.files[manifestKey(modelsDir, file.dest)];
+        if (file.sha256 && entry && entry.sha256 !== file.sha256) problems.push(`corrupt  ${manifestKey(modelsDir, file.dest)}: sha256 ${entry.sha256}, pinned ${file.sha256}`);
+      }
+    }
+  }
   for (const [key, entry] of Object.entries(manifest.files)) {
     const path = join(modelsDir, key);
     const size = await stat(path).then((s) => s.size, () => null);

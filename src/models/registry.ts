@@ -4,6 +4,7 @@
  * together with the command that fetches it.
  */
 import { join } from 'node:path';
+import { SMART_TURN_V3_2 } from '../turn/turn-model.js';
 
 export type Profile = 'production' | 'test';
 export type AsrPrecision = 'int8' | 'fp32';
@@ -28,10 +29,12 @@ export interface ModelFiles {
   llm: { gguf: string };
   /** The VibeVoice model folder (production); the test profile speaks with espeak-ng instead. */
   tts: { modelDir: string | null };
+  /** The end-of-turn model (Smart Turn v3.2; the test profile's is a tiny generated stand-in). */
+  turn: { model: string; sha256: string | null };
 }
 
 export interface RequiredFile {
-  stage: 'asr' | 'llm' | 'tts';
+  stage: 'asr' | 'llm' | 'tts' | 'turn';
   path: string;
   what: string;
 }
@@ -47,6 +50,7 @@ export function modelFiles(profile: Profile, modelsDir: string, choice: ModelCho
       },
       llm: { gguf: join(dir, 'tiny-qwen.gguf') },
       tts: { modelDir: null },
+      turn: { model: join(dir, 'tiny-smart-turn.onnx'), sha256: null },
     };
   }
   const asrDir = join(modelsDir, 'asr', 'sherpa-onnx-whisper-small.en');
@@ -59,15 +63,18 @@ export function modelFiles(profile: Profile, modelsDir: string, choice: ModelCho
     },
     llm: { gguf: join(modelsDir, 'llm', `qwen2.5-1.5b-instruct-${choice.llmQuant.toLowerCase()}.gguf`) },
     tts: { modelDir: join(modelsDir, 'tts', 'VibeVoice-Realtime-0.5B') },
+    turn: { model: join(modelsDir, 'turn', SMART_TURN_V3_2.file), sha256: SMART_TURN_V3_2.sha256 },
   };
 }
 
-export function requiredFiles(files: ModelFiles): RequiredFile[] {
+/** `turnModel: false`: the worker runs without the end-of-turn model (S2S_TURN_MODEL=off). */
+export function requiredFiles(files: ModelFiles, { turnModel = true }: { turnModel?: boolean } = {}): RequiredFile[] {
   const required: RequiredFile[] = [
     { stage: 'asr', path: files.asr.encoder, what: 'Whisper encoder' },
     { stage: 'asr', path: files.asr.decoder, what: 'Whisper decoder' },
     { stage: 'asr', path: files.asr.tokens, what: 'Whisper tokens' },
     { stage: 'llm', path: files.llm.gguf, what: 'Qwen2.5 GGUF' },
+    ...(turnModel ? [{ stage: 'turn' as const, path: files.turn.model, what: 'Smart Turn model' }] : []),
   ];
   // The VibeVoice folder is a whole repository snapshot; the builder's manifest lists its weights.
   if (files.tts.modelDir) required.push({ stage: 'tts', path: join(files.tts.modelDir, 'config.json'), what: 'VibeVoice model' });
