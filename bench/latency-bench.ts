@@ -23,7 +23,7 @@ import { float32ToPcm16 } from '../src/audio/pcm.js';
 import { Logger } from '../src/log/logger.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import type { PreemptionMode } from '../src/pipeline/preemptive.js';
-import { SMART_TURN_V3_2 } from '../src/turn/turn-model.js';
+import { SMART_TURN_V3_2 } from '../src/models/registry.js';
 import type { EndpointerOptions } from '../src/vad/endpointer.js';
 import { DEFAULT_VAD_CONFIG, loadSileroVad, type Vad } from '../src/vad/vad.js';
 import { speak } from '../test/fixtures/speech.js';

@@ -4,8 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
-import { SMART_TURN_V3_2 } from '../src/turn/turn-model.js';
+import { SMART_TURN_V3_2, modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
 
 /** A list of files from one repo, each to a given path. */
 export interface FileSource {

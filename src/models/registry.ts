@@ -4,7 +4,15 @@
  * together with the command that fetches it.
  */
 import { join } from 'node:path';
-import { SMART_TURN_V3_2 } from '../turn/turn-model.js';
+
+/** Smart Turn v3.2 (the end-of-turn model, BSD-2-Clause): pipecat-ai/smart-turn-v3 on the Hugging Face Hub, the commit that added v3.2. */
+export const SMART_TURN_V3_2 = {
+  file: 'smart-turn-v3.2-cpu.onnx',
+  bytes: 8_679_182,
+  sha256: '2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f',
+  repo: 'pipecat-ai/smart-turn-v3',
+  revision: 'f766f81d3cfdf7737ac64aad813d91bbfd56bf93',
+} as const;
 
 export type Profile = 'production' | 'test';
 export type AsrPrecision = 'int8' | 'fp32';

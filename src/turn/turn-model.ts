@@ -5,22 +5,14 @@
  *
  * One model per process, shared by every stream. Features and inference run in a worker thread
  * (smart-turn-worker.ts), one prediction at a time in arrival order; a prediction whose signal is
- * aborted while it waits is dropped without running.
+ * aborted while it waits is dropped without running. The pinned production file: SMART_TURN_V3_2 in
+ * src/models/registry.ts.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
 import type { TurnWorkerReply, TurnWorkerRequest } from './smart-turn-worker.js';
-
-/** The pinned production file: pipecat-ai/smart-turn-v3 on the Hugging Face Hub, the commit that added v3.2. */
-export const SMART_TURN_V3_2 = {
-  file: 'smart-turn-v3.2-cpu.onnx',
-  bytes: 8_679_182,
-  sha256: '2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f',
-  repo: 'pipecat-ai/smart-turn-v3',
-  revision: 'f766f81d3cfdf7737ac64aad813d91bbfd56bf93',
-} as const;
 
 export interface TurnPrediction {
   /** Probability that the turn is complete, 0..1. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fetchFile, fetchIntoHfCache, listRemoteFiles, readManifest } from '../../builder/hub-download.js';
 import { ASR_REPO, LLM_REPO, TTS_REPO, TTS_TOKENIZER_FALLBACK, TTS_TOKENIZER_PATHS } from '../../builder/model-sources.js';
-import { SMART_TURN_V3_2 } from '../../src/turn/turn-model.js';
+import { SMART_TURN_V3_2 } from '../../src/models/registry.js';
 import { FakeHubDouble } from '../doubles/fake-hub-double.js';
 import { lookUpOffline } from '../helpers/hf-cache-offline.js';
 import { realSmartTurn } from '../helpers/smart-turn-wheel.js';

@@ -12,7 +12,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { SMART_TURN_V3_2 } from '../../src/turn/turn-model.js';
+import { SMART_TURN_V3_2 } from '../../src/models/registry.js';
 
 export const PIPECAT_WHEEL = {
   version: '1.14.0',
