@@ -2,7 +2,9 @@
  * The turn model's thread: Whisper features and one onnxruntime session, off the main event loop
  * (onnxruntime-node's run() blocks its thread for the whole inference, 10-100 ms on CPU).
  *
- * Messages in:  { type: 'load', model: ArrayBuffer, threads }   then   { type: 'predict', id, audio }
+ * Messages in:  { type: 'load', model: ArrayBuffer, threads }, then { type: 'predict', id, audio }, and
+ *               { type: 'close' } (the thread ends after the run in progress: terminating it mid-run
+ *               aborts the whole process, onnxruntime's finished run finding its environment gone)
  * Messages out: { type: 'ready' } | { type: 'load_failed', message }
  *               { type: 'verdict', id, probability, featuresMs, modelMs } | { type: 'failed', id, message }
  */
@@ -10,7 +12,7 @@ import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { N_FRAMES, N_MELS, WhisperFeatures, turnWindow } from './whisper-features.js';
 
-export type TurnWorkerRequest = { type: 'load'; model: ArrayBuffer; threads: number } | { type: 'predict'; id: number; audio: Float32Array };
+export type TurnWorkerRequest = { type: 'load'; model: ArrayBuffer; threads: number } | { type: 'predict'; id: number; audio: Float32Array } | { type: 'close' };
 export type TurnWorkerReply =
   | { type: 'ready'; input: string; output: string }
   | { type: 'load_failed'; message: string }
@@ -23,10 +25,19 @@ const features = new WhisperFeatures();
 let session: ort.InferenceSession | null = null;
 const reply = (message: TurnWorkerReply) => port.postMessage(message);
 
+/** One message at a time, in order: a close waits for the run before it. */
+let queue: Promise<void> = Promise.resolve();
 port.on('message', (message: TurnWorkerRequest) => {
-  if (message.type === 'load') void load(message.model, message.threads);
-  else void predict(message.id, message.audio);
+  queue = queue.then(() => handle(message));
 });
+
+async function handle(message: TurnWorkerRequest): Promise<void> {
+  if (message.type === 'load') return load(message.model, message.threads);
+  if (message.type === 'predict') return predict(message.id, message.audio);
+  await session?.release().catch(() => undefined);
+  session = null;
+  port!.close();
+}
 
 async function load(model: ArrayBuffer, threads: number): Promise<void> {
   try {

@@ -60,12 +60,16 @@ export class SmartTurnModel implements TurnModel {
   #running: Pending | null = null;
   #nextId = 0;
   #broken: Error | null = null;
+  #exited = false;
 
   private constructor(worker: Worker) {
     this.#worker = worker;
     worker.on('message', (reply: TurnWorkerReply) => this.#onReply(reply));
     worker.on('error', (error) => this.#fail(new Error(`the turn model's worker failed: ${error.message}`)));
-    worker.on('exit', (code) => this.#fail(new Error(`the turn model's worker exited (code ${code})`)));
+    worker.on('exit', (code) => {
+      this.#exited = true;
+      this.#fail(new Error(`the turn model's worker exited (code ${code})`));
+    });
   }
 
   /**
@@ -118,9 +122,15 @@ export class SmartTurnModel implements TurnModel {
     });
   }
 
+  /** Ends the worker once its run in progress is over (terminating it mid-run would abort the process). */
   async dispose(): Promise<void> {
+    if (this.#exited) return;
+    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
     this.#fail(new Error('the turn model was disposed'));
-    await this.#worker.terminate();
+    // Held until it has gone, or an idle (unreferenced) worker would let the process leave first.
+    this.#worker.ref();
+    this.#worker.postMessage({ type: 'close' } satisfies TurnWorkerRequest);
+    await exited;
   }
 
   #next(): void {

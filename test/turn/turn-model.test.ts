@@ -113,6 +113,21 @@ describe('turn model (real Smart Turn v3.2 from the pinned pipecat-ai wheel)', a
     }
   });
 
+  it.skipIf(real.skip !== null)('can be disposed while a prediction runs (terminating onnxruntime mid-run aborted the process)', async () => {
+    // A fresh model per try; the dispose lands at different points of features and inference.
+    for (const delayMs of [0, 20, 40, 70, 100, 150]) {
+      const fresh = await SmartTurnModel.load({ path: real.path!, sha256: SMART_TURN_V3_2.sha256 });
+      const running = fresh.predict(question).then(
+        () => 'verdict',
+        (error: Error) => error.message,
+      );
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      await fresh.dispose();
+      expect(await running).toMatch(/verdict|disposed/);
+      await expect(fresh.predict(question)).rejects.toThrow(/disposed/);
+    }
+  });
+
   it.skipIf(real.skip !== null)('refuses the real file under a wrong pin (a corrupt copy)', async () => {
     const copy = join(dir, 'corrupt.onnx');
     await copyFile(real.path!, copy);
