@@ -248,6 +248,8 @@ interface ConfigResult extends Config {
   asrMsPerTurn: number;
   /** Pause set: answered turns' endpoint deciders ("model complete", "transcript", ...), counted. */
   decided: Map<string, number>;
+  /** Pause set: the sentences cut. */
+  cutTexts: string[];
 }
 
 /**
@@ -255,7 +257,7 @@ interface ConfigResult extends Config {
  * config at once (each config is one worker with one simulated GPU).
  */
 async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedClip[], pauses: ScriptedClip[], configs: Config[], concurrency: number): Promise<ConfigResult[]> {
-  const results = configs.map((config) => ({ ...config, values: [] as number[], early: 0, missing: 0, cut: 0, of: 0, asrDecodesPerTurn: 0, asrMsPerTurn: 0, decided: new Map<string, number>() }));
+  const results = configs.map((config) => ({ ...config, values: [] as number[], early: 0, missing: 0, cut: 0, of: 0, asrDecodesPerTurn: 0, asrMsPerTurn: 0, decided: new Map<string, number>(), cutTexts: [] as string[] }));
   const workers = await Promise.all(configs.map((c) => startWorker(vad, oracle, c.policy, c.times, c.partials !== false)));
   const queues = results.map((r) => (r.set === 'questions' ? Array.from({ length: TURNS }, (_, i) => questions[i % questions.length]!) : [...pauses]));
   const busy = new Set<number>();
@@ -279,7 +281,10 @@ async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedCli
       } else {
         const run = await runSession(workers[i]!.url, clip, r.frameMs, 1_200, false);
         // A turn closed before the sentence's last part began: the user was cut off mid-sentence.
-        if (run.turnEndsMs.some((end) => end < lastPartStartMs(clip))) r.cut++;
+        if (run.turnEndsMs.some((end) => end < lastPartStartMs(clip))) {
+          r.cut++;
+          r.cutTexts.push(clip.parts.map((p) => p.text).join(' / '));
+        }
         r.of++;
         for (const d of run.decisions) {
           const key = d.verdict ? `${d.by} ${d.verdict}` : d.by;
@@ -362,7 +367,9 @@ export async function benchLatency(): Promise<BenchResult[]> {
   const turnRow = falseEndpoints.find((f) => f.policy.key === 'g');
   if (turnRow) {
     const counts = [...turnRow.decided].map(([key, n]) => `${key}: ${n}`).join(', ');
-    console.log(`\n(g) on the paused sentences, what decided each answered turn's endpoint: ${counts || 'none answered'}`);
+    console.log(`\n(g) on the paused sentences, what decided each answered turn's endpoint: ${counts || 'none answered'}; cut: ${turnRow.cutTexts.join('; ') || 'none'}`);
+    const ours = falseEndpoints.find((f) => f.policy.key === 'a');
+    if (ours) console.log(`(a) cut: ${ours.cutTexts.join('; ') || 'none'}`);
   }
   console.log(`\nFirst audio, ms from the true end of speech to the first answer audio at the client (${TURNS} turns per cell; calibrated L4 model times):\n`);
   console.log(lines.join('\n'));
