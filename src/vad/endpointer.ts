@@ -214,11 +214,6 @@ export class Endpointer {
     this.#turnModel = options.turnModel && options.adaptive ? turnModel : null;
   }
 
-  /** A turn model is in use on this stream. */
-  get hasTurnModel(): boolean {
-    return this.#turnModel !== null;
-  }
-
   /**
    * The turn model's run in flight, if any (settles, never rejects). Turn jobs, whose audio is all
    * there, await it before feeding on, so the verdict lands where it would in real time.
