@@ -69,7 +69,7 @@ export const POLICIES: Policy[] = [
   { key: 'f', name: 'fixed 250 ms endpoint (the previous default)', vad: { adaptive: false, endpointMs: 250 }, preemption: 'off', source: 'this worker before adaptive endpointing' },
 ];
 
-const QUESTIONS = [
+export const QUESTIONS = [
   'What is the capital of France?',
   'Can you tell me a joke?',
   'How far away is the moon?',
@@ -99,7 +99,7 @@ const PAUSED_SENTENCES: [string, number, string][] = [
 ];
 
 /** Every question gets the same spoken answer; its first clause is 8 words (LATENCY.md's 8-token first clause). */
-const ANSWER = 'Sure, let me think about that for you. Here is what I found.';
+export const ANSWER = 'Sure, let me think about that for you. Here is what I found.';
 
 const RATE = 16_000;
 const TOKEN = 'bench-latency-token-0123456789';
