@@ -86,7 +86,7 @@ async function startWorker(vad: Vad, oracle: TranscriptOracle, variant: Variant)
   const scheduler = schedulerOptions(variant.n, TTS_STREAMS);
   const config = {
     ...base,
-    capacity: { maxConversations: variant.n, scheduler: variant.backoff ? scheduler : { ...scheduler, preemptBelow: Number.POSITIVE_INFINITY } },
+    capacity: { maxConversations: variant.n, scheduler: { ...scheduler, preemptionBackoff: variant.backoff } },
   };
   const gpu = new SimulatedGpu(modelTimes('central'), l4BatchScaling());
   const engines: Engines = {

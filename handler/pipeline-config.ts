@@ -326,11 +326,11 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
  * The engines' lanes. ASR: two decodes at once (sherpa-onnx decodes one Whisper stream per call,
  * with no batch decode; a second decode overlaps one's CPU-side work with the other's model time).
  * LLM: every conversation's answer at once (node-llama-cpp evaluates the sequences of its one
- * context together, in one batch). TTS: the server's streams. Preemptive answers start only while
- * fewer than half the conversations' answers are in flight.
+ * context together, in one batch). TTS: the server's streams. Preemptive answers back off to idle
+ * capacity (Scheduler.mayPreempt).
  */
 export function schedulerOptions(maxConversations: number, ttsStreams: number): SchedulerOptions {
-  return { asrSlots: 2, llmSlots: maxConversations, ttsSlots: ttsStreams, preemptBelow: Math.max(1, Math.ceil(maxConversations / 2)) };
+  return { asrSlots: 2, llmSlots: maxConversations, ttsSlots: ttsStreams, preemptionBackoff: true };
 }
 
 function safeJson(text: string): unknown {

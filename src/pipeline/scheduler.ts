@@ -6,12 +6,12 @@
  *
  * Cancellation is the caller's AbortSignal and nothing else: work whose signal fires while it
  * waits (its conversation left, was cut by barge-in or cancelled) leaves the lane at once and
- * never runs. A partial transcript never waits: when its lane has no free slot it is skipped.
+ * never runs. A partial transcript never waits: unless its engine is idle it is skipped.
  *
- * Preemption backs off under load (`mayPreempt`): a speculative answer starts only while no
- * confirmed work waits on any engine and fewer answers than `preemptBelow` are being generated
- * or spoken; otherwise the turn is answered once it is confirmed, and the engines are left to
- * the confirmed answers.
+ * Preemption backs off under load (`mayPreempt`): a speculative answer starts only on idle
+ * capacity, while no confirmed work waits on any engine and the LLM and the TTS each have a free
+ * slot; otherwise the turn is answered once it is confirmed, and the engines are left to the
+ * confirmed answers.
  */
 import { S2sError } from '../errors.js';
 import { levelOf, type PriorityLike, type WorkClass } from '../util/work-priority.js';
@@ -20,7 +20,7 @@ export { WorkPriority, type PriorityLike, type WorkClass } from '../util/work-pr
 
 const RANK: Record<WorkClass, number> = { confirmed: 0, speculative: 1, partial: 2 };
 
-/** A partial transcript found its engine busy: it is skipped, not queued. */
+/** A partial transcript found its engine at work: it is skipped, not queued. */
 export class WorkSkippedError extends S2sError {
   constructor(lane: string) {
     super('WORK_SKIPPED', `${lane}: busy, a partial transcript is skipped rather than queued`);
@@ -81,7 +81,8 @@ export class EngineLane {
       this.stats.dropped++;
       return Promise.reject(signal.reason);
     }
-    if (levelOf(priority) === 'partial' && (this.#active >= this.slots || this.#waiting.length > 0)) {
+    // Partial transcripts only use an idle engine: they are a courtesy, turns are the work.
+    if (levelOf(priority) === 'partial' && (this.#active > 0 || this.#waiting.length > 0)) {
       this.stats.skipped++;
       return Promise.reject(new WorkSkippedError(this.name));
     }
@@ -147,8 +148,8 @@ export interface SchedulerOptions {
   llmSlots: number;
   /** TTS syntheses at once (the TTS server's streams). */
   ttsSlots: number;
-  /** Preemptive answers start only while fewer answers than this are generating or speaking. */
-  preemptBelow: number;
+  /** The back-off rule (mayPreempt); off only to measure what it does (the capacity benchmark). */
+  preemptionBackoff: boolean;
 }
 
 /** The load the worker carries right now, for pings and logs. */
@@ -162,7 +163,7 @@ export class Scheduler {
   readonly asr: EngineLane;
   readonly llm: EngineLane;
   readonly tts: EngineLane;
-  readonly preemptBelow: number;
+  readonly preemptionBackoff: boolean;
   /** Preemptive answers the back-off rule did not start. */
   preemptionsDeclined = 0;
 
@@ -170,17 +171,18 @@ export class Scheduler {
     this.asr = new EngineLane('asr', options.asrSlots);
     this.llm = new EngineLane('llm', options.llmSlots);
     this.tts = new EngineLane('tts', options.ttsSlots);
-    this.preemptBelow = options.preemptBelow;
+    this.preemptionBackoff = options.preemptionBackoff;
   }
 
   /**
-   * The back-off rule: may a preemptive (speculative) answer start now? Only while no confirmed
-   * work waits on any engine and fewer than `preemptBelow` answers hold the LLM or the TTS.
+   * The back-off rule: may a preemptive (speculative) answer start now? Only on idle capacity: no
+   * confirmed work waits on any engine, and the LLM and the TTS each have a slot free right now.
    */
   mayPreempt(): boolean {
+    if (!this.preemptionBackoff) return true;
     const confirmedWaiting = this.asr.waiting('confirmed') + this.llm.waiting('confirmed') + this.tts.waiting('confirmed');
-    const answers = Math.max(this.llm.active + this.llm.waiting(), this.tts.active + this.tts.waiting());
-    const ok = confirmedWaiting === 0 && answers < this.preemptBelow;
+    const free = (lane: EngineLane) => lane.active + lane.waiting() < lane.slots;
+    const ok = confirmedWaiting === 0 && free(this.llm) && free(this.tts);
     if (!ok) this.preemptionsDeclined++;
     return ok;
   }

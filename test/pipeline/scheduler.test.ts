@@ -50,8 +50,8 @@ describe('EngineLane', () => {
     expect(lane.active).toBe(0);
   });
 
-  it('a partial transcript is skipped, not queued, when the lane is busy', async () => {
-    const lane = new EngineLane('test', 1);
+  it('a partial transcript is skipped, not queued, unless the engine is idle', async () => {
+    const lane = new EngineLane('test', 2);
     const first = await lane.acquire('confirmed', undefined);
     await expect(lane.acquire('partial', undefined)).rejects.toBeInstanceOf(WorkSkippedError);
     first.release();
@@ -73,22 +73,26 @@ describe('EngineLane', () => {
 });
 
 describe('Scheduler.mayPreempt', () => {
-  it('declines preemption while confirmed work waits or too many answers are in flight', async () => {
-    const scheduler = new Scheduler({ asrSlots: 1, llmSlots: 4, ttsSlots: 1, preemptBelow: 2 });
+  it('lets preemption use idle capacity only: no confirmed work waiting, a free LLM and TTS slot', async () => {
+    const scheduler = new Scheduler({ asrSlots: 1, llmSlots: 2, ttsSlots: 2, preemptionBackoff: true });
     expect(scheduler.mayPreempt()).toBe(true);
     const tts = await scheduler.tts.acquire('confirmed', undefined);
     expect(scheduler.mayPreempt()).toBe(true);
-    const waiting = scheduler.tts.acquire('confirmed', undefined);
-    // One answer speaking and one confirmed waiting for the TTS: no preemptive answer may start.
+    const tts2 = await scheduler.tts.acquire('confirmed', undefined);
+    // Every TTS stream is speaking: a preemptive answer would have to wait for one.
     expect(scheduler.mayPreempt()).toBe(false);
-    tts.release();
+    tts2.release();
+    const asr = await scheduler.asr.acquire('confirmed', undefined);
+    const waiting = scheduler.asr.acquire('confirmed', undefined);
+    // A confirmed turn waits for the ASR: its answer comes first.
+    expect(scheduler.mayPreempt()).toBe(false);
+    asr.release();
     (await waiting).release();
-    const a = await scheduler.llm.acquire('confirmed', undefined);
-    const b = await scheduler.llm.acquire('confirmed', undefined);
-    expect(scheduler.mayPreempt()).toBe(false);
-    b.release();
     expect(scheduler.mayPreempt()).toBe(true);
-    a.release();
+    tts.release();
     expect(scheduler.preemptionsDeclined).toBe(2);
+    const off = new Scheduler({ asrSlots: 1, llmSlots: 1, ttsSlots: 1, preemptionBackoff: false });
+    await off.tts.acquire('confirmed', undefined);
+    expect(off.mayPreempt()).toBe(true);
   });
 });

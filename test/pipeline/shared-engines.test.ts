@@ -20,7 +20,7 @@ function sharedEngines() {
   const llm = new RecordingLlmDouble({ words: 6, wordMs: 25 });
   const tts = new RecordingTtsDouble({ chunks: 6, chunkMs: 25 });
   // One slot per engine, so every second piece of work waits.
-  const scheduler = new Scheduler({ asrSlots: 1, llmSlots: 1, ttsSlots: 1, preemptBelow: 1 });
+  const scheduler = new Scheduler({ asrSlots: 1, llmSlots: 1, ttsSlots: 1, preemptionBackoff: true });
   const engines: Engines = scheduleEngines({ vad: {} as Vad, asr, llm, tts, dispose: async () => undefined }, scheduler);
   return { asr, llm, tts, scheduler, engines };
 }
