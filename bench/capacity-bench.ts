@@ -14,10 +14,12 @@
  * Each conversation is a client streaming a microphone in 20 ms frames at real time: silence for a
  * random while, then one of the espeak questions, then silence while the answer plays, again and
  * again; the random pauses make turns collide as in real traffic. First audio is measured at the
- * client from the true end of each question's speech. Every N runs at the same time (each on its
- * own worker and simulated GPU) for `--seconds=S` (default 120); `--n=1,4,8` picks N values.
- * Preemption backs off under load (scheduler.ts); two extra workers at N = 8 and 12 run without
- * the back-off, so its effect is measured in the same run (`--no-compare` leaves them out).
+ * client from the true end of each question's speech. The N values run one after another, each for
+ * `--seconds=S` (default 25) on about 16 conversations in all: 16 workers of 1 conversation, 8 of 2,
+ * 4 of 4, 2 of 8, 1 of 12 or 16 (each worker its own simulated GPU), so every N gets a similar
+ * number of turns and this process a similar load. `--n=1,4,8` picks N values. Preemption backs off
+ * under load (scheduler.ts); N = 8 and 12 also run without the back-off, so its effect is measured
+ * in the same run (`--no-compare` leaves them out). Session errors are counted and printed.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -44,7 +46,9 @@ const GOAL_P90_MS = 600;
 /** Streams the TTS engine batches (its issue sizes S2S_TTS_MAX_STREAMS for an L4; TTS-ENGINE.md measures up to 16). */
 const TTS_STREAMS = 16;
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const SECONDS = Number(arg('seconds') ?? 120);
+const SECONDS = Number(arg('seconds') ?? 25);
+/** Conversations per N in all (over one or more workers). */
+const CONVERSATIONS_PER_PHASE = 16;
 const NS = (arg('n') ?? '1,2,4,8,12,16').split(',').map(Number);
 const COMPARE = !process.argv.includes('--no-compare');
 
@@ -67,6 +71,9 @@ interface VariantResult extends Variant {
   /** Questions that got no answer before the next one (or the end). */
   unanswered: number;
   preemptionsDeclined: number;
+  workers: number;
+  /** Session `error` events by code (a session that ends early shows here). */
+  errors: Record<string, number>;
 }
 
 /** A small seeded PRNG (mulberry32), so runs are comparable. */
@@ -129,8 +136,9 @@ async function converse(url: string, questions: ScriptedClip[], seed: number, de
         if (speechEndAt !== null && firstAudioAt === null) firstAudioAt = performance.now();
         return;
       }
-      const event = JSON.parse(data.toString()) as { type: string } & TurnEnd;
+      const event = JSON.parse(data.toString()) as { type: string; code?: string } & TurnEnd;
       if (event.type === 'ready') resolve();
+      if (event.type === 'error') result.errors[event.code ?? '?'] = (result.errors[event.code ?? '?'] ?? 0) + 1;
       if (event.type === 'metrics' && speechEndAt !== null) metrics = event;
     });
   });
@@ -195,37 +203,49 @@ export async function benchCapacity(): Promise<BenchResult[]> {
   const oracle = new TranscriptOracle();
   const questions = await Promise.all(QUESTIONS.map(async (text) => oracle.register([{ samples: await speak(text), text }])));
   const variants: Variant[] = [...NS.map((n) => ({ n, backoff: true })), ...(COMPARE ? [8, 12].filter((n) => NS.includes(n)).map((n) => ({ n, backoff: false })) : [])];
-  const workers = await Promise.all(variants.map((v) => startWorker(vad, oracle, v)));
-  const results: VariantResult[] = variants.map((v) => ({ ...v, turns: [], unanswered: 0, preemptionsDeclined: 0 }));
+  const results: VariantResult[] = [];
   const loop = monitorEventLoopDelay({ resolution: 5 });
   loop.enable();
-  const deadline = performance.now() + SECONDS * 1000;
   try {
-    await Promise.all(
-      variants.flatMap((v, i) => Array.from({ length: v.n }, (_, c) => converse(workers[i]!.url, questions, 1_000 * v.n + c + (v.backoff ? 0 : 500), deadline, results[i]!))),
-    );
-    results.forEach((r, i) => (r.preemptionsDeclined = workers[i]!.scheduler.preemptionsDeclined));
+    for (const variant of variants) {
+      const copies = Math.max(1, Math.round(CONVERSATIONS_PER_PHASE / variant.n));
+      const result: VariantResult = { ...variant, turns: [], unanswered: 0, preemptionsDeclined: 0, workers: copies, errors: {} };
+      results.push(result);
+      process.stderr.write(`capacity: N = ${variant.n}${variant.backoff ? '' : ' without back-off'}, ${copies} worker(s), ${SECONDS} s\n`);
+      const workers = await Promise.all(Array.from({ length: copies }, () => startWorker(vad, oracle, variant)));
+      const deadline = performance.now() + SECONDS * 1000;
+      try {
+        await Promise.all(
+          workers.flatMap((worker, w) =>
+            Array.from({ length: variant.n }, (_, c) => converse(worker.url, questions, 10_000 * variant.n + 100 * w + c + (variant.backoff ? 0 : 5_000), deadline, result)),
+          ),
+        );
+        result.preemptionsDeclined = workers.reduce((n, w) => n + w.scheduler.preemptionsDeclined, 0);
+      } finally {
+        await Promise.all(workers.map((w) => w.close()));
+      }
+    }
   } finally {
     loop.disable();
-    await Promise.all(workers.map((w) => w.close()));
     await vad.dispose();
   }
 
   const lines = [
-    '| N | back-off | turns | first audio p50 / p90 ms | ASR / LLM / TTS wait p90 ms | preemptive answers played / thrown away / not started (back-off) | unanswered |',
-    '|---|---|---|---|---|---|---|',
+    '| N | back-off | workers | turns | first audio p50 / p90 ms | ASR / LLM / TTS wait p90 ms | preemptive answers played / thrown away / not started (back-off) | unanswered | session errors |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...results.map((r) => {
       const first = r.turns.map((t) => t.firstAudioMs);
       const played = r.turns.filter((t) => t.preemptive === true).length;
       const thrown = r.turns.filter((t) => t.preemptive === 'discarded').length;
-      return `| ${r.n} | ${r.backoff ? 'on' : 'off'} | ${r.turns.length} | ${fmt(p(first, 0.5))} / ${fmt(p(first, 0.9))} | ${fmt(p(r.turns.map((t) => t.waits.asr), 0.9))} / ${fmt(p(r.turns.map((t) => t.waits.llm), 0.9))} / ${fmt(p(r.turns.map((t) => t.waits.tts), 0.9))} | ${played} / ${thrown} / ${r.preemptionsDeclined} | ${r.unanswered} |`;
+      const errors = Object.entries(r.errors).map(([code, n]) => `${code} ${n}`).join(', ') || '-';
+      return `| ${r.n} | ${r.backoff ? 'on' : 'off'} | ${r.workers} | ${r.turns.length} | ${fmt(p(first, 0.5))} / ${fmt(p(first, 0.9))} | ${fmt(p(r.turns.map((t) => t.waits.asr), 0.9))} / ${fmt(p(r.turns.map((t) => t.waits.llm), 0.9))} / ${fmt(p(r.turns.map((t) => t.waits.tts), 0.9))} | ${played} / ${thrown} / ${r.preemptionsDeclined} | ${r.unanswered} | ${errors} |`;
     }),
   ];
   const withBackoff = results.filter((r) => r.backoff);
   const fitting = withBackoff.filter((r) => r.turns.length > 0 && p(r.turns.map((t) => t.firstAudioMs), 0.9) <= GOAL_P90_MS);
   const best = fitting.length ? Math.max(...fitting.map((r) => r.n)) : 0;
   const hourUsd = L4_FLEX_USD_PER_S * 3_600;
-  console.log(`\nCapacity: N conversations at once on one worker and one simulated L4 (${SECONDS} s; calibrated engine doubles with batch scaling; TTS batching ${TTS_STREAMS} streams):\n`);
+  console.log(`\nCapacity: N conversations at once on one worker and one simulated L4 (${SECONDS} s per N over about ${CONVERSATIONS_PER_PHASE} conversations; calibrated engine doubles with batch scaling; TTS batching ${TTS_STREAMS} streams):\n`);
   console.log(lines.join('\n'));
   console.log(
     best > 0
