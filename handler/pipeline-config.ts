@@ -241,7 +241,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
   const publicPort = e.RUNPOD_PUBLIC_IP && e.RUNPOD_TCP_PORT_8005 ? e.RUNPOD_TCP_PORT_8005 : e.S2S_SESSION_PORT;
   return Object.freeze({
     profile,
-    capacity: { maxConversations: e.S2S_MAX_CONVERSATIONS, scheduler: schedulerOptions(e.S2S_MAX_CONVERSATIONS, e.S2S_TTS_MAX_STREAMS) },
+    capacity: { maxConversations: e.S2S_MAX_CONVERSATIONS, scheduler: schedulerOptions(e.S2S_MAX_CONVERSATIONS, e.S2S_TTS_MAX_STREAMS, devices.asr) },
     devices,
     warnings,
     // The tiny test models have no first-call costs worth a slower start.
@@ -327,14 +327,15 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
 }
 
 /**
- * The engines' lanes. ASR: two decodes at once (sherpa-onnx decodes one Whisper stream per call,
- * with no batch decode; a second decode overlaps one's CPU-side work with the other's model time).
+ * The engines' lanes. ASR on CUDA: two decodes at once (sherpa-onnx decodes one Whisper stream per
+ * call, with no batch decode; a second decode overlaps one's CPU-side work with the other's model
+ * time); on the CPU one, since decodes there only take cores from each other, the LLM and the VAD.
  * LLM: every conversation's answer at once (node-llama-cpp evaluates the sequences of its one
  * context together, in one batch). TTS: the server's streams. Preemptive answers back off to idle
  * capacity (Scheduler.mayPreempt).
  */
-export function schedulerOptions(maxConversations: number, ttsStreams: number): SchedulerOptions {
-  return { asrSlots: 2, llmSlots: maxConversations, ttsSlots: ttsStreams, preemptionBackoff: true };
+export function schedulerOptions(maxConversations: number, ttsStreams: number, asrDevice: 'cuda' | 'cpu' = 'cuda'): SchedulerOptions {
+  return { asrSlots: asrDevice === 'cuda' ? 2 : 1, llmSlots: maxConversations, ttsSlots: ttsStreams, preemptionBackoff: true };
 }
 
 function safeJson(text: string): unknown {
