@@ -80,7 +80,7 @@ export const POLICIES: Policy[] = [
   },
 ];
 
-const QUESTIONS = [
+export const QUESTIONS = [
   'What is the capital of France?',
   'Can you tell me a joke?',
   'How far away is the moon?',
@@ -110,7 +110,7 @@ const PAUSED_SENTENCES: [string, number, string][] = [
 ];
 
 /** Every question gets the same spoken answer; its first clause is 8 words (LATENCY.md's 8-token first clause). */
-const ANSWER = 'Sure, let me think about that for you. Here is what I found.';
+export const ANSWER = 'Sure, let me think about that for you. Here is what I found.';
 
 const RATE = 16_000;
 const TOKEN = 'bench-latency-token-0123456789';

@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { formatTable, meetsGoal, type BenchResult } from './stats.js';
 import { benchAudioVad } from './audio-vad-bench.js';
+import { benchCapacity } from './capacity-bench.js';
 import { benchLatency } from './latency-bench.js';
 import { benchLlm } from './llm-bench.js';
 import { benchPipeline } from './pipeline-bench.js';
@@ -25,9 +26,10 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   session: benchSession,
   latency: benchLatency,
   soak: benchSoak,
+  capacity: benchCapacity,
 };
-/** Long runs: only when named (`npm run bench -- soak`). */
-const ON_REQUEST = new Set(['soak']);
+/** Long runs: only when named (`npm run bench -- soak`, `npm run bench -- capacity`). */
+const ON_REQUEST = new Set(['soak', 'capacity']);
 
 const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const results: BenchResult[] = [];

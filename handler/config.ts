@@ -25,8 +25,8 @@ export const envSchema = z.object({
     .transform((v) => v.toUpperCase())
     .pipe(z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']))
     .default('INFO'),
-  /** How many jobs this worker runs at once. */
-  S2S_CONCURRENCY: intFromEnv(1, 1, 64),
+  /** Replaced by S2S_MAX_CONVERSATIONS (the pipeline's setting, which the handler tells the worker): refused with a clear message. */
+  S2S_CONCURRENCY: z.string().optional(),
   /** Jobs asked for per job-take; above 1 the batch path `/job-take-batch/` is used. */
   S2S_JOB_TAKE_BATCH: intFromEnv(1, 1, 64),
   /** Load-balancing endpoints: the HTTP port, and the port of the `/ping` health check. */
@@ -50,7 +50,7 @@ export interface WorkerConfig {
   apiKey: string | null;
   endpointId: string | null;
   pingIntervalMs: number;
-  concurrency: number;
+  /** Jobs asked for per job-take, at most; the worker also keeps it below its handler's concurrency. */
   jobTakeBatch: number;
   logLevel: LogLevel;
   /** Log JSON lines (on RunPod Serverless, where RUNPOD_ENDPOINT_ID is set). */
@@ -79,6 +79,9 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error.issues)}`);
   const e = parsed.data;
+  if (e.S2S_CONCURRENCY !== undefined) {
+    throw new ConfigError('S2S_CONCURRENCY was replaced by S2S_MAX_CONVERSATIONS: conversations (live sessions and turn jobs) one worker carries at once');
+  }
   let platform: PlatformUrls | null = null;
   if (e.RUNPOD_WEBHOOK_GET_JOB) {
     if (!e.RUNPOD_WEBHOOK_POST_OUTPUT) {
@@ -98,8 +101,7 @@ export function readWorkerConfig(env: NodeJS.ProcessEnv): WorkerConfig {
     apiKey: e.RUNPOD_AI_API_KEY ?? null,
     endpointId: e.RUNPOD_ENDPOINT_ID ?? null,
     pingIntervalMs: e.RUNPOD_PING_INTERVAL,
-    concurrency: e.S2S_CONCURRENCY,
-    jobTakeBatch: Math.min(e.S2S_JOB_TAKE_BATCH, e.S2S_CONCURRENCY),
+    jobTakeBatch: e.S2S_JOB_TAKE_BATCH,
     logLevel: e.RUNPOD_DEBUG_LEVEL,
     jsonLogs: Boolean(e.RUNPOD_ENDPOINT_ID),
     platform,

@@ -14,6 +14,7 @@ import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
 import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type AsrPrecision, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
 import type { PreemptionMode } from '../src/pipeline/preemptive.js';
+import type { SchedulerOptions } from '../src/pipeline/scheduler.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
 import { formatIssues } from './config.js';
 import { probeMachine, type Machine } from './machine.js';
@@ -35,7 +36,19 @@ export const envSchema = z.object({
   S2S_ASR_PRECISION: z.enum(['int8', 'fp32']).optional(),
   S2S_LLM_QUANT: z.enum(['Q4_K_M', 'Q8_0']).default('Q4_K_M'),
   S2S_LLM_CONTEXT: int(4096, 256, 32_768),
-  S2S_LLM_CONVERSATIONS: int(4, 1, 64),
+  /**
+   * Conversations one worker carries at once: live sessions and turn jobs alike. The queue worker
+   * takes jobs only below it, a load-balancing endpoint refuses the next session (HTTP 429), and the
+   * LLM has one context sequence per conversation. Default sized for an L4 (docs/deployment.md).
+   */
+  S2S_MAX_CONVERSATIONS: int(8, 1, 64),
+  /** Replaced by S2S_MAX_CONVERSATIONS: refused with a clear message. */
+  S2S_LLM_CONVERSATIONS: z.string().optional(),
+  /**
+   * Speech streams the TTS server makes at once; the worker queues the rest, confirmed answers
+   * first. VibeVoice's demo server (today's sidecar) speaks one at a time.
+   */
+  S2S_TTS_MAX_STREAMS: int(1, 1, 64),
   S2S_LLM_THREADS: int(0, 0, 64),
   S2S_MAX_RESPONSE_TOKENS: int(200, 1, 2048),
   S2S_TEMPERATURE: num(0.7, 0, 2),
@@ -152,8 +165,15 @@ export interface DevicePlan {
   reason: string;
 }
 
+/** How many conversations the worker carries, and how its shared engines are scheduled (src/pipeline/scheduler.ts). */
+export interface CapacityConfig {
+  maxConversations: number;
+  scheduler: SchedulerOptions;
+}
+
 export interface PipelineConfig {
   profile: Profile;
+  capacity: CapacityConfig;
   devices: DevicePlan;
   /** Said once in the start-up log: settings that work but are not what the user likely wants. */
   warnings: string[];
@@ -201,6 +221,9 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`invalid environment: ${formatIssues(parsed.error.issues)}`);
   const e = parsed.data;
+  if (e.S2S_LLM_CONVERSATIONS !== undefined) {
+    throw new ConfigError('S2S_LLM_CONVERSATIONS was replaced by S2S_MAX_CONVERSATIONS: conversations one worker carries at once (one LLM sequence each)');
+  }
   const profile = e.S2S_PROFILE;
   const modelsDir = resolve(e.S2S_MODELS_DIR ?? defaultModelsDir(existsSync(NETWORK_VOLUME)));
   const { plan: devices, warnings } = resolveDevices(e.S2S_DEVICE ?? (profile === 'test' ? 'cpu' : 'cuda'), e.S2S_ASR_PRECISION, machine);
@@ -229,6 +252,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
   const publicPort = e.RUNPOD_PUBLIC_IP && e.RUNPOD_TCP_PORT_8005 ? e.RUNPOD_TCP_PORT_8005 : e.S2S_SESSION_PORT;
   return Object.freeze({
     profile,
+    capacity: { maxConversations: e.S2S_MAX_CONVERSATIONS, scheduler: schedulerOptions(e.S2S_MAX_CONVERSATIONS, e.S2S_TTS_MAX_STREAMS, devices.asr) },
     devices,
     warnings,
     // The tiny test models have no first-call costs worth a slower start.
@@ -282,7 +306,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
         modelPath: files.llm.gguf,
         gpu: device === 'cpu' ? (false as const) : ('cuda' as const),
         contextSize: e.S2S_LLM_CONTEXT,
-        maxConversations: e.S2S_LLM_CONVERSATIONS,
+        maxConversations: e.S2S_MAX_CONVERSATIONS,
         threads: e.S2S_LLM_THREADS || (profile === 'test' ? 1 : 0),
         defaultMaxTokens: e.S2S_MAX_RESPONSE_TOKENS,
         defaultTemperature: e.S2S_TEMPERATURE,
@@ -323,6 +347,18 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
     audio: { maxInputMs: e.S2S_MAX_AUDIO_MS, maxInputBytes: e.S2S_MAX_AUDIO_BYTES },
     audioUrl: { maxBytes: e.S2S_MAX_AUDIO_BYTES, timeoutMs: e.S2S_AUDIO_URL_TIMEOUT_MS, allowPrivateAddresses: e.S2S_AUDIO_URL_ALLOW_PRIVATE },
   });
+}
+
+/**
+ * The engines' lanes. ASR on CUDA: two decodes at once (sherpa-onnx decodes one Whisper stream per
+ * call, with no batch decode; a second decode overlaps one's CPU-side work with the other's model
+ * time); on the CPU one, since decodes there only take cores from each other, the LLM and the VAD.
+ * LLM: every conversation's answer at once (node-llama-cpp evaluates the sequences of its one
+ * context together, in one batch). TTS: the server's streams. Preemptive answers back off to idle
+ * capacity (Scheduler.mayPreempt).
+ */
+export function schedulerOptions(maxConversations: number, ttsStreams: number, asrDevice: 'cuda' | 'cpu' = 'cuda'): SchedulerOptions {
+  return { asrSlots: asrDevice === 'cuda' ? 2 : 1, llmSlots: maxConversations, ttsSlots: ttsStreams, preemptionBackoff: true };
 }
 
 function safeJson(text: string): unknown {

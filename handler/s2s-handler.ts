@@ -3,7 +3,11 @@
  * engines loaded once at start.
  */
 import type { Server } from 'node:http';
+import { S2sError } from '../src/errors.js';
 import type { Logger } from '../src/log/logger.js';
+import { scheduleEngines } from '../src/pipeline/scheduled-engines.js';
+import { Scheduler } from '../src/pipeline/scheduler.js';
+import { ConversationSlots, fullAnswer, type ConversationLoad } from './conversation-slots.js';
 import { SessionServer } from '../src/session/session-server.js';
 import { loadEngines, type Engines } from '../src/pipeline/engines.js';
 import { warmUpEngines } from '../src/pipeline/warm-up.js';
@@ -16,8 +20,13 @@ import { runLiveSession, runSessionJob } from './session-job.js';
 import { runTurnJob } from './turn-job.js';
 
 export interface S2sHandler extends HandlerDefinition {
+  /** The engines as every conversation uses them: through the scheduler. */
   engines: Engines;
   config: PipelineConfig;
+  /** S2S_MAX_CONVERSATIONS: the queue worker takes jobs only below it. */
+  concurrency: number;
+  /** Conversations in progress (jobs and load-balanced sessions) against the limit, for /ping and logs. */
+  conversations(): ConversationLoad;
   /**
    * Serves live sessions on `/ws` and `/v1/realtime` of an HTTP server that exists already (the local API, the
    * load-balancing server) instead of a port of their own. With `standingToken`, every client
@@ -37,7 +46,10 @@ function listenForSessions(config: PipelineConfig, log: Logger): Promise<Session
 }
 
 /** `listening`: the session port already opened (the queue worker opens it before the engines load). */
-export function createHandlerFor(engines: Engines, config: PipelineConfig, log: Logger, listening?: SessionServer): S2sHandler {
+export function createHandlerFor(loaded: Engines, config: PipelineConfig, log: Logger, listening?: SessionServer): S2sHandler {
+  // Every conversation on this worker shares the engines through one scheduler.
+  const engines = scheduleEngines(loaded, new Scheduler(config.capacity.scheduler));
+  const slots = new ConversationSlots(config.capacity.maxConversations);
   let sessions: Promise<SessionServer> | null = listening ? Promise.resolve(listening) : null;
   let publicUrl = config.sessions.publicUrl;
   const standingSessions = new Set<Promise<unknown>>();
@@ -50,17 +62,36 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
   return {
     engines,
     config,
+    concurrency: slots.max,
+    conversations: () => slots.load(),
     returnAggregateStream: true,
     serveSessionsOn(server, standingToken, url, shutdown) {
       if (url) publicUrl = url;
       const attached = SessionServer.attach(server, log);
       if (standingToken) {
-        attached.setStandingToken(standingToken, (ws, connection) => {
-          // A session that cannot start has told its client why and closed (and logged it).
-          const running = runLiveSession(ws, connection, engines, config, {}, log, new AbortController().signal, shutdown).catch(() => undefined);
-          standingSessions.add(running);
-          void running.finally(() => standingSessions.delete(running));
-        });
+        attached.setStandingToken(
+          standingToken,
+          (ws, connection) => {
+            const release = slots.tryTake();
+            if (!release) {
+              // Another client took the last slot between this one's check and its upgrade.
+              ws.send(JSON.stringify({ type: 'error', code: 'WORKER_FULL', message: fullAnswer(slots.load()).message }));
+              ws.close(1013, 'worker full');
+              return;
+            }
+            log.info('live session opened', { conversations: slots.inProgress, max: slots.max });
+            // A session that cannot start has told its client why and closed (and logged it).
+            const running = runLiveSession(ws, connection, engines, config, {}, log, new AbortController().signal, shutdown)
+              .catch(() => undefined)
+              .finally(() => {
+                release();
+                log.info('live session closed', { conversations: slots.inProgress, max: slots.max });
+              });
+            standingSessions.add(running);
+            void running.finally(() => standingSessions.delete(running));
+          },
+          () => (slots.full ? fullAnswer(slots.load()) : null),
+        );
       }
       sessions = Promise.resolve(attached);
     },
@@ -77,8 +108,15 @@ export function createHandlerFor(engines: Engines, config: PipelineConfig, log: 
     },
     async *handle(job: WorkerJob, signal: AbortSignal) {
       const input = parseJobInput(job.input);
-      if (input.mode === 'session') yield* runSessionJob(input, engines, config, await sessionServer(), publicUrl, job, signal);
-      else yield* runTurnJob(input, engines, config, signal);
+      // The queue worker takes jobs only below the limit; this holds if jobs also come another way.
+      const release = slots.tryTake();
+      if (!release) throw new S2sError('WORKER_FULL', fullAnswer(slots.load()).message, { retryable: true });
+      try {
+        if (input.mode === 'session') yield* runSessionJob(input, engines, config, await sessionServer(), publicUrl, job, signal);
+        else yield* runTurnJob(input, engines, config, signal);
+      } finally {
+        release();
+      }
     },
   };
 }

@@ -87,6 +87,7 @@ export async function startWorkerProcess(options: StartOptions): Promise<number>
     // Load-balancing endpoints: live sessions on /ws of the same server, for clients with the token.
     if (isSessionCapable(handler)) {
       handler.serveSessionsOn(health.httpServer, handler.config.sessions.standingToken, undefined, stop.signal);
+      health.load = () => handler.conversations();
       if (!handler.config.sessions.standingToken) log.warn('S2S_SESSION_TOKEN is not set: /ws and /v1/realtime refuse every client');
     }
     health.state = 'ready';

@@ -13,7 +13,7 @@ import type { Asr, Transcript } from '../../src/asr/asr.js';
 import { float32ToPcm16, pcm16ToFloat32 } from '../../src/audio/pcm.js';
 import type { ChatMessage, Conversation, ConversationOptions, Llm, ReplyOptions, ReplyPart, ReplyStats, RespondOptions } from '../../src/llm/llm.js';
 import type { Synthesis, SynthesisOptions, SynthesisStats, Tts } from '../../src/tts/tts.js';
-import { TTS_FRAME_SAMPLES, type ModelTimes } from './l4-calibration.js';
+import { TTS_FRAME_SAMPLES, type BatchScaling, type ModelTimes } from './l4-calibration.js';
 
 const SLICE_MS = 5;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -24,11 +24,18 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * lateness to every later step: each milestone is reached at its ideal time plus at most one lag.
  */
 export class SimulatedGpu {
-  readonly active = { llm: 0, tts: 0 };
-  constructor(readonly times: ModelTimes) {}
+  readonly active = { llm: 0, tts: 0, asr: 0 };
+  /**
+   * `scaling` (the capacity benchmark): a job also slows down with the jobs of its own kind running
+   * at once (L4_BATCH_SCALING). Without it, as in the latency benchmark, only the LLM/TTS overlap counts.
+   */
+  constructor(
+    readonly times: ModelTimes,
+    readonly scaling?: BatchScaling,
+  ) {}
 
   /** Starts a job of `kind`; `until(workMs)` waits for its cumulative progress; `end()` frees the GPU. */
-  start(kind: 'llm' | 'tts', signal?: AbortSignal): GpuJob {
+  start(kind: 'llm' | 'tts' | 'asr', signal?: AbortSignal): GpuJob {
     return new GpuJob(this, kind, signal);
   }
 }
@@ -37,19 +44,21 @@ export class GpuJob {
   #progress = 0;
   #last = performance.now();
   #ended = false;
-  readonly #other: 'llm' | 'tts';
+  readonly #other: 'llm' | 'tts' | null;
 
   constructor(
     readonly gpu: SimulatedGpu,
-    readonly kind: 'llm' | 'tts',
+    readonly kind: 'llm' | 'tts' | 'asr',
     readonly signal?: AbortSignal,
   ) {
-    this.#other = kind === 'llm' ? 'tts' : 'llm';
+    // The table's sharing factor is for the LLM and the TTS; it gives none for Whisper.
+    this.#other = kind === 'llm' ? 'tts' : kind === 'tts' ? 'llm' : null;
     gpu.active[kind]++;
   }
 
   get #factor(): number {
-    return this.gpu.active[this.#other] > 0 ? this.gpu.times.sharedGpuFactor : 1;
+    const shared = this.#other !== null && this.gpu.active[this.#other] > 0 ? this.gpu.times.sharedGpuFactor : 1;
+    return shared * (this.gpu.scaling?.[this.kind](this.gpu.active[this.kind]) ?? 1);
   }
 
   #advance(): void {
@@ -147,7 +156,17 @@ export class CalibratedAsrDouble implements Asr {
     this.spent.decodes++;
     this.spent.ms += ms;
     // Whisper runs beside the LLM and TTS in the real worker; the table gives no factor for it.
-    await sleep(ms);
+    // With batch scaling (capacity benchmark), decodes running at once slow each other.
+    if (this.gpu.scaling) {
+      const job = this.gpu.start('asr');
+      try {
+        await job.until(ms);
+      } finally {
+        job.end();
+      }
+    } else {
+      await sleep(ms);
+    }
     options.signal?.throwIfAborted();
     return { text: this.oracle.textOf(samples), asrMs: performance.now() - started, audioMs: seconds * 1000, windows: 1 };
   }

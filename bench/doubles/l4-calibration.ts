@@ -81,3 +81,60 @@ export function modelTimes(profile: 'central' | 'high'): ModelTimes {
 
 /** Length of a 133 ms VibeVoice latent frame in 24 kHz samples (7.5 Hz acoustic tokenizer). */
 export const TTS_FRAME_SAMPLES = 3_200;
+
+/**
+ * How each engine's time grows with the work running on it at once (the capacity benchmark, `npm run
+ * bench -- capacity`). A job on an engine with B jobs active progresses at 1 / ratio(B) of its
+ * one-job speed; ratios between the tabled B are interpolated linearly, beyond the last they grow
+ * along the last segment.
+ */
+export interface BatchScalingRow {
+  /** B -> per-step time relative to B = 1. */
+  ratios: Record<number, number>;
+  source: string;
+  /** True when no published figure exists and the row is our assumption. */
+  assumption?: boolean;
+}
+
+export const L4_BATCH_SCALING = {
+  tts: {
+    ratios: { 1: 1, 2: 1.02, 4: 1.13, 8: 1.4, 16: 1.83 },
+    source:
+      "../shared/docs/TTS-ENGINE.md, 'how upstream's modules scale with batch', bf16 row: one speech frame for B streams 290 / 296 / 327 / 406 / 532 ms (measured on CPU at the real architecture; the ratio is what carries over). To be replaced by our engine's own `npm run bench -- tts` figures on a GPU when they land",
+  },
+  llm: {
+    ratios: { 1: 1, 2: 1.63, 4: 2.23, 8: 2.39, 16: 2.75 },
+    source:
+      'llama.cpp examples/batched-bench/README.md sample results (LLaMA 7B F16, PP 128, TG 128, prompt not shared, all layers on the GPU): S_TG 41.57 / 50.90 / 74.44 / 139.43 / 242.23 t/s at B = 1 / 2 / 4 / 8 / 16, so one decode step takes B x 41.57 / S_TG of the B = 1 step. Its GPU is not named, and a 1.5B Q4_K_M model leaves more of the GPU idle at B = 1, so these ratios are on the pessimistic side for ours',
+  },
+  asr: {
+    ratios: { 1: 1, 2: 1.6 },
+    source:
+      'ASSUMPTION: sherpa-onnx has no batch decode for Whisper (offline-recognizer-whisper-impl.h DecodeStreams: "batch decoding is not implemented yet", it loops over the streams), so the worker runs at most two decodes at once; no published figure gives two onnxruntime CUDA decodes on one GPU, so each is taken to run 1.6x slower while the other runs (together 1.25x the throughput of one)',
+    assumption: true,
+  },
+} satisfies Record<string, BatchScalingRow>;
+
+export type BatchScaling = Record<keyof typeof L4_BATCH_SCALING, (active: number) => number>;
+
+/** The ratio of a row at B jobs, interpolated. */
+export function batchRatio(row: BatchScalingRow, active: number): number {
+  const points = Object.entries(row.ratios)
+    .map(([b, r]) => [Number(b), r] as const)
+    .sort((a, b) => a[0] - b[0]);
+  if (active <= points[0]![0]) return points[0]![1];
+  for (let i = 1; i < points.length; i++) {
+    const [b0, r0] = points[i - 1]!;
+    const [b1, r1] = points[i]!;
+    if (active <= b1 || i === points.length - 1) return r0 + ((active - b0) * (r1 - r0)) / (b1 - b0);
+  }
+  return points.at(-1)![1];
+}
+
+export function l4BatchScaling(): BatchScaling {
+  return {
+    tts: (b) => batchRatio(L4_BATCH_SCALING.tts, b),
+    llm: (b) => batchRatio(L4_BATCH_SCALING.llm, b),
+    asr: (b) => batchRatio(L4_BATCH_SCALING.asr, b),
+  };
+}

@@ -25,6 +25,11 @@ export interface HandlerDefinition {
   handle: JobHandler;
   /** Also send the list of all events as the job's final output (`/run`, `/runsync` see it). */
   returnAggregateStream: boolean;
+  /**
+   * Jobs this handler runs at once (RunPod's Python SDK calls it the concurrency modifier): the
+   * queue worker takes jobs only while it holds fewer. Default 1.
+   */
+  concurrency?: number;
 }
 
 /** RunPod refuses stream chunks over 1 MB. */

@@ -60,6 +60,9 @@ export class QueueWorker {
   readonly #client: PlatformClient;
   readonly #urls: PlatformUrlBuilder;
   readonly #active = new Map<string, ActiveJob>();
+  /** Jobs at once: the handler's own limit (S2S_MAX_CONVERSATIONS for the speech handler). */
+  readonly #concurrency: number;
+  readonly #takeBatch: number;
   readonly #running = new Set<Promise<void>>();
   /** Fires when SIGTERM (or `drain()`) asks the worker to stop taking jobs. */
   readonly #draining = new AbortController();
@@ -73,6 +76,8 @@ export class QueueWorker {
     this.#log = options.log;
     this.#client = new PlatformClient(options.config.apiKey);
     this.#urls = new PlatformUrlBuilder(options.config.platform, options.config.workerId, options.config.gpuTypeId);
+    this.#concurrency = Math.max(1, options.handler.concurrency ?? 1);
+    this.#takeBatch = Math.min(options.config.jobTakeBatch, this.#concurrency);
   }
 
   /** Ids of the jobs in progress, as the heartbeat reports them. */
@@ -84,7 +89,7 @@ export class QueueWorker {
   async run(): Promise<void> {
     this.#log.info('worker started', {
       worker_id: this.#config.workerId,
-      concurrency: this.#config.concurrency,
+      concurrency: this.#concurrency,
       version: WORKER_VERSION,
     });
     const background = [this.#heartbeatLoop(), this.#stopLoop()];
@@ -107,12 +112,12 @@ export class QueueWorker {
   async #takeLoop(): Promise<void> {
     let backoffMs = ERROR_BACKOFF_FIRST_MS;
     while (!this.#draining.signal.aborted) {
-      const free = this.#config.concurrency - this.#active.size;
+      const free = this.#concurrency - this.#active.size;
       if (free <= 0) {
         await this.#waitForSlot();
         continue;
       }
-      const outcome = await this.#takeJobs(Math.min(free, this.#config.jobTakeBatch));
+      const outcome = await this.#takeJobs(Math.min(free, this.#takeBatch));
       if (outcome === 'error') {
         await sleep(backoffMs, this.#draining.signal);
         backoffMs = Math.min(backoffMs * 2, ERROR_BACKOFF_MAX_MS);
@@ -193,7 +198,7 @@ export class QueueWorker {
       await this.#postDone(taken.id, { error: taken.problem }, log, active.controller.signal);
       return;
     }
-    log.info('job started');
+    log.info('job started', { in_progress: this.#active.size, max: this.#concurrency });
     const signal = active.controller.signal;
     const poster = new StreamPoster(this.#client, this.#urls.jobStream(taken.id), taken.id, signal);
     active.poster = poster;

@@ -15,6 +15,7 @@ import type {
   ChatModelFunctionCall,
   ChatModelFunctions,
   ChatModelResponse,
+  EvaluationPriority,
   Llama,
   LlamaChat,
   LlamaChatResponseFunctionCall,
@@ -39,6 +40,7 @@ import {
   type RespondOptions,
 } from './llm.js';
 import type { ToolChoice } from './tools.js';
+import { levelOf } from '../util/work-priority.js';
 
 export interface LlamaCppConfig {
   modelPath: string;
@@ -60,6 +62,13 @@ const TEMPLATE_TOKENS_PER_MESSAGE = 6;
 const CALL_RETRIES = 1;
 /** Logit added to the first token of the chat wrapper's call syntax when a call is required. */
 const FORCE_CALL_LOGIT = 100;
+/**
+ * node-llama-cpp evaluates the sequences of one context in one batch; when more tokens are queued
+ * than a batch holds, it gives more of the batch to higher priorities (1-5): confirmed answers
+ * before preemptive ones.
+ */
+const CONFIRMED_PRIORITY: EvaluationPriority = 5;
+const SPECULATIVE_PRIORITY: EvaluationPriority = 3;
 /** What the model is told when a call it made got no output before the conversation moved on. */
 const NO_OUTPUT = 'The function returned no output.';
 
@@ -278,6 +287,8 @@ export class LlamaConversation implements Conversation {
         maxTokens: maxTokens - outputTokens,
         temperature: options.temperature ?? this.#llm.config.defaultTemperature,
         signal,
+        // Read at each generation: a preemptive answer promoted meanwhile evaluates as confirmed from here on.
+        evaluationPriority: levelOf(options.priority) === 'confirmed' ? CONFIRMED_PRIORITY : SPECULATIVE_PRIORITY,
         onText: (text) => emit({ type: 'text', text }),
       });
       if (calls.length === 0 || signal.aborted) break;
@@ -317,6 +328,7 @@ export class LlamaConversation implements Conversation {
     maxTokens: number;
     temperature: number;
     signal: AbortSignal;
+    evaluationPriority: EvaluationPriority;
     onText: (text: string) => void;
   }): Promise<(LlamaChatResponseFunctionCall<ChatModelFunctions> | string)[]> {
     const force = request.forceCall ? this.#forceCallBias() : null;
@@ -332,6 +344,7 @@ export class LlamaConversation implements Conversation {
         temperature: request.temperature,
         signal: request.signal,
         stopOnAbortSignal: true,
+        evaluationPriority: request.evaluationPriority,
         onTextChunk: (text) => {
           if (text) request.onText(text);
         },

@@ -4,6 +4,7 @@
  * A turn may also be offered tools: it then streams text and function calls, the caller runs the
  * calls and hands back their outputs, and the next turn continues the answer from them.
  */
+import type { PriorityLike } from '../util/work-priority.js';
 import type { ToolChoice, ToolSet } from './tools.js';
 
 export interface ChatMessage {
@@ -27,6 +28,8 @@ export interface ReplyOptions {
   temperature?: number;
   /** The system prompt for this reply instead of the conversation's own (a client's instructions). */
   instructions?: string;
+  /** Confirmed (default) or speculative (a preemptive answer): the scheduler and the engine's batch order by it. */
+  priority?: PriorityLike;
 }
 
 export interface ReplyStats {
@@ -41,6 +44,8 @@ export interface ReplyStats {
   droppedMessages: number;
   /** Function calls the model made whose arguments broke the tool's schema (never passed on). */
   rejectedFunctionCalls: number;
+  /** Time the reply waited for the engine before it started, ms (set by the scheduler). */
+  waitMs?: number;
 }
 
 export interface RespondOptions extends ReplyOptions {

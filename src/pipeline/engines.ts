@@ -11,12 +11,15 @@ import { TtsSidecar, type SidecarConfig } from '../tts/sidecar.js';
 import type { Tts } from '../tts/tts.js';
 import { VibeVoiceClient, type VibeVoiceClientOptions } from '../tts/vibevoice-client.js';
 import { loadSileroVad, type Vad, type VadConfig } from '../vad/vad.js';
+import type { Scheduler } from './scheduler.js';
 
 export interface Engines {
   vad: Vad;
   asr: Asr;
   llm: Llm;
   tts: Tts;
+  /** Set when the engines are shared through the scheduler (scheduled-engines.ts): its back-off rule and load. */
+  scheduler?: Scheduler;
   dispose(): Promise<void>;
 }
 

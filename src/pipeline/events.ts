@@ -47,6 +47,12 @@ export interface TurnMetrics {
   preemptive: boolean | 'discarded';
   /** LLM tokens (prompt + generated) of preemptive answers thrown away this turn; not billed. */
   llm_tokens_wasted: number;
+  /** Time the turn's transcript waited for the ASR engine behind other conversations' work. */
+  asr_wait_ms: number;
+  /** Time the answer waited for the LLM before it started generating (other conversations, a discarded answer). */
+  llm_wait_ms: number;
+  /** Time the answer's first piece of speech waited for a TTS stream behind other conversations' speech. */
+  tts_wait_ms: number;
 }
 
 export type TurnEvent =

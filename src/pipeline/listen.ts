@@ -12,6 +12,7 @@
  */
 import type { Asr, Transcript } from '../asr/asr.js';
 import { concatFloat32 } from '../audio/pcm.js';
+import { WorkPriority } from '../util/work-priority.js';
 import { msToSamples, samplesToMs, type Endpointer, type TurnModelReport, type VadEvent } from '../vad/endpointer.js';
 
 /** Audio of a complete item is fed one VAD frame at a time, so each frame sees the cues known before it. */
@@ -28,6 +29,8 @@ export interface HeardTurn {
   /** ASR time left after the turn closed (zero when speculation finished in time). */
   asrCriticalMs: number;
   asrSpeculative: boolean;
+  /** Time the transcript's decode waited for the engine behind other conversations' work. */
+  asrWaitMs?: number;
   /** performance.now() when the turn closed: the reference point of first_audio_ms. */
   closedAt: number;
   /** performance.now() when the transcript was ready. */
@@ -73,6 +76,8 @@ interface Speculation {
   startedAt: number;
   /** Cancels this speculation alone (speech resumed, or a newer one replaced it). */
   abort: AbortController;
+  /** Speculative until its turn closes on exactly its audio: then confirmed (it is the turn's transcript). */
+  priority: WorkPriority;
   result: Promise<Transcript>;
   /** The result handled: endpoint adapted and `onSpeculation` told. */
   settled: Promise<void>;
@@ -124,8 +129,9 @@ export class TurnListener {
     this.#partialAt = position;
     this.#partialRunning = true;
     const generation = this.#generation;
+    // Lowest priority, and skipped (rejected) rather than queued when the engine is busy.
     this.#asr
-      .transcribe(audio, { signal: this.#signal })
+      .transcribe(audio, { signal: this.#signal, priority: 'partial' })
       .then(
         (transcript) => {
           if (generation === this.#generation && transcript.text) this.#options.onPartial?.({ text: transcript.text, atSample: position });
@@ -174,11 +180,13 @@ export class TurnListener {
 
   #speculate(endSample: number, audio: Float32Array): Speculation {
     const abort = new AbortController();
-    const result = this.#transcribeAudio(audio, AbortSignal.any([this.#signal, abort.signal]));
+    const priority = new WorkPriority('speculative');
+    const result = this.#transcribeAudio(audio, AbortSignal.any([this.#signal, abort.signal]), priority);
     const speculation: Speculation = {
       endSample,
       startedAt: performance.now(),
       abort,
+      priority,
       result,
       settled: result.then(
         (transcript) => {
@@ -203,7 +211,8 @@ export class TurnListener {
     this.#reset();
     const usable = segments.length === 1 && speculation !== null && speculation.endSample === closed.endSample;
     if (!usable) speculation?.abort.abort();
-    const final = usable ? speculation.result : this.#transcribeAudio(concatFloat32(parts), this.#signal);
+    else speculation.priority.promote();
+    const final = usable ? speculation.result : this.#transcribeAudio(concatFloat32(parts), this.#signal, 'confirmed');
     return (async () => {
       const asrStartedAt = usable ? speculation.startedAt : performance.now();
       const transcript = await final;
@@ -217,6 +226,7 @@ export class TurnListener {
         asrMs: transcript.asrMs,
         asrCriticalMs: Math.max(0, transcriptAt - Math.max(closed.at, asrStartedAt)),
         asrSpeculative: usable,
+        asrWaitMs: transcript.waitMs ?? 0,
         closedAt: closed.at,
         transcriptAt,
         speechEndAt: closed.speechEndAt,
@@ -231,8 +241,8 @@ export class TurnListener {
   }
 
   /** One ASR call at a time per listener: a cancelled speculation gives way at once, or as soon as its decode ends. */
-  #transcribeAudio(audio: Float32Array, signal: AbortSignal): Promise<Transcript> {
-    const result = this.#asrTail.then(() => this.#asr.transcribe(audio, { signal }));
+  #transcribeAudio(audio: Float32Array, signal: AbortSignal, priority: WorkPriority | 'confirmed'): Promise<Transcript> {
+    const result = this.#asrTail.then(() => this.#asr.transcribe(audio, { signal, priority }));
     this.#asrTail = result.catch(() => undefined);
     return result;
   }

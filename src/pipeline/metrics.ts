@@ -7,7 +7,8 @@
  * = from when the last speech sample was captured at the client (estimated from its frame's arrival)
  * to the first answer audio leaving, and endpoint_ms = from that capture to the turn closing, so the
  * client's frame wait shows in both. overhead_ms is what remains after the endpoint and the model
- * time on the critical path (for a preemptive answer: the model time still left when the turn closed).
+ * time on the critical path (for a preemptive answer: the model time still left when the turn closed);
+ * waiting for a shared engine counts as model time there, and is reported apart in the *_wait_ms figures.
  */
 import { TTS_SAMPLE_RATE } from '../tts/tts.js';
 import type { TurnMetrics } from './events.js';
@@ -47,17 +48,21 @@ export function turnMetrics(
     interrupted,
     preemptive: preemption.preemptive,
     llm_tokens_wasted: preemption.wastedTokens,
+    asr_wait_ms: round(heard?.asrWaitMs ?? 0),
+    llm_wait_ms: 0,
+    tts_wait_ms: 0,
   };
   if (!heard || !response) return metrics;
   const t = response;
   const llmFirstClause = t.firstPieceAt === null ? 0 : t.firstPieceAt - t.requestedAt;
   const ttsTtfb = t.pieces[0]?.stats.ttfbMs ?? 0;
+  const ttsWait = t.pieces[0]?.stats.waitMs ?? 0;
   const firstAudio = firstOutAt === null ? 0 : endpointMs + (firstOutAt - heard.closedAt);
   // Model time on the critical path after the turn closed.
   const modelCritical =
     preemption.preemptive === true
       ? Math.max(0, (t.firstAudioAt ?? heard.closedAt) - heard.closedAt)
-      : heard.asrCriticalMs + llmFirstClause + ttsTtfb;
+      : heard.asrCriticalMs + llmFirstClause + ttsWait + ttsTtfb;
   const audioOutMs = (t.audioSamples / TTS_SAMPLE_RATE) * 1000;
   return {
     ...metrics,
@@ -71,5 +76,7 @@ export function turnMetrics(
     llm_tokens_in: t.llm?.inputTokens ?? 0,
     llm_tokens_out: t.llm?.outputTokens ?? 0,
     interrupted: interrupted || (t.llm?.aborted ?? false),
+    llm_wait_ms: round(t.llm?.waitMs ?? 0),
+    tts_wait_ms: round(ttsWait),
   };
 }

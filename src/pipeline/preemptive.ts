@@ -8,6 +8,7 @@
  */
 import type { Conversation } from '../llm/llm.js';
 import type { Tts } from '../tts/tts.js';
+import { WorkPriority } from '../util/work-priority.js';
 import { respond, type Response, type ResponseOptions } from './respond.js';
 
 /** full: LLM and TTS start early; llm: only the LLM (TTS waits for the confirmed turn); off: nothing starts early. */
@@ -26,6 +27,8 @@ export interface TakenResponse {
 interface Held {
   text: string;
   abort: AbortController;
+  /** Speculative until the turn is confirmed on its text. */
+  priority: WorkPriority;
   /** Releases an `llm`-only response's TTS. */
   confirm: () => void;
   /** Null when it was discarded before it could start. */
@@ -38,6 +41,7 @@ export class PreemptiveResponder {
   readonly #mode: PreemptionMode;
   readonly #options: () => Omit<ResponseOptions, 'signal'>;
   readonly #signal: AbortSignal;
+  readonly #mayStart: () => boolean;
   #held: Held | null = null;
   /** Settles once every discarded response has stopped and been rolled back: the conversation is free. */
   #idle: Promise<void> = Promise.resolve();
@@ -46,13 +50,17 @@ export class PreemptiveResponder {
   /** Tokens of every discarded response so far (never billed). */
   wastedTokens = 0;
 
-  /** `options` is read when a response starts, so session settings changed meanwhile apply. */
-  constructor(conversation: Conversation, tts: Tts, mode: PreemptionMode, options: () => Omit<ResponseOptions, 'signal'>, signal: AbortSignal) {
+  /**
+   * `options` is read when a response starts, so session settings changed meanwhile apply.
+   * `mayStart` is the worker's back-off rule (Scheduler.mayPreempt): under load no answer starts early.
+   */
+  constructor(conversation: Conversation, tts: Tts, mode: PreemptionMode, options: () => Omit<ResponseOptions, 'signal'>, signal: AbortSignal, mayStart: () => boolean = () => true) {
     this.#conversation = conversation;
     this.#tts = tts;
     this.#mode = mode;
     this.#options = options;
     this.#signal = signal;
+    this.#mayStart = mayStart;
   }
 
   get mode(): PreemptionMode {
@@ -69,20 +77,23 @@ export class PreemptiveResponder {
     if (this.#mode === 'off' || !text.trim() || this.#signal.aborted) return;
     if (this.#held?.text === text) return;
     this.discard();
+    if (!this.#mayStart()) return;
     const abort = new AbortController();
     let confirm!: () => void;
     const confirmed = new Promise<void>((resolve) => (confirm = resolve));
+    const priority = new WorkPriority('speculative');
     const started = this.#idle.then(() => {
       if (abort.signal.aborted) return null;
       const historyLength = this.#conversation.history.length;
       const response = respond(this.#conversation, this.#tts, text, {
         ...this.#options(),
+        priority,
         signal: AbortSignal.any([abort.signal, this.#signal]),
         ...(this.#mode === 'llm' && { speakAfter: confirmed }),
       });
       return { response, historyLength };
     });
-    this.#held = { text, abort, confirm, started };
+    this.#held = { text, abort, priority, confirm, started };
   }
 
   /** Speech resumed (or the turn turned out different): throw the held response away, without a trace. */
@@ -121,6 +132,7 @@ export class PreemptiveResponder {
       if (started) {
         signal.addEventListener('abort', () => held.abort.abort(signal.reason), { once: true });
         if (signal.aborted) held.abort.abort(signal.reason);
+        held.priority.promote();
         held.confirm();
         response = started.response;
       }

@@ -11,6 +11,7 @@ import type { ToolChoice, ToolSet } from '../llm/tools.js';
 import { speakInOrder, type PieceReport } from '../tts/speaker.js';
 import type { Tts } from '../tts/tts.js';
 import { AsyncQueue } from '../util/async-queue.js';
+import type { PriorityLike } from '../util/work-priority.js';
 
 /** Audio carries the index of the text piece it speaks (`timings.pieces[piece]`), so a cut answer knows what was heard. */
 export type ResponseItem =
@@ -35,6 +36,8 @@ export interface ResponseOptions {
   speakAfter?: Promise<void>;
   tools?: ToolSet;
   toolChoice?: ToolChoice;
+  /** Confirmed (default) or speculative (a preemptive answer, promoted when its turn is confirmed): for the scheduler. */
+  priority?: PriorityLike;
 }
 
 /** performance.now() marks along the response's critical path, filled in as it runs. */
@@ -90,6 +93,7 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
         instructions: options.instructions,
         tools: options.tools,
         toolChoice: options.toolChoice,
+        priority: options.priority,
       });
       for await (const part of parts) {
         timings.firstTokenAt ??= performance.now();
@@ -114,7 +118,7 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
 
   const speak = async () => {
     if (options.speakAfter) await options.speakAfter;
-    const speech = speakInOrder(tts, pieces, { signal, voice: options.voice, cfg: options.cfg, steps: options.steps });
+    const speech = speakInOrder(tts, pieces, { signal, voice: options.voice, cfg: options.cfg, steps: options.steps, priority: options.priority });
     timings.pieces = speech.pieces;
     for await (const chunk of speech) {
       timings.firstAudioAt ??= performance.now();

@@ -39,7 +39,7 @@ export async function* runTurn(
 ): AsyncGenerator<TurnEvent, TurnSummary> {
   const endpointer = engines.vad.openStream(options.vad);
   const { vad: _vad, preemption: mode = 'full', ...responseOptions } = options;
-  const preemption = new PreemptiveResponder(conversation, engines.tts, mode, () => responseOptions, signal);
+  const preemption = new PreemptiveResponder(conversation, engines.tts, mode, () => responseOptions, signal, () => engines.scheduler?.mayPreempt() ?? true);
   // The audio is all there, so a segment's endpoint closes at once: the answer starts when it does, on
   // the speculative transcript of exactly that segment (not at every brief dip inside the speech).
   let speculation: { text: string; endSample: number } | null = null;

@@ -16,6 +16,8 @@ import { OutputPacer } from './output-pacer.js';
 
 export interface AnswersOptions extends Omit<AnswerContext, 'pacer' | 'preemption' | 'account'> {
   preemption: PreemptionMode;
+  /** The worker's back-off rule (Scheduler.mayPreempt): under load no answer starts before its turn is confirmed. */
+  mayPreempt?: () => boolean;
   /** Audio sent ahead of playback. */
   outputLeadMs: number;
   /** False while the client is not taking audio: the pacer holds. */
@@ -45,7 +47,7 @@ export class Answers {
   readonly #tokens = { llmTokensIn: 0, llmTokensOut: 0 };
 
   constructor(options: AnswersOptions) {
-    const { preemption, outputLeadMs, canSend, stuckMs, onStuck, audio, ended, ...shared } = options;
+    const { preemption, mayPreempt, outputLeadMs, canSend, stuckMs, onStuck, audio, ended, ...shared } = options;
     this.#ended = ended;
     const pacer = new OutputPacer(
       (pcm) => {
@@ -55,7 +57,7 @@ export class Answers {
       },
       { sampleRate: CORE_OUTPUT_SAMPLE_RATE, leadMs: outputLeadMs, canSend, maxHoldMs: stuckMs, onStuck },
     );
-    const responder = new PreemptiveResponder(shared.conversation, shared.tts, preemption, () => shared.responseOptions({}), shared.signal);
+    const responder = new PreemptiveResponder(shared.conversation, shared.tts, preemption, () => shared.responseOptions({}), shared.signal, mayPreempt);
     const account = (llmTokensIn: number, llmTokensOut: number) => {
       this.#tokens.llmTokensIn += llmTokensIn;
       this.#tokens.llmTokensOut += llmTokensOut;

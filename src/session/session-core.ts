@@ -96,6 +96,7 @@ export class SessionCore {
       responseOptions: (request) => this.#responseOptions(request),
       ended: () => this.#endReason !== null,
       preemption: options.preemption ?? 'full',
+      mayPreempt: () => engines.scheduler?.mayPreempt() ?? true,
       outputLeadMs: options.outputLeadMs,
       canSend: () => (sink.unreadBytes?.() ?? 0) <= options.maxUnreadBytes,
       stuckMs: options.stuckMs,

@@ -46,8 +46,11 @@ export class SessionServer {
   });
   /** One-use tokens of session jobs, keyed by their digest (never the token itself: see util/secrets.ts). */
   readonly #tokens = new Map<string, { onConnect: OnConnect; timer: NodeJS.Timeout }>();
-  /** A standing token (load-balancing endpoints): every connection with it opens a new session. */
-  #standing: { token: string; onConnect: OnConnect } | null = null;
+  /**
+   * A standing token (load-balancing endpoints): every connection with it opens a new session, unless
+   * `refuse` gives a reason (the worker is full): then HTTP 429 with that JSON, before the upgrade.
+   */
+  #standing: { token: string; onConnect: OnConnect; refuse: (() => object | null) | undefined } | null = null;
   #ownServer: Server | null = null;
   readonly #heartbeat: NodeJS.Timeout;
   readonly #alive = new WeakSet<WebSocket>();
@@ -106,8 +109,8 @@ export class SessionServer {
     };
   }
 
-  setStandingToken(token: string, onConnect: OnConnect): void {
-    this.#standing = { token, onConnect };
+  setStandingToken(token: string, onConnect: OnConnect, refuse?: () => object | null): void {
+    this.#standing = { token, onConnect, refuse };
   }
 
   async close(): Promise<void> {
@@ -146,6 +149,14 @@ export class SessionServer {
     if ((token || realtime) && !onConnect) {
       const why = token ? 'unknown or expired session token' : 'missing token: send it as Authorization: Bearer <token>, as the subprotocol openai-insecure-api-key.<token>, or as ?token=';
       refuse(socket, '401 Unauthorized', why);
+      return true;
+    }
+    // A full load-balancing worker refuses a new session before the upgrade, so the client can go
+    // elsewhere at once. (A client whose token comes in its first message is checked the same way.)
+    const refused = this.#standing && (onConnect === null || onConnect === this.#standing.onConnect) ? (this.#standing.refuse?.() ?? null) : null;
+    if (refused) {
+      socket.once('finish', () => socket.destroy());
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 5\r\nconnection: close\r\n\r\n${JSON.stringify(refused)}`);
       return true;
     }
     const connection: Connection = { protocol: realtime ? 'realtime' : 'native', url };

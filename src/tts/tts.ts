@@ -1,4 +1,6 @@
 /** The TTS stage's interface: text in, 24 kHz mono PCM16 chunks out as they are made. */
+import type { PriorityLike } from '../util/work-priority.js';
+
 export const TTS_SAMPLE_RATE = 24_000;
 
 export interface SynthesisOptions {
@@ -8,6 +10,8 @@ export interface SynthesisOptions {
   cfg?: number;
   /** Diffusion steps (VibeVoice default 5). */
   steps?: number;
+  /** Confirmed (default) or speculative (a preemptive answer): the scheduler orders streams by it. */
+  priority?: PriorityLike;
 }
 
 export interface SynthesisStats {
@@ -16,6 +20,8 @@ export interface SynthesisStats {
   samples: number;
   /** Requests sent (more than one when the text was split or the server was busy). */
   requests: number;
+  /** Time the synthesis waited for a TTS stream behind other conversations' speech, ms (set by the scheduler). */
+  waitMs?: number;
 }
 
 export interface Synthesis extends AsyncIterable<Int16Array> {

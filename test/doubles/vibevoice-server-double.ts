@@ -9,6 +9,7 @@
  *                    backend_request_received, model_progress, backend_first_chunk_sent,
  *                    generation_error, backend_error, client_disconnected, backend_stream_complete
  *     one generation at a time: another client gets backend_busy and close code 1013
+ *     (--max-streams N: N at once, a stand-in for a TTS engine that batches streams)
  *     closing the socket stops generation; the server closes it when done
  *
  * Test hooks (this is a test double): text containing "[[fail]]" makes generation fail;
@@ -32,6 +33,7 @@ const { values } = parseArgs({
     'startup-ms': { type: 'string', default: '0' },
     stamp: { type: 'boolean', default: false },
     'pid-file': { type: 'string' },
+    'max-streams': { type: 'string', default: '1' },
   },
 });
 // Fault tests kill this process by the id it writes here.
@@ -67,7 +69,8 @@ async function speak(text: string, voice: string): Promise<Buffer> {
   return run('sox', ['-t', 'wav', '-', '-t', 'raw', '-e', 'signed-integer', '-b', '16', '-c', '1', '-r', '24000', '-', 'gain', '-n', '-3'], wav);
 }
 
-let busy = false;
+const maxStreams = Number(values['max-streams']);
+let generating = 0;
 
 const http = createServer((req, res) => {
   if (req.url === '/config' && req.method === 'GET') {
@@ -87,12 +90,12 @@ http.on('upgrade', (req, socket, head) => {
 });
 
 async function handle(ws: WebSocket, query: URLSearchParams): Promise<void> {
-  if (busy) {
+  if (generating >= maxStreams) {
     log(ws, 'backend_busy', { message: 'Please wait for the other requests to complete.' });
     ws.close(1013, 'Service busy');
     return;
   }
-  busy = true;
+  generating++;
   let disconnected = false;
   ws.on('close', () => (disconnected = true));
   const text = query.get('text') ?? '';
@@ -127,7 +130,7 @@ async function handle(ws: WebSocket, query: URLSearchParams): Promise<void> {
   } catch (error) {
     log(ws, 'backend_error', { message: (error as Error).message });
   } finally {
-    busy = false;
+    generating--;
     log(ws, 'backend_stream_complete');
     if (ws.readyState === ws.OPEN) ws.close();
   }

@@ -117,7 +117,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     ...(await fastTtsEnv()),
     S2S_SESSION_PORT: String(await freePort()),
     S2S_SESSION_HOST: '127.0.0.1',
-    S2S_LLM_CONVERSATIONS: String(Math.max(4, options.sessions + 2)),
+    S2S_MAX_CONVERSATIONS: String(Math.max(4, options.sessions + 2)),
     S2S_MAX_RESPONSE_TOKENS: '24',
   });
   const s2s: S2sHandler = await createS2sHandler({ log, env });
@@ -125,6 +125,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   // The same handler, noting the worker's shutdown signal so its listeners can be counted.
   const handler: HandlerDefinition = {
     returnAggregateStream: s2s.returnAggregateStream,
+    concurrency: s2s.concurrency,
     handle(job, signal) {
       shutdown ??= job.shutdown;
       return s2s.handle(job, signal);
@@ -132,7 +133,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   };
   const harness = await startHarness({
     handler,
-    env: { S2S_CONCURRENCY: String(Math.max(2, options.sessions)) },
     // Results are checked as each job ends; the API need not keep them (it would grow this process).
     api: { resultRetentionMs: 5_000 },
   });

@@ -36,7 +36,7 @@ describe('load (short form)', () => {
     const double = createScriptedHandlerDouble();
     let shutdown: AbortSignal | undefined;
     const handler: HandlerDefinition = { ...double, handle: (job, signal) => ((shutdown ??= job.shutdown), double.handle(job, signal)) };
-    const harness = await startHarness({ handler, env: { S2S_CONCURRENCY: '1' } });
+    const harness = await startHarness({ handler: { ...handler, concurrency: 1 } });
     try {
       await harness.endpoint.runSync({ input: { events: 1 } }, 10_000);
       const before = getEventListeners(shutdown!, 'abort').length;

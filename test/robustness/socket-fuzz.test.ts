@@ -34,7 +34,7 @@ let speech: Int16Array;
 
 beforeAll(async () => {
   const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
-  handler = await testProfileHandler({ S2S_SESSION_IDLE_MS: '3000', S2S_LLM_CONVERSATIONS: '8', ...(await fastTtsEnv()) }, log);
+  handler = await testProfileHandler({ S2S_SESSION_IDLE_MS: '3000', S2S_MAX_CONVERSATIONS: '8', ...(await fastTtsEnv()) }, log);
   server = createServer((_req, res) => res.writeHead(404).end());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   handler.serveSessionsOn(server, TOKEN);

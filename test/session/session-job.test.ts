@@ -27,8 +27,8 @@ let sessions: SessionServer;
 let url: string;
 
 beforeAll(async () => {
-  // One LLM conversation slot: a conversation that leaks blocks every later job.
-  handler = await testProfileHandler({ S2S_LLM_CONVERSATIONS: '1', S2S_SESSION_CONNECT_TIMEOUT_MS: '3000' });
+  // One conversation (one LLM sequence): a conversation that leaks blocks every later job.
+  handler = await testProfileHandler({ S2S_MAX_CONVERSATIONS: '1', S2S_SESSION_CONNECT_TIMEOUT_MS: '3000' });
   sessions = await SessionServer.listen(0, '127.0.0.1', log);
   url = `ws://127.0.0.1:${sessions.port}/ws`;
 }, 60_000);

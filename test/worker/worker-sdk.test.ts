@@ -112,7 +112,7 @@ describe('queue worker through runpod-sdk', () => {
 
   it('runs two jobs at once with concurrency 2', async () => {
     const handler = createScriptedHandlerDouble();
-    harness = await startHarness({ handler, env: { S2S_CONCURRENCY: '2' } });
+    harness = await startHarness({ handler: { ...handler, concurrency: 2 } });
     const a = await harness.endpoint.run({ input: { events: 10, interval_ms: 30 } });
     const b = await harness.endpoint.run({ input: { events: 10, interval_ms: 30 } });
     await Promise.all([collect(harness.endpoint.stream(a.id)), collect(harness.endpoint.stream(b.id))]);
@@ -193,7 +193,7 @@ describe('queue worker through runpod-sdk', () => {
 
   it('uses job-take-batch when more than one job is wanted', async () => {
     const handler = createScriptedHandlerDouble();
-    harness = await startHarness({ handler, env: { S2S_CONCURRENCY: '3', S2S_JOB_TAKE_BATCH: '3' }, proxy: true });
+    harness = await startHarness({ handler: { ...handler, concurrency: 3 }, env: { S2S_JOB_TAKE_BATCH: '3' }, proxy: true });
     const ids = await Promise.all([1, 2, 3].map(() => harness!.endpoint.run({ input: { events: 1 } })));
     for (const { id } of ids) await collect(harness.endpoint.stream(id));
     const takes = harness.proxy!.requests.filter((r) => r.path.includes('/job-take'));
@@ -228,7 +228,7 @@ describe('job-take answers', () => {
     let release!: () => void;
     const queued = new Promise<void>((resolve) => (release = resolve));
     // The worker's first batch take is held back until three jobs wait, so one answer carries them all.
-    harness = await startHarness({ handler, env: { S2S_CONCURRENCY: '3', S2S_JOB_TAKE_BATCH: '3' }, proxyHolds: [{ method: 'GET', path: /\/job-take-batch\//, times: 1, until: queued, stage: 'request' }] });
+    harness = await startHarness({ handler: { ...handler, concurrency: 3 }, env: { S2S_JOB_TAKE_BATCH: '3' }, proxyHolds: [{ method: 'GET', path: /\/job-take-batch\//, times: 1, until: queued, stage: 'request' }] });
     const ids: string[] = [];
     for (let n = 0; n < 3; n++) ids.push((await harness.endpoint.run({ input: { events: 1 } })).id);
     release();
