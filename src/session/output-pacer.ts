@@ -47,6 +47,11 @@ export class OutputPacer {
     return this.#queue.length > 0 || this.#pausedRemainingMs !== null || this.#playbackEndsAt > performance.now();
   }
 
+  /** Audio waits to be sent (a pause holds it): there is something to resume. */
+  get queued(): boolean {
+    return this.#queue.length > 0;
+  }
+
   /** Audio sent but not yet played at the listener (what a cut takes back from what was heard). */
   get unplayedMs(): number {
     return this.#pausedRemainingMs ?? Math.max(0, this.#playbackEndsAt - performance.now());

@@ -110,6 +110,7 @@ export class SessionCore {
         sessionId: this.id,
         ended: () => this.#endReason !== null,
         assistantSpeaking: () => this.#answers.speaking,
+        answerResumable: () => this.#answers.resumable,
         nextTurn: () => this.#turns,
         emit: (event) => this.#emit(event),
         discardSpeculation: () => this.#answers.discardSpeculation(),
@@ -228,7 +229,7 @@ export class SessionCore {
     return this.#input.endpointerOptions;
   }
 
-  /** Changes how turns are found; a new endpointer starts when its options change (speech in progress is dropped). */
+  /** Changes how turns are found; what was heard is kept (see `TurnTaking.setDetection`). */
   setTurnDetection(detection: TurnDetection): void {
     this.#input.setDetection(detection);
   }
@@ -238,9 +239,12 @@ export class SessionCore {
     return samplesToMs(this.#input.heardSamples);
   }
 
-  /** An answer is being made or played. */
+  /**
+   * An answer is running or one asked for with `requestAnswer` waits to start (an automatic answer
+   * to a turn that has not started is not counted: `requestAnswer` takes its place).
+   */
   get answering(): boolean {
-    return this.#answers.current !== null;
+    return this.#answers.answering;
   }
 
   /** The conversation as it stands, in order. */
@@ -354,8 +358,9 @@ export class SessionCore {
     return this.#input.commit();
   }
 
-  /** Drops the audio not yet committed (manual turn detection). */
+  /** Drops the audio not yet committed, whatever the turn detection (the speech in progress too). */
   clearAudio(): void {
+    if (this.#endReason) return;
     this.#input.clearAudio();
   }
 

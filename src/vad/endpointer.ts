@@ -107,7 +107,7 @@ export const msToSamples = (ms: number) => Math.round((ms * VAD_SAMPLE_RATE) / 1
 type Phase = 'idle' | 'maybe_speech' | 'speech' | 'trailing_silence';
 
 export class Endpointer {
-  readonly options: EndpointerOptions;
+  #options: EndpointerOptions;
   readonly #model: SileroVadModel;
   readonly #state = SileroVadModel.initialState();
   readonly #input = new Float32Array(VAD_CONTEXT_SAMPLES + VAD_FRAME_SAMPLES);
@@ -131,8 +131,27 @@ export class Endpointer {
 
   constructor(model: SileroVadModel, options: EndpointerOptions) {
     this.#model = model;
-    this.options = options;
+    this.#options = options;
     this.#endpointSamples = msToSamples(options.endpointMs);
+  }
+
+  get options(): EndpointerOptions {
+    return this.#options;
+  }
+
+  /**
+   * New settings from the next frame on; what was heard stays (the speech in progress, its start,
+   * the position). A silence already running waits for the new endpoint.
+   */
+  reconfigure(options: EndpointerOptions): void {
+    this.#options = options;
+    this.#endpointSamples = msToSamples(options.endpointMs);
+  }
+
+  /** Forgets the speech in progress (the client cleared it); the position and the model's state go on. */
+  discardSpeech(): void {
+    this.#phase = 'idle';
+    this.#endpointSamples = msToSamples(this.#options.endpointMs);
   }
 
   /** The silence (ms) now needed to close the open turn. */

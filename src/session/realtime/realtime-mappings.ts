@@ -62,13 +62,17 @@ export function renderItem(item: Readonly<ConversationItem>): Json {
 /** The endpointer's silences that close a turn (adaptive endpointing picks among them by the transcript). */
 export type EndpointSilence = Pick<EndpointerOptions, 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs'>;
 
+/** The endpointer's own settings that server_vad's numbers default to (the config shown carries them). */
+export type EndpointBase = EndpointSilence & Partial<Pick<EndpointerOptions, 'activationThreshold' | 'preRollMs'>>;
+
 /**
- * The core's turn detection for a Realtime one. server_vad's numbers go to the endpointer; a
- * `silence_duration_ms` of the client's is a fixed silence, as OpenAI's server VAD has (adaptive
- * endpointing off). semantic_vad keeps adaptive endpointing, its eagerness making every silence
+ * The core's turn detection for a Realtime one. server_vad's numbers go to the endpointer when they
+ * differ from its own (the config shown back carries those, so a client that sends it back changes
+ * nothing); a `silence_duration_ms` of the client's own is a fixed silence, as OpenAI's server VAD
+ * has (adaptive endpointing off). semantic_vad keeps adaptive endpointing, its eagerness making every silence
  * longer (low, 3x), as it is (medium, auto) or shorter (high, 0.6x). null is manual turns.
  */
-export function coreTurnDetection(detection: TurnDetectionConfig, base: EndpointSilence): TurnDetection {
+export function coreTurnDetection(detection: TurnDetectionConfig, base: EndpointBase): TurnDetection {
   if (detection === null) return { mode: 'manual', vad: {}, createResponse: false, interruptResponse: false };
   const switches = { createResponse: detection.create_response ?? true, interruptResponse: detection.interrupt_response ?? true };
   if (detection.type === 'semantic_vad') {
@@ -78,12 +82,12 @@ export function coreTurnDetection(detection: TurnDetectionConfig, base: Endpoint
     return { mode: 'vad', vad, ...switches };
   }
   const vad: TurnDetection['vad'] = {};
-  if (detection.threshold !== undefined) {
+  if (detection.threshold !== undefined && detection.threshold !== base.activationThreshold) {
     vad.activationThreshold = detection.threshold;
     vad.releaseThreshold = Math.max(0, Math.round((detection.threshold - 0.15) * 100) / 100);
   }
-  if (detection.prefix_padding_ms !== undefined) vad.preRollMs = detection.prefix_padding_ms;
-  if (detection.silence_duration_ms !== undefined) {
+  if (detection.prefix_padding_ms !== undefined && detection.prefix_padding_ms !== base.preRollMs) vad.preRollMs = detection.prefix_padding_ms;
+  if (detection.silence_duration_ms !== undefined && detection.silence_duration_ms !== base.endpointMs) {
     vad.endpointMs = Math.max(32, detection.silence_duration_ms);
     vad.adaptive = false;
   }

@@ -288,7 +288,8 @@ export class RealtimeSession {
       tools,
       toolChoice,
     });
-    this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
+    // Only an update that carries turn detection touches it (an unrelated one leaves the speech in progress alone).
+    if (input?.turn_detection !== undefined) this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
     this.#send('session.updated', { session: this.#sessionJson() });
   }
 
