@@ -31,9 +31,11 @@ import { Answers, typedTurn } from './answers.js';
 import { ConversationItems, type ConversationItem } from './conversation-items.js';
 import {
   CORE_OUTPUT_SAMPLE_RATE,
+  MAX_ITEM_TEXT_CHARS,
   type AnswerRequest,
   type AnswerSettings,
   type CoreEvent,
+  type ItemRefused,
   type CutReason,
   type SessionCoreOptions,
   type SessionEndReason,
@@ -196,7 +198,10 @@ export class SessionCore {
     };
     this.#sink.ended(summary);
     // The conversation is freed once the turn in progress (and any discarded preemptive answer) has let go of it.
-    void this.#answers.settled.then(() => this.#conversation.dispose());
+    void this.#answers.settled.then(() => {
+      this.#conversation.dispose();
+      this.#items.clear();
+    });
     this.#log.info('session ended', { session_id: this.id, reason, turns: summary.turns });
     this.#ended.resolve(summary);
   }
@@ -297,18 +302,23 @@ export class SessionCore {
     this.#input.push(pcm, arrivedAt);
   }
 
-  /** A typed user turn: it cuts an answer that is playing and is answered next. */
+  /** A typed user turn: it cuts an answer that is playing and is answered next. Refused (an error event) when the conversation is full. */
   submitText(text: string): void {
     if (this.#endReason) return;
+    const full = this.#full(text.length);
+    if (full) return this.#error(full.refused.toUpperCase(), full.message);
     this.#interruptIfSpeaking();
     this.#queueTurn(newId('item'), Promise.resolve(typedTurn(text)), true, 'text');
   }
   /**
    * Adds a message the client wrote (user, system or assistant text) after `previousItemId`
    * (undefined: at the end; null: first). A user message at the end waits for the next answer.
-   * Returns the item, or an error message when `previousItemId` is unknown or the id is taken.
+   * Returns the item, or an error message when `previousItemId` is unknown or the id is taken, or
+   * `ItemRefused` when the conversation is at its size limit or the text is too long.
    */
-  addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string {
+  addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string | ItemRefused {
+    const full = this.#full(item.text.length);
+    if (full) return full;
     const added: ConversationItem = { id: item.id ?? newId('item'), role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
     const placed = this.#items.addMessage(added, previousItemId);
     if (typeof placed === 'string') return placed;
@@ -320,9 +330,11 @@ export class SessionCore {
   /**
    * The output of a function call the assistant made, from the client (placed like `addItem`).
    * The next answer continues from it. Returns the item, or an error message when no call has
-   * that id, it has an output already, or the item id is taken.
+   * that id, it has an output already, or the item id is taken; `ItemRefused` as for `addItem`.
    */
-  addFunctionOutput(output: { id?: string; callId: string; output: string }, previousItemId?: string | null): ConversationItem | string {
+  addFunctionOutput(output: { id?: string; callId: string; output: string }, previousItemId?: string | null): ConversationItem | string | ItemRefused {
+    const full = this.#full(output.output.length);
+    if (full) return full;
     const added = { id: output.id ?? newId('item'), role: 'user', modality: 'text', text: '', status: 'completed', audioMs: 0, functionOutput: { callId: output.callId, output: output.output } } satisfies ConversationItem;
     const placed = this.#items.addFunctionOutput(added, previousItemId);
     if (typeof placed === 'string') return placed;
@@ -408,11 +420,26 @@ export class SessionCore {
     return true;
   }
 
+  /**
+   * Why the conversation cannot take one more item with `chars` characters of text, or null when it
+   * can: its size is bounded (items and text), so one client cannot grow the worker's memory at will.
+   */
+  #full(chars: number): ItemRefused | null {
+    const { maxItems, maxTextChars } = this.#options;
+    if (chars > MAX_ITEM_TEXT_CHARS) return { refused: 'text_too_long', message: `one item may hold at most ${MAX_ITEM_TEXT_CHARS} characters of text; this one has ${chars}` };
+    if (this.#items.list.length >= maxItems) return { refused: 'conversation_full', message: `the conversation holds ${maxItems} items, the most a session may; delete items to add more` };
+    const text = this.#items.textChars;
+    if (text + chars > maxTextChars) return { refused: 'conversation_full', message: `the conversation would hold ${text + chars} characters of text, more than the ${maxTextChars} a session may; delete items to add more` };
+    return null;
+  }
+
   /** A user turn: its item joins the conversation now, its text when heard; with `answer`, it is answered right away. */
   #queueTurn(itemId: string, heard: Promise<HeardTurn>, answer: boolean, modality: ConversationItem['modality']): void {
-    const turn = this.#turns++;
     // A session that ends first never awaits it: its failure (an aborted decode) must not go unhandled.
     heard.catch(() => undefined);
+    const full = this.#full(0);
+    if (full) return this.#error('CONVERSATION_FULL', `this turn was dropped: ${full.message}`);
+    const turn = this.#turns++;
     const item: ConversationItem = { id: itemId, role: 'user', modality, text: null, status: 'completed', audioMs: 0 };
     const { previousItemId } = this.#items.addUserTurn(item);
     this.#emit({ type: 'item_added', item, previousItemId });

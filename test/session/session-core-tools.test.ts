@@ -55,6 +55,8 @@ async function openCore(): Promise<Recorded> {
       maxBacklogMs: 10_000,
       maxUnreadBytes: 96_000,
       stuckMs: 30_000,
+      maxItems: 1_000,
+      maxTextChars: 400_000,
     },
     log,
     { event: (e) => events.push(e), audio: (pcm) => (samples += pcm.length), ended: () => undefined },

@@ -320,6 +320,7 @@ export class RealtimeSession {
       const { id, call_id: callId, output } = parsed.data;
       const added = this.#core.addFunctionOutput({ ...(id !== undefined && { id }), callId, output }, event.previous_item_id);
       if (typeof added === 'string') this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: ${added}`, 'item.call_id', eventId);
+      else if ('refused' in added) this.#error('invalid_request_error', added.refused, `conversation.item.create: ${added.message}`, 'item', eventId);
       return;
     }
     if (event.item.type !== 'message') {
@@ -337,6 +338,7 @@ export class RealtimeSession {
     }
     const added = this.#core.addItem({ id: item.id, role: item.role, text: texts.join(' ') }, event.previous_item_id);
     if (typeof added === 'string') this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: ${added}`, 'previous_item_id', eventId);
+    else if ('refused' in added) this.#error('invalid_request_error', added.refused, `conversation.item.create: ${added.message}`, 'item', eventId);
   }
 
   // ---- core -> client ------------------------------------------------------------------------
