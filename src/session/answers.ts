@@ -125,6 +125,11 @@ export class Answers {
     this.#ctx.preemption.discard();
   }
 
+  /** Audio sent ahead of playback from now on. */
+  setOutputLeadMs(ms: number): void {
+    this.#ctx.pacer.setLeadMs(ms);
+  }
+
   /** Holds the outgoing audio (the user may be interrupting). */
   pauseOutput(): void {
     this.#ctx.pacer.pause();

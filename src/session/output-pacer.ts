@@ -16,6 +16,9 @@ export interface PacerOptions {
   onStuck?: () => void;
 }
 
+/** The shortest piece a chunk is cut into (20 ms, a telephony frame). */
+const MIN_PIECE_S = 0.02;
+
 /** While held, how often to look again whether the client has caught up. */
 const HOLD_RETRY_MS = 20;
 
@@ -35,7 +38,12 @@ export class OutputPacer {
 
   constructor(send: (pcm: Int16Array) => void, options: PacerOptions) {
     this.#send = send;
-    this.#options = options;
+    this.#options = { ...options };
+  }
+
+  /** Audio sent ahead of playback from now on. */
+  setLeadMs(ms: number): void {
+    this.#options.leadMs = ms;
   }
 
   get sentSamples(): number {
@@ -61,8 +69,10 @@ export class OutputPacer {
     return this.#pausedRemainingMs !== null;
   }
 
+  /** Queues audio; chunks longer than half the lead go out in pieces, so the lead holds (and a pause takes effect) at that grain. */
   enqueue(pcm: Int16Array): void {
-    this.#queue.push(pcm);
+    const piece = Math.max(Math.round(this.#options.sampleRate * MIN_PIECE_S), Math.round((this.#options.sampleRate * this.#options.leadMs) / 2000));
+    for (let at = 0; at < pcm.length; at += piece) this.#queue.push(pcm.length <= piece ? pcm : pcm.subarray(at, at + piece));
     this.#pump();
   }
 

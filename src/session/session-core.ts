@@ -123,6 +123,8 @@ export class SessionCore {
           this.#answers.pauseOutput();
           this.#emit({ type: 'paused', turn: this.#answerTurn() });
         },
+        holdOutput: () => this.#answers.pauseOutput(),
+        releaseOutput: () => this.#answers.resumeOutput(),
         resumeAnswer: () => {
           this.#answers.resumeOutput();
           this.#emit({ type: 'resumed', turn: this.#answerTurn() });
@@ -237,6 +239,11 @@ export class SessionCore {
   /** Changes how turns are found; what was heard is kept (see `TurnTaking.setDetection`). */
   setTurnDetection(detection: TurnDetection): void {
     this.#input.setDetection(detection);
+  }
+
+  /** Audio sent ahead of playback from now on (a telephony client wants less: it cannot drop what it holds). */
+  setOutputLeadMs(ms: number): void {
+    this.#answers.setOutputLeadMs(ms);
   }
 
   /** Client audio heard so far, in ms of audio (the clock that speech events are stamped with). */

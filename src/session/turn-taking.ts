@@ -38,6 +38,9 @@ export interface TurnTakingHost {
   speculate(text: string): void;
   /** Speech began while the assistant spoke: hold its output until the speech is judged. */
   pauseAnswer(): void;
+  /** Voice began while the assistant spoke: hold its output quietly until it is speech (then `pauseAnswer`) or gone. */
+  holdOutput(): void;
+  releaseOutput(): void;
   /** The speech was a blip: the output continues where it paused. */
   resumeAnswer(): void;
   /** The speech lasted long enough to be an interruption: the answer is cut. */
@@ -76,6 +79,8 @@ export class TurnTaking {
   readonly #backlog: { frames: { pcm: Int16Array; epoch: number }[]; samples: number; pumping: boolean } = { frames: [], samples: 0, pumping: false };
   /** Sample where speech started while the assistant was speaking, until it is judged. */
   #bargeInAt: number | null = null;
+  /** The answer's output is held at a voice onset that is not yet speech. */
+  #onsetHeld = false;
 
   /** `signal` stops the listener's work (the session's end). */
   constructor(host: TurnTakingHost, engines: Pick<Engines, 'vad' | 'asr'>, options: SessionCoreOptions, log: Logger, signal: AbortSignal) {
@@ -215,6 +220,7 @@ export class TurnTaking {
   #dropSpeech(): void {
     this.#listener.discardSpeech();
     this.#host.discardSpeculation();
+    this.#holdAtOnset();
     if (this.#bargeInAt !== null) {
       this.#bargeInAt = null;
       this.#host.resumeAnswer();
@@ -245,6 +251,7 @@ export class TurnTaking {
           continue;
         }
         for (const event of events) this.#onListen(event);
+        this.#holdAtOnset();
         this.#judgeBargeIn();
       }
     } catch (error) {
@@ -293,6 +300,23 @@ export class TurnTaking {
       case 'speech_resumed':
         this.#host.discardSpeculation();
         break;
+    }
+  }
+
+  /**
+   * Voice while the assistant speaks holds its output at once, before it has lasted `minSpeechMs`
+   * and become speech: what the listener still hears after talking over an answer is then what was
+   * sent ahead, not that plus the VAD's confirmation time. Voice that fades first lets it go on.
+   */
+  #holdAtOnset(): void {
+    const onset = this.#listener.endpointer.onset;
+    if (onset && !this.#onsetHeld && this.#bargeInAt === null && this.#detection.interruptResponse && this.#host.assistantSpeaking()) {
+      this.#onsetHeld = true;
+      this.#host.holdOutput();
+    } else if (!onset && this.#onsetHeld) {
+      this.#onsetHeld = false;
+      // Confirmed speech was paused properly (speech_start); a blip of voice just lets go.
+      if (this.#bargeInAt === null) this.#host.releaseOutput();
     }
   }
 

@@ -179,6 +179,11 @@ export class Endpointer {
     return this.#phase === 'speech';
   }
 
+  /** Voice has just begun and is not yet long enough to be speech (it may still be a blip). */
+  get onset(): boolean {
+    return this.#phase === 'maybe_speech';
+  }
+
   get inSpeech(): boolean {
     return this.#phase === 'speech' || this.#phase === 'trailing_silence';
   }

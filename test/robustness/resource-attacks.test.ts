@@ -8,6 +8,7 @@
  * Each attack counts in the robustness summary (bad inputs tried, sessions run).
  */
 import { createServer, type Server } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { sessionOptions } from '../../handler/session-job.js';
@@ -46,8 +47,80 @@ async function connect(): Promise<RealtimeTestClient> {
   return client;
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `count` tools whose schemas are ordinary but many (about 2 KB each): as much as a client may send. */
+function toolList(count: number, tag: string): unknown[] {
+  return Array.from({ length: count }, (_, i) => {
+    const properties: Record<string, unknown> = {};
+    for (let p = 0; p < 6; p++) {
+      properties[`${tag}_field_${p}`] = { type: 'object', properties: { a: { type: 'string', pattern: '^[a-z]+$', minLength: 1 }, b: { type: 'array', items: { type: 'integer', minimum: 0 } }, c: { anyOf: [{ type: 'string' }, { type: 'number' }] } }, required: ['a'] };
+    }
+    return { type: 'function', name: `${tag}_tool_${i}`, description: 'A tool.', parameters: { type: 'object', properties } };
+  });
+}
+
+/**
+ * How long a listener's playback would have run dry over an answer's audio deltas (24 kHz PCM16),
+ * from their arrival times: the audio is sent ahead of playback, so only a stall longer than that
+ * lead is heard as a gap.
+ */
+function playbackGapMs(deltas: { at: number; bytes: number }[]): number {
+  let playedUntil = deltas[0]?.at ?? 0;
+  let gaps = 0;
+  for (const { at, bytes } of deltas) {
+    if (at > playedUntil) gaps += at - playedUntil;
+    playedUntil = Math.max(playedUntil, at) + (bytes / 48_000) * 1000;
+  }
+  return gaps;
+}
+
 const message = (text: string, id?: string) => ({ type: 'conversation.item.create', item: { type: 'message', role: 'user', ...(id && { id }), content: [{ type: 'input_text', text }] } });
 const errorsOf = (client: RealtimeTestClient) => client.of('error').map((e) => e['error'] as { code: string; event_id: string | null });
+
+describe('one client against the shared event loop', () => {
+  it('large tool lists, unsafe patterns and long texts from one client: another session\'s audio keeps its pace', async () => {
+    const listener = await connect();
+    const deltas: { at: number; bytes: number }[] = [];
+    listener.ws.on('message', (data) => {
+      const event = JSON.parse(data.toString()) as { type: string; delta?: string };
+      if (event.type === 'response.output_audio.delta') deltas.push({ at: performance.now(), bytes: Buffer.from(event.delta!, 'base64').length });
+    });
+    listener.send(message('Tell me something.'));
+    listener.send({ type: 'response.create' });
+    await listener.waitFor('response.output_audio.delta', 30_000);
+
+    const loop = monitorEventLoopDelay({ resolution: 10 });
+    loop.enable();
+    const attacker = await connect();
+    const refusedBefore = attacker.of('error').length;
+    // As much as the bounds let through, again and again (each list differs, so nothing is cached)...
+    for (let n = 0; n < 8; n++) attacker.send({ type: 'session.update', session: { type: 'realtime', tools: toolList(24, `round${n}`) } });
+    // ...and what they refuse: a list over the size bound, patterns that backtrack, one item's text too long.
+    attacker.send({ type: 'session.update', session: { type: 'realtime', tools: toolList(60, 'huge') } });
+    for (const pattern of ['^(a+)+$', '^(\\w+\\s?)*$']) {
+      attacker.send({ type: 'session.update', session: { type: 'realtime', tools: [{ type: 'function', name: 'evil', parameters: { type: 'object', properties: { s: { type: 'string', pattern } } } }] } });
+    }
+    attacker.send({ type: 'conversation.item.create', item: { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'q'.repeat(20_000) }, { type: 'input_text', text: 'r'.repeat(20_000) }] } });
+    tally.add('badInputsTried', 12);
+    await attacker.waitFor('session.updated', 60_000, 8);
+    await listener.waitFor('response.done', 60_000);
+    loop.disable();
+    const gapMs = playbackGapMs(deltas);
+    tally.notes.push(`another session's audio during the tool-list attack: ${gapMs.toFixed(0)} ms of playback gap, event loop delay max ${(loop.max / 1e6).toFixed(0)} ms`);
+    // Bounds with room for a loaded machine (this one's two cores are shared; the TTS and the schema
+    // thread compete for them): before the schema thread, the same attack stalled the loop for about
+    // a second at a time and the listener's playback ran dry for more than two.
+    expect(deltas.length).toBeGreaterThan(5);
+    expect(loop.max / 1e6).toBeLessThan(2 * handler.config.sessions.outputLeadMs);
+    expect(gapMs).toBeLessThan(1_500);
+    await attacker.waitFor('error', 30_000, refusedBefore + 4);
+    expect(attacker.of('error').map((e) => (e['error'] as { code: string }).code)).toEqual(['invalid_value', 'invalid_value', 'invalid_value', 'text_too_long']);
+    listener.ws.close();
+    attacker.ws.close();
+    await sleep(100);
+  }, 120_000);
+});
 
 describe('conversation size', () => {
   it('items, total text and one item\'s text are bounded: past them conversation.item.create is refused by name', async () => {

@@ -14,7 +14,7 @@ import { SessionCore, type ConversationItem, type CoreEvent } from '../../src/se
 import { testProfileHandler } from '../helpers/test-profile.js';
 
 const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
-const weather = ToolSet.compile([TINY_QWEN_WEATHER_TOOL]);
+const weather = await ToolSet.compile([TINY_QWEN_WEATHER_TOOL]);
 
 let handler: S2sHandler;
 beforeAll(async () => {

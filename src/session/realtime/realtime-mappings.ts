@@ -59,6 +59,22 @@ export function renderItem(item: Readonly<ConversationItem>): Json {
   return { id: item.id, object: 'realtime.item', type: 'message', status: item.status, role: item.role, content };
 }
 
+/** The turn detection shown back, with every default filled in (clients read `interrupt_response` from it). */
+export function filledTurnDetection(detection: TurnDetectionConfig, current: TurnDetectionConfig, base: { activationThreshold: number; preRollMs: number; endpointMs: number }): TurnDetectionConfig {
+  if (detection === null) return null;
+  if (detection.type === 'semantic_vad') return { eagerness: 'auto', create_response: true, interrupt_response: true, ...detection };
+  const now = current?.type === 'server_vad' ? current : null;
+  return {
+    threshold: now?.threshold ?? base.activationThreshold,
+    prefix_padding_ms: now?.prefix_padding_ms ?? base.preRollMs,
+    silence_duration_ms: now?.silence_duration_ms ?? base.endpointMs,
+    create_response: true,
+    interrupt_response: true,
+    idle_timeout_ms: null,
+    ...detection,
+  };
+}
+
 /** The endpointer's silences that close a turn (adaptive endpointing picks among them by the transcript). */
 export type EndpointSilence = Pick<EndpointerOptions, 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs'>;
 
