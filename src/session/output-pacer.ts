@@ -69,10 +69,15 @@ export class OutputPacer {
     return this.#pausedRemainingMs !== null;
   }
 
-  /** Queues audio; chunks longer than half the lead go out in pieces, so the lead holds (and a pause takes effect) at that grain. */
+  /**
+   * Queues audio. A chunk longer than the lead goes out in pieces of half the lead (20 ms at least):
+   * sent whole it could leave only once playback had run dry, and all of it would be heard after a pause.
+   */
   enqueue(pcm: Int16Array): void {
-    const piece = Math.max(Math.round(this.#options.sampleRate * MIN_PIECE_S), Math.round((this.#options.sampleRate * this.#options.leadMs) / 2000));
-    for (let at = 0; at < pcm.length; at += piece) this.#queue.push(pcm.length <= piece ? pcm : pcm.subarray(at, at + piece));
+    const { sampleRate, leadMs } = this.#options;
+    const piece = Math.max(Math.round(sampleRate * MIN_PIECE_S), Math.round((sampleRate * leadMs) / 2000));
+    if (this.#chunkMs(pcm) <= leadMs) this.#queue.push(pcm);
+    else for (let at = 0; at < pcm.length; at += piece) this.#queue.push(pcm.subarray(at, at + piece));
     this.#pump();
   }
 
