@@ -29,6 +29,7 @@ import {
   type SessionConfigUpdate,
 } from './client-events.js';
 import { coreToolChoice, coreTurnDetection, filledTurnDetection, realtimeErrorEvent, renderItem, type EndpointSilence, type Json, type RealtimeConfig } from './realtime-mappings.js';
+import { InboundQueue } from './inbound-queue.js';
 import { RealtimeResponses } from './realtime-responses.js';
 import { resolveVoice } from './voices.js';
 
@@ -71,11 +72,8 @@ export class RealtimeSession {
   #idleTimer: NodeJS.Timeout | null = null;
   /** The endpointer's settings before any client change: what turn detection defaults and scales from. */
   readonly #baseEndpointer: { activationThreshold: number; preRollMs: number } & EndpointSilence;
-  /**
-   * Client events are handled in order, one after another: one that takes time (a session.update
-   * whose tools compile on the schema thread) holds those after it here until it is applied.
-   */
-  readonly #inbound: { queue: { data: Buffer; isBinary: boolean }[]; bytes: number; busy: boolean } = { queue: [], bytes: 0, busy: false };
+  /** Client events, handled in order: a session.update whose tools compile holds those after it. */
+  readonly #inbound = new InboundQueue((data, isBinary) => this.#onMessageGuarded(data, isBinary), MAX_QUEUED_EVENT_BYTES);
 
   private constructor(ws: WebSocket, core: SessionCore, options: RealtimeSessionOptions, log: Logger, input: InputAudio, output: OutputAudio, defaultVoice: string) {
     this.#ws = ws;
@@ -171,33 +169,11 @@ export class RealtimeSession {
 
   // ---- client -> core ------------------------------------------------------------------------
 
-  /** A client event joins the queue; events are handled in order as soon as nothing before them is still being applied. */
+  /** A client event: handled in order (see InboundQueue); a client that floods a slow update is ended. */
   #receive(data: Buffer, isBinary: boolean): void {
-    const inbound = this.#inbound;
-    if (inbound.bytes + data.byteLength > MAX_QUEUED_EVENT_BYTES) {
-      this.#error('invalid_request_error', 'too_many_events', `more than ${MAX_QUEUED_EVENT_BYTES} bytes of events arrived while a session.update was being applied; the session ends`, null, null);
-      this.#core.end('error');
-      return;
-    }
-    inbound.queue.push({ data, isBinary });
-    inbound.bytes += data.byteLength;
-    this.#drain();
-  }
-
-  #drain(): void {
-    const inbound = this.#inbound;
-    while (!inbound.busy && inbound.queue.length > 0) {
-      const next = inbound.queue.shift()!;
-      inbound.bytes -= next.data.byteLength;
-      const pending = this.#onMessageGuarded(next.data, next.isBinary);
-      if (pending) {
-        inbound.busy = true;
-        void pending.finally(() => {
-          inbound.busy = false;
-          this.#drain();
-        });
-      }
-    }
+    if (this.#inbound.push(data, isBinary)) return;
+    this.#error('invalid_request_error', 'too_many_events', `more than ${MAX_QUEUED_EVENT_BYTES} bytes of events arrived while a session.update was being applied; the session ends`, null, null);
+    this.#core.end('error');
   }
 
   /** No exception from one client's event may leave the handler: at most it ends that session. */
