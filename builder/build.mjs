@@ -41,4 +41,6 @@ for (const file of result.outputFiles) {
 await chmod('dist/s2s-batch.mjs', 0o755);
 // The browser client is plain modules: copied as they are.
 await cp('src/web', 'dist/web', { recursive: true });
+// So is the tool schemas' thread (src/llm/schema-checker.ts starts it from beside itself).
+await cp('src/llm/schema-worker.mjs', 'dist/schema-worker.mjs');
 console.log(`built dist/handler.mjs, dist/s2s-batch.mjs, dist/models.mjs and dist/smart-turn-worker.mjs in ${Math.round(performance.now() - started)} ms`);

@@ -115,6 +115,10 @@ export const envSchema = z.object({
   S2S_SESSION_MAX_UNREAD_BYTES: int(96_000, 4_096, 16 * 1024 * 1024),
   /** A client that takes no audio for this long while an answer waits is stuck: its session ends. */
   S2S_SESSION_STUCK_MS: int(30_000, 1_000, 600_000),
+  /** Items a session's conversation may hold (messages, turns, calls, outputs); past it new input is refused. */
+  S2S_SESSION_MAX_ITEMS: int(1_000, 10, 100_000),
+  /** Characters of text a session's conversation may hold in all; past it new input is refused. */
+  S2S_SESSION_MAX_TEXT_CHARS: int(400_000, 1_000, 20_000_000),
   /** Set by RunPod for exposed TCP ports: where clients reach this worker. */
   RUNPOD_PUBLIC_IP: z.string().optional(),
   RUNPOD_TCP_PORT_8005: z.coerce.number().int().min(1).max(65_535).optional(),
@@ -152,6 +156,8 @@ export interface SessionConfig {
   maxBacklogMs: number;
   maxUnreadBytes: number;
   stuckMs: number;
+  maxItems: number;
+  maxTextChars: number;
 }
 
 /** Where each engine runs, decided once at start (S2S_DEVICE=auto resolved from the machine). */
@@ -272,6 +278,8 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
       maxBacklogMs: e.S2S_SESSION_MAX_BACKLOG_MS,
       maxUnreadBytes: e.S2S_SESSION_MAX_UNREAD_BYTES,
       stuckMs: e.S2S_SESSION_STUCK_MS,
+      maxItems: e.S2S_SESSION_MAX_ITEMS,
+      maxTextChars: e.S2S_SESSION_MAX_TEXT_CHARS,
     },
     modelsDir,
     engines: {

@@ -49,6 +49,8 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     maxBacklogMs: config.sessions.maxBacklogMs,
     maxUnreadBytes: config.sessions.maxUnreadBytes,
     stuckMs: config.sessions.stuckMs,
+    maxItems: config.sessions.maxItems,
+    maxTextChars: config.sessions.maxTextChars,
   };
 }
 

@@ -292,7 +292,7 @@ export class LlamaConversation implements Conversation {
         onText: (text) => emit({ type: 'text', text }),
       });
       if (calls.length === 0 || signal.aborted) break;
-      const problems = calls.map((call) => (typeof call === 'string' ? call : options.tools!.problem(call.functionName, call.params)));
+      const problems = await Promise.all(calls.map((call) => (typeof call === 'string' ? call : options.tools!.problem(call.functionName, call.params))));
       if (problems.every((p) => p === null)) {
         for (const call of calls as LlamaChatResponseFunctionCall<ChatModelFunctions>[]) {
           const callId = `call_${randomUUID().replaceAll('-', '').slice(0, 24)}`;

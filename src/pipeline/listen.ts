@@ -146,6 +146,14 @@ export class TurnListener {
     return this.#handle(this.endpointer.flush());
   }
 
+  /** Drops the speech in progress (the client cleared it): no event or turn comes of it. */
+  discardSpeech(): void {
+    this.#dropSpeculation();
+    this.endpointer.discardSpeech();
+    this.#generation++;
+    this.#reset();
+  }
+
   /** For joined turns: the one turn of everything pushed, or null when there was no speech. */
   finishJoined(): Promise<HeardTurn> | null {
     return this.#closed ? this.#transcribe() : null;

@@ -3,7 +3,9 @@
  * and speech has not resumed, the response (LLM, and TTS unless `llm` only) starts on it at once;
  * its text and audio are held (not read) until the turn is confirmed. If speech resumes, or the
  * confirmed transcript differs, the held response is aborted, its tokens are counted as wasted, and
- * the conversation is rolled back to before it, so it leaves no trace in the history. Used by turn
+ * the conversation is rolled back to before it, so it leaves no trace in the history. The settings
+ * it was made with are checked again when it is taken: settings changed meanwhile (tools, voice,
+ * text only, instructions...) throw it away as a different transcript would. Used by turn
  * jobs and live sessions alike.
  */
 import type { Conversation } from '../llm/llm.js';
@@ -32,7 +34,19 @@ interface Held {
   /** Releases an `llm`-only response's TTS. */
   confirm: () => void;
   /** Null when it was discarded before it could start. */
-  started: Promise<{ response: Response; historyLength: number } | null>;
+  started: Promise<{ response: Response; historyLength: number; options: Omit<ResponseOptions, 'signal'> } | null>;
+}
+
+/** Two responses' settings are the same: values equal, plain objects equal by content, anything else (a tool set) the same object. */
+export function sameResponseOptions(a: Omit<ResponseOptions, 'signal'>, b: Omit<ResponseOptions, 'signal'>): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)] as (keyof typeof a)[]);
+  for (const key of keys) {
+    const [x, y] = [a[key], b[key]];
+    if (Object.is(x, y)) continue;
+    const plain = (v: unknown) => typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+    if (!plain(x) || !plain(y) || JSON.stringify(x) !== JSON.stringify(y)) return false;
+  }
+  return true;
 }
 
 export class PreemptiveResponder {
@@ -85,13 +99,14 @@ export class PreemptiveResponder {
     const started = this.#idle.then(() => {
       if (abort.signal.aborted) return null;
       const historyLength = this.#conversation.history.length;
+      const options = this.#options();
       const response = respond(this.#conversation, this.#tts, text, {
-        ...this.#options(),
+        ...options,
         priority,
         signal: AbortSignal.any([abort.signal, this.#signal]),
         ...(this.#mode === 'llm' && { speakAfter: confirmed }),
       });
-      return { response, historyLength };
+      return { response, historyLength, options };
     });
     this.#held = { text, abort, priority, confirm, started };
   }
@@ -101,6 +116,10 @@ export class PreemptiveResponder {
     const held = this.#held;
     if (!held) return;
     this.#held = null;
+    this.#throwAway(held);
+  }
+
+  #throwAway(held: Held): void {
     this.#discardedThisTurn++;
     held.abort.abort();
     held.confirm();
@@ -121,7 +140,8 @@ export class PreemptiveResponder {
   /**
    * The turn is confirmed with transcript `text`: the response to play. The held one when it was
    * started on the same text (its held output is then read from the start); otherwise a new one,
-   * started once anything discarded has let go of the conversation. `signal` stops the result.
+   * started once anything discarded has let go of the conversation. The held one is used only if
+   * the settings it was made with are still those in force. `signal` stops the result.
    */
   async take(text: string, signal: AbortSignal): Promise<TakenResponse> {
     const held = this.#held;
@@ -129,7 +149,10 @@ export class PreemptiveResponder {
     if (held && held.text === text) {
       this.#held = null;
       const started = await held.started;
-      if (started) {
+      if (started && !sameResponseOptions(started.options, this.#options())) {
+        // The session's settings changed while it waited: it is not the answer asked for now.
+        this.#throwAway(held);
+      } else if (started) {
         signal.addEventListener('abort', () => held.abort.abort(signal.reason), { once: true });
         if (signal.aborted) held.abort.abort(signal.reason);
         held.priority.promote();

@@ -54,6 +54,8 @@ export class Answer {
   #madeCall = false;
   /** Text held back until the message joins (whitespace before its first word). */
   #heldText = '';
+  /** Its response is still coming (more output may follow). */
+  #producing = true;
 
   constructor(id: string, turn: number, speak: boolean, ctx: AnswerContext) {
     this.id = id;
@@ -113,10 +115,13 @@ export class Answer {
           pacer.enqueue(chunk.pcm);
         }
       }
+      // All of it is queued: what is left to resume is what the pacer holds.
+      this.#producing = false;
       if (!signal.aborted) await pacer.drained();
     } catch (error) {
       failure = error;
     } finally {
+      this.#producing = false;
       finishedOutput();
     }
     // An answer that said nothing and called nothing (cut before its first token, or empty) still
@@ -143,6 +148,11 @@ export class Answer {
     }
     const status = !signal.aborted ? 'completed' : (this.#cutBy ?? 'cancelled');
     this.#ctx.emit({ type: 'answer_done', turn, answerId: id, item: { ...item }, status, error: null, metrics });
+  }
+
+  /** Its response is still coming: more output may follow what was sent. */
+  get producing(): boolean {
+    return this.#producing;
   }
 
   /** Cuts the answer: its message keeps what the listener has heard, its work stops. */

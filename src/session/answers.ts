@@ -39,6 +39,10 @@ export class Answers {
   #chain: Promise<void> = Promise.resolve();
   /** Answers asked for and withdrawn before they started. */
   readonly #withdrawn = new Set<string>();
+  /** Answers asked for that have not started (nor been withdrawn). */
+  readonly #waiting = new Set<string>();
+  /** Automatic answers to turns, queued and not started: an answer asked for takes their place. */
+  readonly #autoWaiting = new Set<{ replaced: boolean }>();
   /** The one answer being produced or played. */
   #current: Answer | null = null;
   /** The last heard turn: its timings are the next answer's reference point. */
@@ -70,9 +74,22 @@ export class Answers {
     return this.#current;
   }
 
+  /**
+   * An answer is running, or one asked for waits to start: the one fact "a response is in
+   * progress" (an automatic answer still waiting is not one: an answer asked for replaces it).
+   */
+  get answering(): boolean {
+    return this.#current !== null || this.#waiting.size > 0;
+  }
+
   /** An answer is in progress or its audio is still playing. */
   get speaking(): boolean {
     return this.#current !== null || this.#ctx.pacer.speaking;
+  }
+
+  /** Some of the answer is still to be sent (queued or held, or still being made): a pause can resume it. */
+  get resumable(): boolean {
+    return this.#ctx.pacer.queued || (this.#current?.producing ?? false);
   }
 
   /** Nothing is being answered, played or waiting on the chain. */
@@ -110,6 +127,11 @@ export class Answers {
     this.#ctx.preemption.discard();
   }
 
+  /** Audio sent ahead of playback from now on. */
+  setOutputLeadMs(ms: number): void {
+    this.#ctx.pacer.setLeadMs(ms);
+  }
+
   /** Holds the outgoing audio (the user may be interrupting). */
   pauseOutput(): void {
     this.#ctx.pacer.pause();
@@ -142,35 +164,54 @@ export class Answers {
    * `answer` it is answered. Runs after everything queued before it.
    */
   afterTurn(turn: number, item: ConversationItem, heard: Promise<HeardTurn>, answer: boolean): void {
+    const auto = answer ? { replaced: false } : null;
+    if (auto) this.#autoWaiting.add(auto);
     this.#queue(async () => {
-      if (this.#ended()) return;
-      let heardTurn: HeardTurn;
       try {
-        heardTurn = await heard;
-      } catch (error) {
-        item.text = '';
-        throw error;
+        await this.#hear(turn, item, heard, auto);
+      } finally {
+        if (auto) this.#autoWaiting.delete(auto);
       }
-      if (this.#ended()) return;
-      item.text = heardTurn.transcript;
-      this.#ctx.emit({ type: 'transcript', turn, itemId: item.id, text: heardTurn.transcript, spoken: item.modality === 'audio', asrMs: heardTurn.asrMs });
-      if (!heardTurn.transcript) {
-        await this.#ctx.preemption.drop();
-        return;
-      }
-      this.#lastHeard = heardTurn;
-      if (answer) await this.#run(newId('resp'), turn, {});
     });
+  }
+
+  /** The turn's text fills its item when heard; `auto` answers it unless an answer asked for took its place. */
+  async #hear(turn: number, item: ConversationItem, heard: Promise<HeardTurn>, auto: { replaced: boolean } | null): Promise<void> {
+    if (this.#ended()) return;
+    let heardTurn: HeardTurn;
+    try {
+      heardTurn = await heard;
+    } catch (error) {
+      item.text = '';
+      throw error;
+    }
+    if (this.#ended()) return;
+    item.text = heardTurn.transcript;
+    this.#ctx.emit({ type: 'transcript', turn, itemId: item.id, text: heardTurn.transcript, spoken: item.modality === 'audio', asrMs: heardTurn.asrMs });
+    if (!heardTurn.transcript) {
+      await this.#ctx.preemption.drop();
+      return;
+    }
+    this.#lastHeard = heardTurn;
+    // An answer asked for meanwhile answers this turn instead (one response, the one asked for).
+    if (auto && !auto.replaced) {
+      this.#autoWaiting.delete(auto);
+      await this.#run(newId('resp'), turn, {});
+    }
   }
 
   /** An answer to `turn` with `request`'s overrides, after everything queued before it. */
   request(id: string, turn: number, request: AnswerRequest): void {
+    for (const auto of this.#autoWaiting) auto.replaced = true;
+    this.#autoWaiting.clear();
+    this.#waiting.add(id);
     this.#queue(() => this.#run(id, turn, request));
   }
 
   /** An answer asked for with `request` that has not started never will. */
   withdraw(id: string): void {
     this.#withdrawn.add(id);
+    this.#waiting.delete(id);
   }
 
   /** Runs `step` after everything queued before it: turns and answers happen one after another. */
@@ -186,6 +227,7 @@ export class Answers {
   }
 
   async #run(id: string, turn: number, request: AnswerRequest): Promise<void> {
+    this.#waiting.delete(id);
     if (this.#withdrawn.delete(id) || this.#ended()) return;
     const speak = this.#ctx.responseOptions(request).speak !== false;
     const userText = this.#takePendingInput();

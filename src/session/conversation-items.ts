@@ -58,6 +58,20 @@ export class ConversationItems {
     return this.#items;
   }
 
+  /** Characters of text the items hold (messages, call arguments, call outputs). */
+  get textChars(): number {
+    let chars = 0;
+    for (const item of this.#items) chars += (item.text?.length ?? 0) + (item.functionCall?.arguments.length ?? 0) + (item.functionOutput?.output.length ?? 0);
+    return chars;
+  }
+
+  /** The session is over: everything goes. */
+  clear(): void {
+    this.#items.length = 0;
+    this.#spoken.clear();
+    this.#pendingInput = [];
+  }
+
   /** User input waits for an answer. */
   get hasPendingInput(): boolean {
     return this.#pendingInput.length > 0;

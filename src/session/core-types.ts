@@ -41,6 +41,10 @@ export interface SessionCoreOptions {
   maxUnreadBytes: number;
   /** A client that takes no audio this long while an answer waits to be sent is stuck: the session ends. */
   stuckMs: number;
+  /** Items the conversation may hold; past it new input is refused (`CONVERSATION_FULL`). */
+  maxItems: number;
+  /** Characters of text the conversation may hold in all; past it new input is refused (`CONVERSATION_FULL`). */
+  maxTextChars: number;
 }
 
 export type SessionEndReason = 'client_end' | 'client_left' | 'idle_timeout' | 'max_duration' | 'stopped' | 'error';
@@ -149,6 +153,18 @@ export interface SessionSink {
   /** Bytes sent that the client has not taken yet (a socket's `bufferedAmount`); without it, sending never holds. */
   unreadBytes?(): number;
 }
+
+/**
+ * Input the conversation did not take, nothing changed: it is at its size limit (`maxItems` or
+ * `maxTextChars`), or the one item's text is longer than `MAX_ITEM_TEXT_CHARS`.
+ */
+export interface ItemRefused {
+  refused: 'conversation_full' | 'text_too_long';
+  message: string;
+}
+
+/** Text of one typed message or function output, at most (longer is refused: one item must stay cheap to tokenize). */
+export const MAX_ITEM_TEXT_CHARS = 32_000;
 
 /** Why an answer stopped before its end: the user spoke over it, or the client asked. */
 export type CutReason = 'interrupted' | 'cancelled';

@@ -16,6 +16,9 @@ export interface PacerOptions {
   onStuck?: () => void;
 }
 
+/** The shortest piece a chunk is cut into (20 ms, a telephony frame). */
+const MIN_PIECE_S = 0.02;
+
 /** While held, how often to look again whether the client has caught up. */
 const HOLD_RETRY_MS = 20;
 
@@ -35,7 +38,12 @@ export class OutputPacer {
 
   constructor(send: (pcm: Int16Array) => void, options: PacerOptions) {
     this.#send = send;
-    this.#options = options;
+    this.#options = { ...options };
+  }
+
+  /** Audio sent ahead of playback from now on. */
+  setLeadMs(ms: number): void {
+    this.#options.leadMs = ms;
   }
 
   get sentSamples(): number {
@@ -47,6 +55,11 @@ export class OutputPacer {
     return this.#queue.length > 0 || this.#pausedRemainingMs !== null || this.#playbackEndsAt > performance.now();
   }
 
+  /** Audio waits to be sent (a pause holds it): there is something to resume. */
+  get queued(): boolean {
+    return this.#queue.length > 0;
+  }
+
   /** Audio sent but not yet played at the listener (what a cut takes back from what was heard). */
   get unplayedMs(): number {
     return this.#pausedRemainingMs ?? Math.max(0, this.#playbackEndsAt - performance.now());
@@ -56,8 +69,15 @@ export class OutputPacer {
     return this.#pausedRemainingMs !== null;
   }
 
+  /**
+   * Queues audio. A chunk longer than the lead goes out in pieces of half the lead (20 ms at least):
+   * sent whole it could leave only once playback had run dry, and all of it would be heard after a pause.
+   */
   enqueue(pcm: Int16Array): void {
-    this.#queue.push(pcm);
+    const { sampleRate, leadMs } = this.#options;
+    const piece = Math.max(Math.round(sampleRate * MIN_PIECE_S), Math.round((sampleRate * leadMs) / 2000));
+    if (this.#chunkMs(pcm) <= leadMs) this.#queue.push(pcm);
+    else for (let at = 0; at < pcm.length; at += piece) this.#queue.push(pcm.subarray(at, at + piece));
     this.#pump();
   }
 

@@ -31,9 +31,11 @@ import { Answers, typedTurn } from './answers.js';
 import { ConversationItems, type ConversationItem } from './conversation-items.js';
 import {
   CORE_OUTPUT_SAMPLE_RATE,
+  MAX_ITEM_TEXT_CHARS,
   type AnswerRequest,
   type AnswerSettings,
   type CoreEvent,
+  type ItemRefused,
   type CutReason,
   type SessionCoreOptions,
   type SessionEndReason,
@@ -111,6 +113,7 @@ export class SessionCore {
         sessionId: this.id,
         ended: () => this.#endReason !== null,
         assistantSpeaking: () => this.#answers.speaking,
+        answerResumable: () => this.#answers.resumable,
         nextTurn: () => this.#turns,
         emit: (event) => this.#emit(event),
         discardSpeculation: () => this.#answers.discardSpeculation(),
@@ -121,6 +124,8 @@ export class SessionCore {
           this.#answers.pauseOutput();
           this.#emit({ type: 'paused', turn: this.#answerTurn() });
         },
+        holdOutput: () => this.#answers.pauseOutput(),
+        releaseOutput: () => this.#answers.resumeOutput(),
         resumeAnswer: () => {
           this.#answers.resumeOutput();
           this.#emit({ type: 'resumed', turn: this.#answerTurn() });
@@ -196,7 +201,10 @@ export class SessionCore {
     };
     this.#sink.ended(summary);
     // The conversation is freed once the turn in progress (and any discarded preemptive answer) has let go of it.
-    void this.#answers.settled.then(() => this.#conversation.dispose());
+    void this.#answers.settled.then(() => {
+      this.#conversation.dispose();
+      this.#items.clear();
+    });
     this.#log.info('session ended', { session_id: this.id, reason, turns: summary.turns });
     this.#ended.resolve(summary);
   }
@@ -229,9 +237,14 @@ export class SessionCore {
     return this.#input.endpointerOptions;
   }
 
-  /** Changes how turns are found; a new endpointer starts when its options change (speech in progress is dropped). */
+  /** Changes how turns are found; what was heard is kept (see `TurnTaking.setDetection`). */
   setTurnDetection(detection: TurnDetection): void {
     this.#input.setDetection(detection);
+  }
+
+  /** Audio sent ahead of playback from now on (a telephony client wants less: it cannot drop what it holds). */
+  setOutputLeadMs(ms: number): void {
+    this.#answers.setOutputLeadMs(ms);
   }
 
   /** Client audio heard so far, in ms of audio (the clock that speech events are stamped with). */
@@ -239,9 +252,12 @@ export class SessionCore {
     return samplesToMs(this.#input.heardSamples);
   }
 
-  /** An answer is being made or played. */
+  /**
+   * An answer is running or one asked for with `requestAnswer` waits to start (an automatic answer
+   * to a turn that has not started is not counted: `requestAnswer` takes its place).
+   */
   get answering(): boolean {
-    return this.#answers.current !== null;
+    return this.#answers.answering;
   }
 
   /** The conversation as it stands, in order. */
@@ -294,18 +310,23 @@ export class SessionCore {
     this.#input.push(pcm, arrivedAt);
   }
 
-  /** A typed user turn: it cuts an answer that is playing and is answered next. */
+  /** A typed user turn: it cuts an answer that is playing and is answered next. Refused (an error event) when the conversation is full. */
   submitText(text: string): void {
     if (this.#endReason) return;
+    const full = this.#full(text.length);
+    if (full) return this.#error(full.refused.toUpperCase(), full.message);
     this.#interruptIfSpeaking();
     this.#queueTurn(newId('item'), Promise.resolve(typedTurn(text)), true, 'text');
   }
   /**
    * Adds a message the client wrote (user, system or assistant text) after `previousItemId`
    * (undefined: at the end; null: first). A user message at the end waits for the next answer.
-   * Returns the item, or an error message when `previousItemId` is unknown or the id is taken.
+   * Returns the item, or an error message when `previousItemId` is unknown or the id is taken, or
+   * `ItemRefused` when the conversation is at its size limit or the text is too long.
    */
-  addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string {
+  addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string | ItemRefused {
+    const full = this.#full(item.text.length);
+    if (full) return full;
     const added: ConversationItem = { id: item.id ?? newId('item'), role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
     const placed = this.#items.addMessage(added, previousItemId);
     if (typeof placed === 'string') return placed;
@@ -317,9 +338,11 @@ export class SessionCore {
   /**
    * The output of a function call the assistant made, from the client (placed like `addItem`).
    * The next answer continues from it. Returns the item, or an error message when no call has
-   * that id, it has an output already, or the item id is taken.
+   * that id, it has an output already, or the item id is taken; `ItemRefused` as for `addItem`.
    */
-  addFunctionOutput(output: { id?: string; callId: string; output: string }, previousItemId?: string | null): ConversationItem | string {
+  addFunctionOutput(output: { id?: string; callId: string; output: string }, previousItemId?: string | null): ConversationItem | string | ItemRefused {
+    const full = this.#full(output.output.length);
+    if (full) return full;
     const added = { id: output.id ?? newId('item'), role: 'user', modality: 'text', text: '', status: 'completed', audioMs: 0, functionOutput: { callId: output.callId, output: output.output } } satisfies ConversationItem;
     const placed = this.#items.addFunctionOutput(added, previousItemId);
     if (typeof placed === 'string') return placed;
@@ -355,8 +378,9 @@ export class SessionCore {
     return this.#input.commit();
   }
 
-  /** Drops the audio not yet committed (manual turn detection). */
+  /** Drops the audio not yet committed, whatever the turn detection (the speech in progress too). */
   clearAudio(): void {
+    if (this.#endReason) return;
     this.#input.clearAudio();
   }
 
@@ -404,11 +428,26 @@ export class SessionCore {
     return true;
   }
 
+  /**
+   * Why the conversation cannot take one more item with `chars` characters of text, or null when it
+   * can: its size is bounded (items and text), so one client cannot grow the worker's memory at will.
+   */
+  #full(chars: number): ItemRefused | null {
+    const { maxItems, maxTextChars } = this.#options;
+    if (chars > MAX_ITEM_TEXT_CHARS) return { refused: 'text_too_long', message: `one item may hold at most ${MAX_ITEM_TEXT_CHARS} characters of text; this one has ${chars}` };
+    if (this.#items.list.length >= maxItems) return { refused: 'conversation_full', message: `the conversation holds ${maxItems} items, the most a session may; delete items to add more` };
+    const text = this.#items.textChars;
+    if (text + chars > maxTextChars) return { refused: 'conversation_full', message: `the conversation would hold ${text + chars} characters of text, more than the ${maxTextChars} a session may; delete items to add more` };
+    return null;
+  }
+
   /** A user turn: its item joins the conversation now, its text when heard; with `answer`, it is answered right away. */
   #queueTurn(itemId: string, heard: Promise<HeardTurn>, answer: boolean, modality: ConversationItem['modality']): void {
-    const turn = this.#turns++;
     // A session that ends first never awaits it: its failure (an aborted decode) must not go unhandled.
     heard.catch(() => undefined);
+    const full = this.#full(0);
+    if (full) return this.#error('CONVERSATION_FULL', `this turn was dropped: ${full.message}`);
+    const turn = this.#turns++;
     const item: ConversationItem = { id: itemId, role: 'user', modality, text: null, status: 'completed', audioMs: 0 };
     const { previousItemId } = this.#items.addUserTurn(item);
     this.#emit({ type: 'item_added', item, previousItemId });

@@ -27,6 +27,8 @@ export interface TurnTakingHost {
   ended(): boolean;
   /** An answer is being made or its audio is still playing: speech now may be a barge-in. */
   assistantSpeaking(): boolean;
+  /** Some of the answer is still to be sent (queued, held by a pause, or still being made): a blip can resume it. */
+  answerResumable(): boolean;
   /** The number the speech in progress will have as a turn (partial transcripts carry it). */
   nextTurn(): number;
   emit(event: CoreEvent): void;
@@ -36,6 +38,9 @@ export interface TurnTakingHost {
   speculate(text: string): void;
   /** Speech began while the assistant spoke: hold its output until the speech is judged. */
   pauseAnswer(): void;
+  /** Voice began while the assistant spoke: hold its output quietly until it is speech (then `pauseAnswer`) or gone. */
+  holdOutput(): void;
+  releaseOutput(): void;
   /** The speech was a blip: the output continues where it paused. */
   resumeAnswer(): void;
   /** The speech lasted long enough to be an interruption: the answer is cut. */
@@ -52,22 +57,30 @@ export class TurnTaking {
   readonly #options: SessionCoreOptions;
   readonly #log: Logger;
   readonly #signal: AbortSignal;
-  #listener: TurnListener;
+  /** One listener (and endpointer) for the whole session: settings change in place, so what was heard and its positions go on. */
+  readonly #listener: TurnListener;
   /** Arrival times of client frames: when each sample was captured (live metrics count from there). */
   readonly #clock = new CaptureClock(CORE_INPUT_SAMPLE_RATE);
-  /** Samples given to endpointers so far (a new endpointer's position 0 is this count when it opens). */
-  #listenedSamples = 0;
   /** Client audio taken in so far (the clock that `heardMs` reads). */
   #heardSamples = 0;
+  /**
+   * Session audio the endpointer never saw (taken in under manual turn detection): an endpointer
+   * position plus this is a position on the session's audio clock, which speech events are stamped with.
+   */
+  #unlistened = 0;
+  /** Bumped by each clear: frames that arrived before it are still fed (the clocks stay aligned) but their speech is dropped. */
+  #epoch = 0;
   #detection: TurnDetection = DEFAULT_TURN_DETECTION;
   /** Manual turn detection: audio since the last commit or clear. */
   #manual: { chunks: Float32Array[]; samples: number } = { chunks: [], samples: 0 };
   /** The id the current speech's user item will get. */
   #speechItemId = newId('item');
   /** Client frames waiting for the listener, and whether they are being fed to it. */
-  readonly #backlog: { frames: Int16Array[]; samples: number; pumping: boolean } = { frames: [], samples: 0, pumping: false };
+  readonly #backlog: { frames: { pcm: Int16Array; epoch: number }[]; samples: number; pumping: boolean } = { frames: [], samples: 0, pumping: false };
   /** Sample where speech started while the assistant was speaking, until it is judged. */
   #bargeInAt: number | null = null;
+  /** The answer's output is held at a voice onset that is not yet speech. */
+  #onsetHeld = false;
 
   /** `signal` stops the listener's work (the session's end). */
   constructor(host: TurnTakingHost, engines: Pick<Engines, 'vad' | 'asr'>, options: SessionCoreOptions, log: Logger, signal: AbortSignal) {
@@ -98,21 +111,34 @@ export class TurnTaking {
     return this.#bargeInAt !== null;
   }
 
-  /** Changes how turns are found; a new endpointer starts when its options change (speech in progress is dropped). */
+  /**
+   * Changes how turns are found, keeping what was heard: new endpointer settings apply to the speech
+   * in progress; speech in progress when turns become manual joins the uncommitted audio. Audio
+   * left uncommitted when turns go back to the VAD is dropped (the VAD hears from then on).
+   */
   setDetection(detection: TurnDetection): void {
-    const vadChanged = JSON.stringify(detection.vad) !== JSON.stringify(this.#detection.vad);
+    const previous = this.#detection;
     this.#detection = detection;
-    if (vadChanged) this.#listener = this.#openListener();
-    if (detection.mode === 'vad') this.clearAudio();
+    if (JSON.stringify(detection.vad) !== JSON.stringify(previous.vad)) {
+      // The engine's parse gives the effective options (its defaults, then the session's, then these).
+      this.#listener.endpointer.reconfigure(this.#engines.vad.openStream({ ...this.#options.vad, ...detection.vad }).options);
+    }
+    if (previous.mode === 'manual' && detection.mode === 'vad') this.#manual = { chunks: [], samples: 0 };
+    if (previous.mode === 'vad' && detection.mode === 'manual') {
+      const speech = this.#listener.endpointer.currentAudio();
+      this.#dropSpeech();
+      if (speech) {
+        this.#manual.chunks.push(speech);
+        this.#manual.samples += speech.length;
+      }
+    }
   }
 
   #openListener(): TurnListener {
-    this.#host.discardSpeculation();
-    const base = this.#listenedSamples;
     return new TurnListener(this.#engines.vad.openStream({ ...this.#options.vad, ...this.#detection.vad }), this.#engines.asr, this.#signal, {
       joinSegments: false,
       onSpeculation: (speculation) => this.#host.speculate(speculation.text),
-      captureTimeOf: (sample) => this.#clock.captureTimeOf(base + sample),
+      captureTimeOf: (sample) => this.#clock.captureTimeOf(sample),
       partialIntervalMs: this.#options.partialTranscriptMs ?? 0,
       onPartial: (partial) => {
         if (!this.#host.ended()) this.#host.emit({ type: 'partial_transcript', turn: this.#host.nextTurn(), itemId: this.#speechItemId, text: partial.text });
@@ -130,13 +156,14 @@ export class TurnTaking {
         return;
       }
       this.#heardSamples += pcm.length;
+      this.#unlistened += pcm.length;
       this.#manual.chunks.push(pcm16ToFloat32(pcm));
       this.#manual.samples += pcm.length;
       return;
     }
     this.#clock.arrived(pcm.length, arrivedAt);
     const backlog = this.#backlog;
-    backlog.frames.push(pcm);
+    backlog.frames.push({ pcm, epoch: this.#epoch });
     backlog.samples += pcm.length;
     if (samplesToMs(backlog.samples) > this.#options.maxBacklogMs) {
       // Faster than real time for long: memory would grow without limit.
@@ -160,7 +187,7 @@ export class TurnTaking {
     }
     if (this.#manual.samples === 0) return null;
     const { chunks: audio, samples } = this.#manual;
-    this.clearAudio();
+    this.#manual = { chunks: [], samples: 0 };
     const id = newId('item');
     const closedAt = performance.now();
     const heard = (async (): Promise<HeardTurn> => {
@@ -178,9 +205,26 @@ export class TurnTaking {
     return id;
   }
 
-  /** Drops the audio not yet committed (manual turn detection). */
+  /**
+   * Drops the audio not yet committed, whatever the turn detection: the manual buffer, and the
+   * speech in progress with the frames still waiting for the VAD (no speech end, turn or answer
+   * comes of them). A frame being processed now is dropped once it is through.
+   */
   clearAudio(): void {
     this.#manual = { chunks: [], samples: 0 };
+    this.#epoch++;
+    if (!this.#backlog.pumping) this.#dropSpeech();
+  }
+
+  /** Forgets the speech in progress; an answer it had paused goes on. */
+  #dropSpeech(): void {
+    this.#listener.discardSpeech();
+    this.#host.discardSpeculation();
+    this.#holdAtOnset();
+    if (this.#bargeInAt !== null) {
+      this.#bargeInAt = null;
+      this.#host.resumeAnswer();
+    }
   }
 
   /** The session ended: frames still waiting are dropped. */
@@ -196,13 +240,18 @@ export class TurnTaking {
     backlog.pumping = true;
     try {
       while (backlog.frames.length > 0 && !this.#host.ended()) {
-        const pcm = backlog.frames.shift()!;
+        const { pcm, epoch } = backlog.frames.shift()!;
         backlog.samples -= pcm.length;
         this.#heardSamples += pcm.length;
-        const listener = this.#listener;
-        const events = await listener.push(pcm16ToFloat32(pcm));
-        this.#listenedSamples += pcm.length;
+        const events = await this.#listener.push(pcm16ToFloat32(pcm));
+        if (epoch !== this.#epoch) {
+          // Audio from before a clear: nothing comes of it.
+          for (const event of events) if (event.type === 'turn') event.heard.catch(() => undefined);
+          this.#dropSpeech();
+          continue;
+        }
         for (const event of events) this.#onListen(event);
+        this.#holdAtOnset();
         this.#judgeBargeIn();
       }
     } catch (error) {
@@ -222,7 +271,7 @@ export class TurnTaking {
         this.#host.discardSpeculation();
         const duringAnswer = this.#host.assistantSpeaking();
         this.#speechItemId = newId('item');
-        this.#host.emit({ type: 'speech_start', atMs: samplesToMs(event.startSample), itemId: this.#speechItemId, duringAnswer });
+        this.#host.emit({ type: 'speech_start', atMs: samplesToMs(this.#unlistened + event.startSample), itemId: this.#speechItemId, duringAnswer });
         if (duringAnswer && this.#detection.interruptResponse) {
           // The user may be interrupting: stop sending at once, judge when we know more.
           this.#bargeInAt = event.startSample;
@@ -231,21 +280,43 @@ export class TurnTaking {
         break;
       }
       case 'speech_end':
-        this.#host.emit({ type: 'speech_end', startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample), itemId: this.#speechItemId });
+        this.#host.emit({ type: 'speech_end', startMs: samplesToMs(this.#unlistened + event.startSample), endMs: samplesToMs(this.#unlistened + event.endSample), itemId: this.#speechItemId });
         break;
       case 'turn':
         if (this.#bargeInAt !== null) {
-          // Speech that ended before it became an interruption: a blip, not a turn.
           this.#bargeInAt = null;
-          this.#host.resumeAnswer();
-          event.heard.catch(() => undefined);
-          break;
+          if (this.#host.answerResumable()) {
+            // Speech that ended before it became an interruption: a blip, not a turn.
+            this.#host.resumeAnswer();
+            event.heard.catch(() => undefined);
+            break;
+          }
+          // Nothing is left to resume (only audio already sent was still playing): the speech is a
+          // turn, as if the answer had ended before it; the rest of what is playing is talked over.
+          this.#host.interrupt();
         }
         this.#host.turn(this.#speechItemId, event.heard, this.#detection.createResponse);
         break;
       case 'speech_resumed':
         this.#host.discardSpeculation();
         break;
+    }
+  }
+
+  /**
+   * Voice while the assistant speaks holds its output at once, before it has lasted `minSpeechMs`
+   * and become speech: what the listener still hears after talking over an answer is then what was
+   * sent ahead, not that plus the VAD's confirmation time. Voice that fades first lets it go on.
+   */
+  #holdAtOnset(): void {
+    const onset = this.#listener.endpointer.onset;
+    if (onset && !this.#onsetHeld && this.#bargeInAt === null && this.#detection.interruptResponse && this.#host.assistantSpeaking()) {
+      this.#onsetHeld = true;
+      this.#host.holdOutput();
+    } else if (!onset && this.#onsetHeld) {
+      this.#onsetHeld = false;
+      // Confirmed speech was paused properly (speech_start); a blip of voice just lets go.
+      if (this.#bargeInAt === null) this.#host.releaseOutput();
     }
   }
 

@@ -175,7 +175,7 @@ export const msToSamples = (ms: number) => Math.round((ms * VAD_SAMPLE_RATE) / 1
 type Phase = 'idle' | 'maybe_speech' | 'speech' | 'trailing_silence';
 
 export class Endpointer {
-  readonly options: EndpointerOptions;
+  #options: EndpointerOptions;
   readonly #model: SileroVadModel;
   readonly #state = SileroVadModel.initialState();
   readonly #input = new Float32Array(VAD_CONTEXT_SAMPLES + VAD_FRAME_SAMPLES);
@@ -208,7 +208,7 @@ export class Endpointer {
 
   constructor(model: SileroVadModel, options: EndpointerOptions, turnModel: TurnModel | null = null) {
     this.#model = model;
-    this.options = options;
+    this.#options = options;
     this.#endpointSamples = msToSamples(options.endpointMs);
     // A fixed endpoint (adaptive off) stays fixed: no model runs.
     this.#turnModel = options.turnModel && options.adaptive ? turnModel : null;
@@ -220,6 +220,25 @@ export class Endpointer {
    */
   get turnVerdictPending(): Promise<void> | null {
     return this.#turnRun?.done ?? null;
+  }
+
+  get options(): EndpointerOptions {
+    return this.#options;
+  }
+
+  /**
+   * New settings from the next frame on; what was heard stays (the speech in progress, its start,
+   * the position). A silence already running waits for the new endpoint.
+   */
+  reconfigure(options: EndpointerOptions): void {
+    this.#options = options;
+    this.#endpointSamples = msToSamples(options.endpointMs);
+  }
+
+  /** Forgets the speech in progress (the client cleared it); the position and the model's state go on. */
+  discardSpeech(): void {
+    this.#phase = 'idle';
+    this.#endpointSamples = msToSamples(this.#options.endpointMs);
   }
 
   /** The silence (ms) now needed to close the open turn. */
@@ -281,6 +300,11 @@ export class Endpointer {
   /** Speech is going on right now (not the silence after it, before the endpoint). */
   get speaking(): boolean {
     return this.#phase === 'speech';
+  }
+
+  /** Voice has just begun and is not yet long enough to be speech (it may still be a blip). */
+  get onset(): boolean {
+    return this.#phase === 'maybe_speech';
   }
 
   get inSpeech(): boolean {

@@ -24,7 +24,7 @@ const config = (modelPath: string): LlamaCppConfig => ({
   defaultMaxTokens: 128,
   defaultTemperature: 0.7,
 });
-const weather = ToolSet.compile([TINY_QWEN_WEATHER_TOOL]);
+const weather = await ToolSet.compile([TINY_QWEN_WEATHER_TOOL]);
 const signal = () => new AbortController().signal;
 const text = (parts: ReplyPart[]) => parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('');
 const calls = (parts: ReplyPart[]) => parts.filter((p) => p.type === 'function_call');
@@ -114,7 +114,7 @@ describe('function calling on the tiny Qwen2 model', () => {
   });
 
   it('offers only the named function for a named tool_choice', async () => {
-    const tools = ToolSet.compile([TINY_QWEN_WEATHER_TOOL, { name: 'get_time', description: 'The time now.' }]);
+    const tools = await ToolSet.compile([TINY_QWEN_WEATHER_TOOL, { name: 'get_time', description: 'The time now.' }]);
     const conversation = await llm.openConversation();
     // The tiny model's own pick is get_weather; the name grammar allows only get_time.
     const parts = await collect(conversation.respond('What time is it?', { signal: signal(), tools, toolChoice: { name: 'get_time' } }));

@@ -47,6 +47,26 @@ describe('OutputPacer', () => {
     expect(Math.max(...ahead)).toBeLessThanOrEqual(250);
   });
 
+  it('a chunk longer than the lead goes out in pieces of half the lead: the listener never runs dry, a pause holds all but the lead', async () => {
+    const sent: { at: number; ms: number }[] = [];
+    const pacer = new OutputPacer((pcm) => sent.push({ at: performance.now(), ms: (pcm.length / 24_000) * 1000 }), { sampleRate: 24_000, leadMs: 80 });
+    pacer.enqueue(new Int16Array(24_000)); // 1 s in one chunk
+    expect(sent.map((p) => p.ms)).toEqual([40, 40]);
+    pacer.setLeadMs(80);
+    await vi.advanceTimersByTimeAsync(300);
+    pacer.pause();
+    // What was sent is at most the lead ahead of what has played.
+    expect(sent.reduce((ms, p) => ms + p.ms, 0) - 300).toBeLessThanOrEqual(80);
+    pacer.resume();
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(sent.reduce((ms, p) => ms + p.ms, 0)).toBe(1_000);
+    let playedUntil = 0;
+    for (const { at, ms } of sent) {
+      expect(at).toBeLessThanOrEqual(Math.max(playedUntil, sent[0]!.at));
+      playedUntil = Math.max(playedUntil, at) + ms;
+    }
+  });
+
   it('holds while the client is not reading, reports it stuck once after maxHoldMs, and goes on when it reads again', async () => {
     let reading = true;
     let sent = 0;

@@ -16,6 +16,12 @@ describe('turn detection mapping', () => {
     expect(coreTurnDetection({ type: 'server_vad', create_response: false, interrupt_response: false }, base)).toMatchObject({ vad: {}, createResponse: false, interruptResponse: false });
   });
 
+  it('the config shown back (the endpointer\'s own numbers) changes nothing: adaptive endpointing stays on', () => {
+    const shown = { ...base, activationThreshold: 0.5, preRollMs: 200 };
+    expect(coreTurnDetection({ type: 'server_vad', threshold: 0.5, prefix_padding_ms: 200, silence_duration_ms: 400, create_response: true, interrupt_response: true, idle_timeout_ms: null }, shown).vad).toEqual({});
+    expect(coreTurnDetection({ type: 'server_vad', threshold: 0.5, prefix_padding_ms: 200, silence_duration_ms: 700 }, shown).vad).toEqual({ endpointMs: 700, adaptive: false });
+  });
+
   it('semantic_vad keeps adaptive endpointing; its eagerness scales every silence and moves the turn model threshold; null is manual turns', () => {
     expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'low' }, base).vad).toEqual({
       adaptive: true,

@@ -14,7 +14,7 @@ import { SessionCore, type ConversationItem, type CoreEvent } from '../../src/se
 import { testProfileHandler } from '../helpers/test-profile.js';
 
 const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
-const weather = ToolSet.compile([TINY_QWEN_WEATHER_TOOL]);
+const weather = await ToolSet.compile([TINY_QWEN_WEATHER_TOOL]);
 
 let handler: S2sHandler;
 beforeAll(async () => {
@@ -55,6 +55,8 @@ async function openCore(): Promise<Recorded> {
       maxBacklogMs: 10_000,
       maxUnreadBytes: 96_000,
       stuckMs: 30_000,
+      maxItems: 1_000,
+      maxTextChars: 400_000,
     },
     log,
     { event: (e) => events.push(e), audio: (pcm) => (samples += pcm.length), ended: () => undefined },

@@ -129,6 +129,7 @@ export const clientEventSchema = z.discriminatedUnion('type', [
         max_output_tokens: maxOutputTokensSchema.optional(),
         metadata: z.record(z.string(), z.unknown()).nullable().optional(),
         conversation: z.string().optional(),
+        tool_choice: z.lazy(() => toolChoiceSchema).optional(),
         audio: z.looseObject({ output: z.looseObject({ voice: z.string().min(1).optional(), format: audioFormatSchema.optional() }).optional() }).optional(),
       })
       .optional(),

@@ -59,20 +59,40 @@ export function renderItem(item: Readonly<ConversationItem>): Json {
   return { id: item.id, object: 'realtime.item', type: 'message', status: item.status, role: item.role, content };
 }
 
+/** The turn detection shown back, with every default filled in (clients read `interrupt_response` from it). */
+export function filledTurnDetection(detection: TurnDetectionConfig, current: TurnDetectionConfig, base: { activationThreshold: number; preRollMs: number; endpointMs: number }): TurnDetectionConfig {
+  if (detection === null) return null;
+  if (detection.type === 'semantic_vad') return { eagerness: 'auto', create_response: true, interrupt_response: true, ...detection };
+  const now = current?.type === 'server_vad' ? current : null;
+  return {
+    threshold: now?.threshold ?? base.activationThreshold,
+    prefix_padding_ms: now?.prefix_padding_ms ?? base.preRollMs,
+    silence_duration_ms: now?.silence_duration_ms ?? base.endpointMs,
+    create_response: true,
+    interrupt_response: true,
+    idle_timeout_ms: null,
+    ...detection,
+  };
+}
+
 /**
  * The endpointer's silences that close a turn (adaptive endpointing picks among them by the transcript
  * and the turn model's verdict), the model's threshold and its incomplete wait.
  */
 export type EndpointSilence = Pick<EndpointerOptions, 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs' | 'turnThreshold' | 'turnIncompleteMs'>;
 
+/** The endpointer's own settings that server_vad's numbers default to (the config shown carries them). */
+export type EndpointBase = EndpointSilence & Partial<Pick<EndpointerOptions, 'activationThreshold' | 'preRollMs'>>;
+
 /**
- * The core's turn detection for a Realtime one. server_vad's numbers go to the endpointer; a
- * `silence_duration_ms` of the client's is a fixed silence, as OpenAI's server VAD has (adaptive
- * endpointing off). semantic_vad keeps adaptive endpointing with the turn model, its eagerness making
- * every silence longer (low, 3x), as it is (medium, auto) or shorter (high, 0.6x), and moving the
+ * The core's turn detection for a Realtime one. server_vad's numbers go to the endpointer when they
+ * differ from its own (the config shown back carries those, so a client that sends it back changes
+ * nothing); a `silence_duration_ms` of the client's own is a fixed silence, as OpenAI's server VAD
+ * has (adaptive endpointing off). semantic_vad keeps adaptive endpointing with the turn model, its eagerness
+ * making every silence longer (low, 3x), as it is (medium, auto) or shorter (high, 0.6x), and moving the
  * probability the model needs to call a turn complete up (low, +0.2) or down (high, -0.2). null is manual turns.
  */
-export function coreTurnDetection(detection: TurnDetectionConfig, base: EndpointSilence): TurnDetection {
+export function coreTurnDetection(detection: TurnDetectionConfig, base: EndpointBase): TurnDetection {
   if (detection === null) return { mode: 'manual', vad: {}, createResponse: false, interruptResponse: false };
   const switches = { createResponse: detection.create_response ?? true, interruptResponse: detection.interrupt_response ?? true };
   if (detection.type === 'semantic_vad') {
@@ -94,12 +114,12 @@ export function coreTurnDetection(detection: TurnDetectionConfig, base: Endpoint
     return { mode: 'vad', vad, ...switches };
   }
   const vad: TurnDetection['vad'] = {};
-  if (detection.threshold !== undefined) {
+  if (detection.threshold !== undefined && detection.threshold !== base.activationThreshold) {
     vad.activationThreshold = detection.threshold;
     vad.releaseThreshold = Math.max(0, Math.round((detection.threshold - 0.15) * 100) / 100);
   }
-  if (detection.prefix_padding_ms !== undefined) vad.preRollMs = detection.prefix_padding_ms;
-  if (detection.silence_duration_ms !== undefined) {
+  if (detection.prefix_padding_ms !== undefined && detection.prefix_padding_ms !== base.preRollMs) vad.preRollMs = detection.prefix_padding_ms;
+  if (detection.silence_duration_ms !== undefined && detection.silence_duration_ms !== base.endpointMs) {
     vad.endpointMs = Math.max(32, detection.silence_duration_ms);
     vad.adaptive = false;
   }

@@ -6,13 +6,15 @@
  * (realtime-session.ts) routes client events and the core's answer events here.
  */
 import type { TurnMetrics } from '../../pipeline/events.js';
+import { InvalidInputError } from '../../errors.js';
+import type { ToolChoice } from '../../llm/tools.js';
 import type { ConversationItem } from '../conversation-items.js';
 import type { CoreEvent } from '../core-types.js';
 import { newId } from '../ids.js';
 import type { SessionCore } from '../session-core.js';
 import type { OutputAudio } from './audio-codec.js';
 import type { AudioFormat, ClientEvent } from './client-events.js';
-import { renderItem, type Json, type RealtimeConfig } from './realtime-mappings.js';
+import { coreToolChoice, renderItem, type Json, type RealtimeConfig } from './realtime-mappings.js';
 import { resolveVoice } from './voices.js';
 
 /** One response from `response.created` to `response.done`; `output` holds its items in the order they appeared. */
@@ -75,6 +77,28 @@ export class RealtimeResponses {
       );
     }
     const request = event.response ?? {};
+    // Asked for and not done is refused by name, never accepted and ignored.
+    if (request.conversation !== undefined && request.conversation !== 'auto') {
+      return this.#host.error('invalid_request_error', 'unsupported_value', `response.create: conversation "${request.conversation}" is not supported: out-of-band responses are not implemented; every response joins the conversation ("auto")`, 'response.conversation', eventId);
+    }
+    for (const field of ['tools', 'input', 'prompt'] as const) {
+      if ((request as Json)[field] !== undefined) {
+        return this.#host.error('invalid_request_error', 'unsupported_value', `response.create: per-response ${field} is not supported; set it with session.update`, `response.${field}`, eventId);
+      }
+    }
+    let toolChoice: ToolChoice | undefined;
+    if (request.tool_choice !== undefined) {
+      toolChoice = coreToolChoice(request.tool_choice);
+      try {
+        core.settings.tools?.functions(toolChoice);
+      } catch (error) {
+        if (!(error instanceof InvalidInputError)) throw error;
+        return this.#host.error('invalid_request_error', 'invalid_value', `response.create: ${error.message}`, 'response.tool_choice', eventId);
+      }
+      if (typeof toolChoice === 'object' && !core.settings.tools?.functions('auto')) {
+        return this.#host.error('invalid_request_error', 'invalid_value', `response.create: tool_choice names "${toolChoice.name}" but the session has no tools`, 'response.tool_choice', eventId);
+      }
+    }
     const voiceName = request.audio?.output?.voice ?? config.voice;
     const voice = resolveVoice(voiceName, core.voices, this.#host.defaultVoice);
     if (voice === null) return this.#host.error('invalid_request_error', 'invalid_value', `unknown voice "${voiceName}"`, 'response.audio.output.voice', eventId);
@@ -86,6 +110,7 @@ export class RealtimeResponses {
       speak,
       ...(request.instructions !== undefined && { instructions: request.instructions }),
       ...(maxOutputTokens !== 'inf' && { maxTokens: maxOutputTokens }),
+      ...(toolChoice !== undefined && { toolChoice }),
     });
     const record = this.#newResponse({ metadata: request.metadata ?? null, speak, format: request.audio?.output?.format ?? config.outputFormat, voice: voiceName, maxOutputTokens });
     this.#requested.set(answerId, record);

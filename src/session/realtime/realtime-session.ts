@@ -27,9 +27,9 @@ import {
   messageItemSchema,
   type ClientEvent,
   type SessionConfigUpdate,
-  type TurnDetectionConfig,
 } from './client-events.js';
-import { coreToolChoice, coreTurnDetection, realtimeErrorEvent, renderItem, type EndpointSilence, type Json, type RealtimeConfig } from './realtime-mappings.js';
+import { coreToolChoice, coreTurnDetection, filledTurnDetection, realtimeErrorEvent, renderItem, type EndpointSilence, type Json, type RealtimeConfig } from './realtime-mappings.js';
+import { InboundQueue } from './inbound-queue.js';
 import { RealtimeResponses } from './realtime-responses.js';
 import { resolveVoice } from './voices.js';
 
@@ -37,6 +37,10 @@ import { resolveVoice } from './voices.js';
 export const MAX_CLIENT_EVENT_BYTES = 1024 * 1024;
 /** Frames above this close the socket (1009), as `ws` must: they are never read into memory whole. */
 export const REALTIME_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024;
+/** Audio sent ahead of playback in G.711 sessions (at most; S2S_OUTPUT_LEAD_MS when that is less): a caller talking over an answer hears this, plus the VAD's onset. */
+export const G711_OUTPUT_LEAD_MS = 80;
+/** Client events waiting behind a session.update whose tools are compiling, at most (bytes); more ends the session. */
+const MAX_QUEUED_EVENT_BYTES = 16 * 1024 * 1024;
 
 export interface RealtimeSessionOptions extends SessionCoreOptions {
   /** The system prompt the session was opened with, shown as `instructions` until a client sets its own. */
@@ -68,6 +72,8 @@ export class RealtimeSession {
   #idleTimer: NodeJS.Timeout | null = null;
   /** The endpointer's settings before any client change: what turn detection defaults and scales from. */
   readonly #baseEndpointer: { activationThreshold: number; preRollMs: number } & EndpointSilence;
+  /** Client events, handled in order: a session.update whose tools compile holds those after it. */
+  readonly #inbound = new InboundQueue((data, isBinary) => this.#onMessageGuarded(data, isBinary), MAX_QUEUED_EVENT_BYTES);
 
   private constructor(ws: WebSocket, core: SessionCore, options: RealtimeSessionOptions, log: Logger, input: InputAudio, output: OutputAudio, defaultVoice: string) {
     this.#ws = ws;
@@ -154,7 +160,7 @@ export class RealtimeSession {
   /** Starts the conversation; resolves when it ends, with what a bill is made of. */
   run(): Promise<SessionSummary> {
     this.#ws.on('error', (error) => this.#log.warn('realtime socket error', { error: error.message }));
-    this.#ws.on('message', (data, isBinary) => this.#onMessageGuarded(data as Buffer, isBinary));
+    this.#ws.on('message', (data, isBinary) => this.#receive(data as Buffer, isBinary));
     this.#ws.on('close', () => this.#core.end('client_left'));
     const ended = this.#core.run().finally(() => this.#disarmIdleTimeout());
     // The client may have left while the session was being set up.
@@ -165,18 +171,28 @@ export class RealtimeSession {
 
   // ---- client -> core ------------------------------------------------------------------------
 
+  /** A client event: handled in order (see InboundQueue); a client that floods a slow update is ended. */
+  #receive(data: Buffer, isBinary: boolean): void {
+    if (this.#inbound.push(data, isBinary)) return;
+    this.#error('invalid_request_error', 'too_many_events', `more than ${MAX_QUEUED_EVENT_BYTES} bytes of events arrived while a session.update was being applied; the session ends`, null, null);
+    this.#core.end('error');
+  }
+
   /** No exception from one client's event may leave the handler: at most it ends that session. */
-  #onMessageGuarded(data: Buffer, isBinary: boolean): void {
-    try {
-      this.#onMessage(data, isBinary);
-    } catch (error) {
+  #onMessageGuarded(data: Buffer, isBinary: boolean): Promise<void> | void {
+    const failed = (error: unknown) => {
       this.#log.error('realtime event handling failed', { session_id: this.#core.id, error: errorMessage(error) });
       this.#error('server_error', 'internal_error', errorMessage(error), null, null);
       this.#core.end('error');
+    };
+    try {
+      return this.#onMessage(data, isBinary)?.catch(failed);
+    } catch (error) {
+      failed(error);
     }
   }
 
-  #onMessage(data: Buffer, isBinary: boolean): void {
+  #onMessage(data: Buffer, isBinary: boolean): Promise<void> | void {
     if (this.#core.isEnded) return;
     this.#core.touch();
     if (isBinary) return this.#error('invalid_request_error', 'invalid_message', 'binary frames are not part of the Realtime API: send JSON events (audio as base64 in input_audio_buffer.append)', null, null);
@@ -200,10 +216,10 @@ export class RealtimeSession {
       const { message, param } = describeIssues(parsed.error);
       return this.#error('invalid_request_error', 'invalid_value', `invalid ${type}: ${message}`, param, clientEventId);
     }
-    this.#handle(parsed.data, clientEventId);
+    return this.#handle(parsed.data, clientEventId);
   }
 
-  #handle(event: ClientEvent, eventId: string | null): void {
+  #handle(event: ClientEvent, eventId: string | null): Promise<void> | void {
     switch (event.type) {
       case 'session.update':
         return this.#updateSession(event.session, eventId);
@@ -247,32 +263,44 @@ export class RealtimeSession {
     }
   }
 
-  #updateSession(update: SessionConfigUpdate, eventId: string | null): void {
+  /**
+   * Tools are checked once, here, when they change: a bad schema is the client's error, not a
+   * failed answer later. They compile on the schema thread (the events after this one wait); an
+   * update of anything else keeps the compiled set and applies at once.
+   */
+  #updateSession(update: SessionConfigUpdate, eventId: string | null): Promise<void> | void {
+    if (update.tools === undefined) return this.#applyUpdate(update, this.#core.settings.tools, eventId);
+    return ToolSet.compile(update.tools as { name: string; description?: string; parameters?: Json }[]).then(
+      (tools) => this.#applyUpdate(update, tools, eventId),
+      (error: unknown) => {
+        if (!(error instanceof InvalidInputError)) throw error;
+        this.#error('invalid_request_error', 'invalid_value', `session.update: ${error.message}`, 'session.tools', eventId);
+      },
+    );
+  }
+
+  #applyUpdate(update: SessionConfigUpdate, tools: ToolSet | undefined, eventId: string | null): void {
+    if (this.#core.isEnded) return;
     const next: RealtimeConfig = { ...this.#config };
     if (update.instructions !== undefined) next.instructions = update.instructions;
     if (update.output_modalities !== undefined) next.outputModalities = update.output_modalities.includes('audio') ? ['audio'] : ['text'];
     if (update.max_output_tokens !== undefined) next.maxOutputTokens = update.max_output_tokens;
     if (update.tools !== undefined) next.tools = update.tools;
     if (update.tool_choice !== undefined) next.toolChoice = update.tool_choice;
-    // Tools are checked once, here, when they change: a bad schema is the client's error, not a
-    // failed answer later. An update of anything else keeps the compiled set.
-    let tools: ToolSet;
     let toolChoice: ToolChoice;
     try {
-      const current = this.#core.settings.tools;
-      tools = update.tools === undefined && current ? current : ToolSet.compile(next.tools as { name: string; description?: string; parameters?: Json }[]);
       toolChoice = coreToolChoice(next.toolChoice);
-      tools.functions(toolChoice);
+      tools?.functions(toolChoice);
     } catch (error) {
       if (!(error instanceof InvalidInputError)) throw error;
-      return this.#error('invalid_request_error', 'invalid_value', `session.update: ${error.message}`, update.tools !== undefined ? 'session.tools' : 'session.tool_choice', eventId);
+      return this.#error('invalid_request_error', 'invalid_value', `session.update: ${error.message}`, 'session.tool_choice', eventId);
     }
     const input = update.audio?.input;
     const output = update.audio?.output;
     if (input?.format !== undefined) next.inputFormat = input.format;
     if (input?.transcription !== undefined) next.transcription = input.transcription;
     if (input?.noise_reduction !== undefined) next.noiseReduction = input.noise_reduction;
-    if (input?.turn_detection !== undefined) next.turnDetection = this.#fillTurnDetection(input.turn_detection);
+    if (input?.turn_detection !== undefined) next.turnDetection = filledTurnDetection(input.turn_detection, this.#config.turnDetection, this.#baseEndpointer);
     if (output?.format !== undefined) next.outputFormat = output.format;
     if (output?.speed !== undefined) next.speed = output.speed;
     if (output?.voice !== undefined) {
@@ -282,6 +310,9 @@ export class RealtimeSession {
       next.voice = output.voice;
     }
     this.#config = next;
+    // A telephony bridge (Twilio's) cannot drop what it holds until its marks say so: send less ahead.
+    const g711 = next.outputFormat.type !== 'audio/pcm';
+    this.#core.setOutputLeadMs(g711 ? Math.min(G711_OUTPUT_LEAD_MS, this.#options.outputLeadMs) : this.#options.outputLeadMs);
     this.#core.configure({
       voice: resolveVoice(next.voice, this.#core.voices, this.#defaultVoice)!,
       maxTokens: next.maxOutputTokens === 'inf' ? this.#options.maxTokens : next.maxOutputTokens,
@@ -290,25 +321,9 @@ export class RealtimeSession {
       tools,
       toolChoice,
     });
-    this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
+    // Only an update that carries turn detection touches it (an unrelated one leaves the speech in progress alone).
+    if (input?.turn_detection !== undefined) this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
     this.#send('session.updated', { session: this.#sessionJson() });
-  }
-
-  /** The turn detection shown back, with every default filled in (clients read `interrupt_response` from it). */
-  #fillTurnDetection(detection: TurnDetectionConfig): TurnDetectionConfig {
-    if (detection === null) return null;
-    if (detection.type === 'semantic_vad') return { eagerness: 'auto', create_response: true, interrupt_response: true, ...detection };
-    const current = this.#config.turnDetection?.type === 'server_vad' ? this.#config.turnDetection : null;
-    const defaults = this.#baseEndpointer;
-    return {
-      threshold: current?.threshold ?? defaults.activationThreshold,
-      prefix_padding_ms: current?.prefix_padding_ms ?? defaults.preRollMs,
-      silence_duration_ms: current?.silence_duration_ms ?? defaults.endpointMs,
-      create_response: true,
-      interrupt_response: true,
-      idle_timeout_ms: null,
-      ...detection,
-    };
   }
 
   #createItem(event: Extract<ClientEvent, { type: 'conversation.item.create' }>, eventId: string | null): void {
@@ -321,6 +336,7 @@ export class RealtimeSession {
       const { id, call_id: callId, output } = parsed.data;
       const added = this.#core.addFunctionOutput({ ...(id !== undefined && { id }), callId, output }, event.previous_item_id);
       if (typeof added === 'string') this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: ${added}`, 'item.call_id', eventId);
+      else if ('refused' in added) this.#error('invalid_request_error', added.refused, `conversation.item.create: ${added.message}`, 'item', eventId);
       return;
     }
     if (event.item.type !== 'message') {
@@ -338,6 +354,7 @@ export class RealtimeSession {
     }
     const added = this.#core.addItem({ id: item.id, role: item.role, text: texts.join(' ') }, event.previous_item_id);
     if (typeof added === 'string') this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: ${added}`, 'previous_item_id', eventId);
+    else if ('refused' in added) this.#error('invalid_request_error', added.refused, `conversation.item.create: ${added.message}`, 'item', eventId);
   }
 
   // ---- core -> client ------------------------------------------------------------------------
