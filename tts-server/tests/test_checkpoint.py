@@ -95,7 +95,7 @@ def test_stacks_match_transformers_qwen2_on_the_same_weights(tiny_dir: Path) -> 
     raw = _raw(tiny_dir)
 
     def reference(prefix: str, layers: int, final_norm: bool) -> Qwen2Model:
-        ref = Qwen2Model(qwen2_config(cfg, layers)).eval()
+        ref = Qwen2Model(qwen2_config(cfg, layers, "sdpa")).eval()  # transformers' own attention
         sd = {k[len(prefix) :]: v for k, v in raw.items() if k.startswith(prefix)}
         sd.setdefault("embed_tokens.weight", raw["model.language_model.embed_tokens.weight"])
         sd.setdefault("norm.weight", torch.ones(cfg.lm.hidden_size))

@@ -13,6 +13,8 @@ from transformers.models.vibevoice_acoustic_tokenizer.configuration_vibevoice_ac
     VibeVoiceAcousticTokenizerDecoderConfig,
 )
 
+from . import attention
+
 
 class ConfigError(ValueError):
     """The model folder's config.json is missing a field or asks for something this engine does not implement."""
@@ -171,8 +173,9 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     return parse_config(raw)
 
 
-def qwen2_config(cfg: ModelConfig, num_layers: int) -> Qwen2Config:
-    """A transformers Qwen2 config for one of the two stacks (text or TTS layers), SDPA attention."""
+def qwen2_config(cfg: ModelConfig, num_layers: int, attn_implementation: str = attention.NAME) -> Qwen2Config:
+    """A transformers Qwen2 config for one of the two stacks (text or TTS layers); attention is SDPA with the
+    kernel's grouped-query support (attention.py), or any transformers implementation by name."""
     lm = cfg.lm
     q = Qwen2Config(
         vocab_size=lm.vocab_size,
@@ -188,7 +191,7 @@ def qwen2_config(cfg: ModelConfig, num_layers: int) -> Qwen2Config:
         rope_parameters={"rope_type": "default", "rope_theta": lm.rope_theta},
         use_sliding_window=False,
     )
-    q._attn_implementation = "sdpa"
+    q._attn_implementation = attn_implementation
     return q
 
 

@@ -29,6 +29,8 @@ from tokenizers import Tokenizer
 
 from ..engine_api import Done, Priority, StreamError, StreamOptions
 from .checkpoint import load_model
+from .decoder_cache import SlotPaddingCache
+from .kv_cache import SlotKVCache
 from .model import SPEECH_TYPE, TEXT_TYPE, RealtimeModel
 from .prompt import VoicePrompt, load_voice_prompt
 from .sampler import NoiseSource, TorchNoise, make_schedule, sample_latents
@@ -187,9 +189,6 @@ class VibeVoiceEngine:
         max_streams: int | None,
         options: EngineOptions,
     ) -> None:
-        from .decoder_cache import SlotPaddingCache
-        from .kv_cache import SlotKVCache
-
         self.model = model.eval()
         self.tokenizer = tokenizer
         self._voices = voices
