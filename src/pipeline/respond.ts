@@ -1,18 +1,19 @@
 /**
- * One spoken answer: the LLM streams text, the clause chunker cuts it, TTS speaks the pieces in
- * order. All three overlap: the LLM keeps generating while earlier pieces are spoken. Text deltas
- * and audio chunks come out of one stream as they are made. The signal stops everything.
- * When the turn is offered tools, a function call comes out of the same stream; the text said
- * before it is spoken, and the answer ends there (the caller runs the call and asks again).
+ * One spoken answer: the LLM streams text and every delta goes straight into one TTS stream, which
+ * speaks while the LLM still writes (the engine starts on its first text window; normalisation for
+ * speech happens on the way, word by word). Text deltas and audio chunks come out of one stream as
+ * they are made. The signal stops everything, and cancels the TTS stream. A preemptive answer's
+ * stream is opened `speculative` and promoted when its turn is confirmed. When the turn is offered
+ * tools, a function call comes out of the same stream; the text said before it is spoken, and the
+ * answer ends there (the caller runs the call and asks again).
  */
-import { ClauseChunker, type ChunkerOptions } from '../llm/clause-chunker.js';
+import type { ChunkerOptions } from '../llm/clause-chunker.js';
 import type { Conversation, ReplyStats } from '../llm/llm.js';
 import type { ToolChoice, ToolSet } from '../llm/tools.js';
-import { speakInOrder, type PieceReport } from '../tts/speaker.js';
-import type { Tts } from '../tts/tts.js';
+import type { Tts, TtsPriority, TtsStream, TtsStreamStats } from '../tts/tts.js';
 import { AsyncQueue } from '../util/async-queue.js';
 
-/** Audio carries the index of the text piece it speaks (`timings.pieces[piece]`), so a cut answer knows what was heard. */
+/** `piece` is always 0: the answer is one stream (kept until the session core reads `timings.tts`). */
 export type ResponseItem =
   | { kind: 'text'; delta: string }
   | { kind: 'audio'; pcm: Int16Array; piece: number }
@@ -26,25 +27,38 @@ export interface ResponseOptions {
   temperature?: number;
   cfg?: number;
   steps?: number;
+  /** Ignored: the clause chunker is no longer on the answer's path (kept until the session core stops passing it). */
   chunker?: Partial<ChunkerOptions>;
   /** The system prompt for this answer instead of the conversation's own. */
   instructions?: string;
   /** false: a text-only answer; the TTS is not asked for anything. */
   speak?: boolean;
+  /** speculative: a preemptive answer (the TTS serves confirmed streams first); `promote()` when its turn is confirmed. */
+  priority?: TtsPriority;
   /** TTS starts only once this settles (an LLM-only preemptive response waits for its turn to be confirmed). */
   speakAfter?: Promise<void>;
   tools?: ToolSet;
   toolChoice?: ToolChoice;
 }
 
+/** One spoken piece of the answer (the whole stream): its text so far and the stream's stats. */
+export interface PieceReport {
+  readonly text: string;
+  stats: TtsStreamStats;
+}
+
 /** performance.now() marks along the response's critical path, filled in as it runs. */
 export interface ResponseTimings {
   requestedAt: number;
   firstTokenAt: number | null;
-  firstPieceAt: number | null;
+  /** The first text handed to the TTS stream (after normalisation: the first whole word). */
+  firstTextAt: number | null;
   firstAudioAt: number | null;
   lastAudioAt: number | null;
   audioSamples: number;
+  /** The TTS stream's stats (ttfb, queue wait, the text it was given); null when nothing was spoken. */
+  tts: TtsStreamStats | null;
+  /** The answer as one piece (see ResponseItem), for the session core's truncation. */
   pieces: PieceReport[];
   llm: ReplyStats | null;
 }
@@ -52,6 +66,8 @@ export interface ResponseTimings {
 export interface Response {
   items: AsyncIterable<ResponseItem>;
   timings: ResponseTimings;
+  /** The turn this (speculative) answer was prepared for is confirmed: its TTS stream is promoted. */
+  promote(): void;
   /** Settles (never rejects) once the LLM and the TTS have both stopped: the conversation is free again. */
   done: Promise<void>;
 }
@@ -61,27 +77,59 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
   const stop = new AbortController();
   const signal = AbortSignal.any([options.signal, stop.signal]);
   const out = new AsyncQueue<ResponseItem>(() => stop.abort());
-  const pieces = new AsyncQueue<string>();
   const timings: ResponseTimings = {
     requestedAt: performance.now(),
     firstTokenAt: null,
-    firstPieceAt: null,
+    firstTextAt: null,
     firstAudioAt: null,
     lastAudioAt: null,
     audioSamples: 0,
+    tts: null,
     pieces: [],
     llm: null,
   };
+  const speaks = options.speak !== false;
+  let priority: TtsPriority = options.priority ?? 'confirmed';
+  let stream: TtsStream | null = null;
+  /** Text written before the stream opened (an LLM-only preemptive answer waits for its turn). */
+  let held = '';
+  let textEnded = false;
+  let opened: () => void;
+  const streamOpened = new Promise<void>((resolve) => (opened = resolve));
+
+  const openStream = () => {
+    const opening = tts.open({ signal, voice: options.voice, cfg: options.cfg, steps: options.steps, priority });
+    stream = opening;
+    timings.tts = opening.stats;
+    timings.pieces = [
+      {
+        get text() {
+          return opening.stats.spokenText;
+        },
+        stats: opening.stats,
+      },
+    ];
+    if (held) sendText(held);
+    held = '';
+    if (textEnded) opening.end();
+    opened();
+  };
+  const sendText = (text: string) => {
+    stream!.push(text);
+    timings.firstTextAt ??= stream!.stats.firstTextAt;
+  };
+  const toTts = (text: string) => {
+    if (!speaks || textEnded) return;
+    if (stream) sendText(text);
+    else held += text;
+  };
+  const endTts = () => {
+    if (textEnded) return;
+    textEnded = true;
+    stream?.end();
+  };
 
   const generate = async () => {
-    const chunker = new ClauseChunker(options.chunker);
-    const handOver = (texts: string[]) => {
-      if (options.speak === false) return;
-      for (const text of texts) {
-        timings.firstPieceAt ??= performance.now();
-        pieces.push(text);
-      }
-    };
     try {
       const parts = conversation.respond(userText === '' ? null : userText, {
         signal,
@@ -94,37 +142,45 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
       for await (const part of parts) {
         timings.firstTokenAt ??= performance.now();
         if (part.type === 'function_call') {
-          // What was said before the call is spoken: the last clause goes to the TTS now.
-          handOver(chunker.flush());
+          // What was said before the call is spoken: the stream is ended now.
+          endTts();
           out.push({ kind: 'function_call', callId: part.callId, name: part.name, arguments: part.arguments });
           continue;
         }
         out.push({ kind: 'text', delta: part.text });
-        handOver(chunker.push(part.text));
+        toTts(part.text);
       }
-      if (!signal.aborted) handOver(chunker.flush());
-      pieces.end();
-    } catch (error) {
-      pieces.fail(error);
-      throw error;
+      if (!signal.aborted) endTts();
     } finally {
       timings.llm = conversation.lastStats;
     }
   };
 
   const speak = async () => {
-    if (options.speakAfter) await options.speakAfter;
-    const speech = speakInOrder(tts, pieces, { signal, voice: options.voice, cfg: options.cfg, steps: options.steps });
-    timings.pieces = speech.pieces;
-    for await (const chunk of speech) {
+    if (!speaks) return;
+    if (options.speakAfter) {
+      await options.speakAfter;
+      if (signal.aborted) return;
+      openStream();
+    }
+    await streamOpened;
+    for await (const pcm of stream!) {
       timings.firstAudioAt ??= performance.now();
       timings.lastAudioAt = performance.now();
-      timings.audioSamples += chunk.pcm.length;
-      out.push({ kind: 'audio', pcm: chunk.pcm, piece: chunk.piece });
+      timings.audioSamples += pcm.length;
+      out.push({ kind: 'audio', pcm, piece: 0 });
     }
   };
 
-  const tasks = [generate(), speak()];
+  // Opened before the LLM starts, so the server sets the stream up (or queues it) while the prompt is read.
+  let tasks: Promise<void>[];
+  try {
+    if (speaks && !options.speakAfter) openStream();
+    tasks = [generate(), speak()];
+  } catch (error) {
+    // An unknown voice: refused before anything started.
+    tasks = [Promise.reject(error)];
+  }
   Promise.all(tasks).then(
     () => out.end(),
     (error: unknown) => {
@@ -136,5 +192,10 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
     },
   );
   const done = Promise.allSettled(tasks).then(() => undefined);
-  return { items: out, timings, done };
+  const promote = () => {
+    if (priority === 'confirmed') return;
+    priority = 'confirmed';
+    stream?.promote();
+  };
+  return { items: out, timings, promote, done };
 }

@@ -88,7 +88,7 @@ describe('SpeakableStream', () => {
     const stream = new SpeakableStream();
     expect(stream.push('[a short aside ')).toBe('');
     const words = Array.from({ length: 80 }, () => 'word').join(' '); // 400 characters
-    expect(stream.push(`${words} `)).toMatch(/^a short aside word word/);
+    expect(stream.push(`${words} `)).toMatch(/^\[a short aside word word/);
   });
 
   it('nothing speakable gives nothing', () => {
