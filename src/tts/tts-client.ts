@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { InvalidInputError, S2sError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { AsyncQueue } from '../util/async-queue.js';
-import type { TtsSidecar } from './sidecar.js';
+import type { TtsServerInfo } from './sidecar.js';
 import { SpeakableStream } from './speakable.js';
 import type { Tts, TtsStream, TtsStreamOptions, TtsStreamStats } from './tts.js';
 
@@ -37,12 +37,24 @@ export class TtsStreamError extends S2sError {
   }
 }
 
+/** The server the client speaks to: the sidecar the worker runs (or, in tests, one attached to). */
+export interface TtsServerHandle {
+  readonly config: { readonly host: string; readonly port: number };
+  /** Its /config, once it answered. */
+  readonly server: TtsServerInfo;
+  /** Resolves when the server is up (at once, unless it is restarting); rejects when it was stopped. */
+  ready(): Promise<TtsServerInfo>;
+  /** Called when the server process dies. */
+  onCrash(listener: (error: S2sError) => void): () => void;
+  stop(): Promise<void>;
+}
+
 export class TtsServerClient implements Tts {
-  readonly #sidecar: TtsSidecar;
+  readonly #sidecar: TtsServerHandle;
   readonly #options: TtsClientOptions;
   readonly #log: Logger;
 
-  constructor(sidecar: TtsSidecar, options: Partial<TtsClientOptions>, log: Logger) {
+  constructor(sidecar: TtsServerHandle, options: Partial<TtsClientOptions>, log: Logger) {
     this.#sidecar = sidecar;
     this.#options = { ...DEFAULT_CLIENT_OPTIONS, ...options };
     this.#log = log;
@@ -73,7 +85,7 @@ type ClientMessage = { type: 'open'; voice: string; cfg: number; steps: number; 
 
 class ServerStream implements TtsStream {
   readonly stats: TtsStreamStats = { ttfbMs: null, firstTextAt: null, queued: false, queueWaitMs: 0, samples: 0, spokenText: '' };
-  readonly #sidecar: TtsSidecar;
+  readonly #sidecar: TtsServerHandle;
   readonly #signal: AbortSignal;
   readonly #log: Logger;
   readonly #speakable = new SpeakableStream();
@@ -89,7 +101,7 @@ class ServerStream implements TtsStream {
   /** The audio, for the reader; the reader stopping early cancels the stream. */
   readonly #audioOut = new AsyncQueue<Int16Array>(() => this.#cancel());
 
-  constructor(sidecar: TtsSidecar, open: ClientMessage, signal: AbortSignal, log: Logger) {
+  constructor(sidecar: TtsServerHandle, open: ClientMessage, signal: AbortSignal, log: Logger) {
     this.#sidecar = sidecar;
     this.#signal = signal;
     this.#log = log;
@@ -224,12 +236,15 @@ class ServerStream implements TtsStream {
     }
   }
 
-  /** Aborted or abandoned by the reader: tell the server to stop, and end the audio without an error. */
+  /** Aborted or abandoned by the reader: tell the server to stop, and end the audio without an error; audio not read yet is dropped. */
   #cancel(): void {
-    if (this.#finished) return;
+    if (this.#finished) {
+      if (this.#signal.aborted) this.#audioOut.discard();
+      return;
+    }
     this.#finish();
     this.#close('cancel');
-    this.#audioOut.end();
+    this.#audioOut.discard();
   }
 
   #fail(error: unknown): void {
@@ -239,9 +254,9 @@ class ServerStream implements TtsStream {
     this.#audioOut.fail(error);
   }
 
+  /** The abort listener stays: audio already here but not read is dropped when the signal fires later. */
   #finish(): void {
     this.#finished = true;
-    this.#signal.removeEventListener('abort', this.#onAbort);
     this.#unsubscribeCrash?.();
     this.#unsubscribeCrash = null;
   }

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
-import { TtsSidecar, type SidecarConfig } from '../../src/tts/sidecar.js';
+import { TtsSidecar, type SidecarConfig, type TtsServerInfo } from '../../src/tts/sidecar.js';
+import type { TtsServerHandle } from '../../src/tts/tts-client.js';
 import type { Logger } from '../../src/log/logger.js';
 
 export async function freePort(): Promise<number> {
@@ -79,4 +80,11 @@ export async function espeakTtsEnv(options: EspeakServerOptions = {}): Promise<R
 export async function ttsServerPid(port: number): Promise<number> {
   const response = await fetch(`http://127.0.0.1:${port}/config`);
   return ((await response.json()) as { pid: number }).pid;
+}
+
+/** A server someone else runs (the worker's own, in a test), for a second client beside the worker's. */
+export async function attachedServer(port: number): Promise<TtsServerHandle> {
+  const body = (await (await fetch(`http://127.0.0.1:${port}/config`)).json()) as { engine: string; pid: number; sample_rate: number; voices: string[]; default_voice: string; max_streams: number };
+  const server: TtsServerInfo = { engine: body.engine, pid: body.pid, sampleRate: body.sample_rate, voices: body.voices, defaultVoice: body.default_voice, maxStreams: body.max_streams };
+  return { config: { host: '127.0.0.1', port }, server, ready: async () => server, onCrash: () => () => undefined, stop: async () => undefined };
 }
