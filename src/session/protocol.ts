@@ -5,9 +5,9 @@
  */
 import { z } from 'zod';
 import type { TurnMetrics } from '../pipeline/events.js';
-import { CORE_INPUT_SAMPLE_RATE, CORE_OUTPUT_SAMPLE_RATE, type SessionEndReason } from './session-core.js';
+import { CORE_INPUT_SAMPLE_RATE, CORE_OUTPUT_SAMPLE_RATE, type SessionEndReason } from './core-types.js';
 
-export type { SessionEndReason } from './session-core.js';
+export type { SessionEndReason } from './core-types.js';
 export const SESSION_INPUT_SAMPLE_RATE = CORE_INPUT_SAMPLE_RATE;
 export const SESSION_OUTPUT_SAMPLE_RATE = CORE_OUTPUT_SAMPLE_RATE;
 /** Two seconds of 16 kHz PCM16. */

@@ -7,7 +7,7 @@
 import alawmulaw from 'alawmulaw';
 import { bytesToPcm16, float32ToPcm16, pcm16ToFloat32 } from '../../audio/pcm.js';
 import { StreamResampler } from '../../audio/resample.js';
-import { CORE_INPUT_SAMPLE_RATE, CORE_OUTPUT_SAMPLE_RATE } from '../session-core.js';
+import { CORE_INPUT_SAMPLE_RATE, CORE_OUTPUT_SAMPLE_RATE } from '../core-types.js';
 import type { AudioFormat } from './client-events.js';
 
 const G711_RATE = 8_000;

@@ -1,10 +1,11 @@
 /**
  * The OpenAI Realtime API (GA dialect, REALTIME.md) over the session core: JSON events both ways,
  * audio as base64 in `input_audio_buffer.append` and `response.output_audio.delta`. This adapter
- * decodes, encodes and keeps the protocol's bookkeeping (event ids, responses, effective config);
- * turns, barge-in, pacing, answers, items and limits live in `SessionCore`, shared with `/ws`.
+ * decodes, encodes and keeps the protocol's bookkeeping: here the inbound side (client events,
+ * the effective session config, input audio and speech events, event ids); the outbound response
+ * lifecycle is `RealtimeResponses` (realtime-responses.ts). Turns, barge-in, pacing, answers,
+ * items and limits live in `SessionCore`, shared with `/ws`.
  *
- * Every response is bracketed by `response.created` and `response.done`, also when cut or failed.
  * Errors go out in the documented shape only for real errors (a client without an error listener
  * dies of one): cancelling with nothing active, truncating past the end and retrieving an unknown
  * item are answered quietly.
@@ -13,7 +14,6 @@ import type { WebSocket } from 'ws';
 import { errorMessage, type Logger } from '../../log/logger.js';
 import type { Conversation } from '../../llm/llm.js';
 import type { Engines } from '../../pipeline/engines.js';
-import type { TurnMetrics } from '../../pipeline/events.js';
 import { newId } from '../ids.js';
 import { SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary } from '../session-core.js';
 import { InputAudio, OutputAudio } from './audio-codec.js';
@@ -25,13 +25,12 @@ import {
   describeIssues,
   functionCallOutputItemSchema,
   messageItemSchema,
-  type AudioFormat,
   type ClientEvent,
   type SessionConfigUpdate,
-  type ToolChoiceConfig,
   type TurnDetectionConfig,
 } from './client-events.js';
-import { coreToolChoice, coreTurnDetection, realtimeErrorEvent, renderItem, type EndpointSilence } from './realtime-mappings.js';
+import { coreToolChoice, coreTurnDetection, realtimeErrorEvent, renderItem, type EndpointSilence, type Json, type RealtimeConfig } from './realtime-mappings.js';
+import { RealtimeResponses } from './realtime-responses.js';
 import { resolveVoice } from './voices.js';
 
 /** Larger text frames are refused with an error event (the socket itself allows up to REALTIME_MAX_PAYLOAD_BYTES). */
@@ -46,40 +45,6 @@ export interface RealtimeSessionOptions extends SessionCoreOptions {
   model: string;
 }
 
-type Json = Record<string, unknown>;
-
-/** The effective session config (what `session.created`/`session.updated` show), in the API's terms. */
-interface RealtimeConfig {
-  instructions: string;
-  outputModalities: ('audio' | 'text')[];
-  maxOutputTokens: number | 'inf';
-  inputFormat: AudioFormat;
-  outputFormat: AudioFormat;
-  transcription: Json | null;
-  noiseReduction: unknown;
-  turnDetection: TurnDetectionConfig;
-  /** The client's voice name (alloy, a VibeVoice preset, ...). */
-  voice: string;
-  speed: number;
-  tools: unknown[];
-  toolChoice: ToolChoiceConfig;
-}
-
-/** One response from `response.created` to `response.done`; `output` holds its items in the order they appeared. */
-interface ResponseRecord {
-  id: string;
-  /** The core's answer id, once the answer started. */
-  answerId: string | null;
-  metadata: Json | null;
-  speak: boolean;
-  format: AudioFormat;
-  voice: string;
-  maxOutputTokens: number | 'inf';
-  output: Json[];
-  /** The answer's assistant message, once it appeared (an answer that only calls a function has none). */
-  message: { id: string; outputIndex: number } | null;
-}
-
 /** A speech start during an answer is held until the core judges it: an interruption is announced, a blip never is. */
 interface HeldSpeech {
   started: Json;
@@ -92,15 +57,12 @@ export class RealtimeSession {
   readonly #log: Logger;
   readonly #options: RealtimeSessionOptions;
   readonly #input: InputAudio;
-  readonly #output: OutputAudio;
   readonly #defaultVoice: string;
   readonly #sessionId = newId('sess');
   #config: RealtimeConfig;
   #eventCount = 0;
-  /** The response announced with `response.created` and not yet done. */
-  #response: ResponseRecord | null = null;
-  /** Responses the client asked for, by the core's answer id, until they start. */
-  readonly #requested = new Map<string, ResponseRecord>();
+  /** The outbound side: responses from `response.created` to `response.done`. */
+  readonly #responses: RealtimeResponses;
   #held: HeldSpeech | null = null;
   /** server_vad's idle_timeout_ms: runs from the end of an answer's audio until the user speaks. */
   #idleTimer: NodeJS.Timeout | null = null;
@@ -113,8 +75,17 @@ export class RealtimeSession {
     this.#options = options;
     this.#log = log;
     this.#input = input;
-    this.#output = output;
     this.#defaultVoice = defaultVoice;
+    this.#responses = new RealtimeResponses({
+      core,
+      output,
+      defaultVoice,
+      conversationId: 'conv_' + this.#sessionId.slice(5),
+      config: () => this.#config,
+      send: (type, fields) => this.#send(type, fields),
+      error: (type, code, message, param, clientEventId) => this.#error(type, code, message, param, clientEventId),
+      answerDone: () => this.#armIdleTimeout(),
+    });
     const endpointer = core.endpointerOptions;
     this.#baseEndpointer = {
       activationThreshold: endpointer.activationThreshold,
@@ -167,7 +138,7 @@ export class RealtimeSession {
       log,
       {
         event: (event) => session!.#onCoreEvent(event),
-        audio: (pcm) => session!.#onCoreAudio(pcm),
+        audio: (pcm) => session!.#responses.onAudio(pcm),
         ended: (summary) => session!.#onEnded(summary),
         unreadBytes: () => ws.bufferedAmount,
       },
@@ -268,15 +239,9 @@ export class RealtimeSession {
         return this.#send('conversation.item.truncated', { item_id: event.item_id, content_index: event.content_index ?? 0, audio_end_ms: Math.round(audioEndMs) });
       }
       case 'response.create':
-        return this.#createResponse(event, eventId);
+        return this.#responses.create(event, eventId);
       case 'response.cancel':
-        // Nothing active is not an error worth a client's crash: the API's own code, quietly logged.
-        if (!this.#core.cancelAnswer() && this.#response && this.#response.answerId === null) {
-          // Asked for but not started: it is done, cancelled, and withdrawn from the core, so it never starts.
-          for (const [answerId, record] of this.#requested) if (record === this.#response) this.#core.withdrawAnswer(answerId);
-          this.#finishResponse(this.#response, 'cancelled', { type: 'cancelled', reason: 'client_cancelled' }, null);
-        }
-        return;
+        return this.#responses.cancel();
     }
   }
 
@@ -373,34 +338,6 @@ export class RealtimeSession {
     if (typeof added === 'string') this.#error('invalid_request_error', 'invalid_value', `conversation.item.create: ${added}`, 'previous_item_id', eventId);
   }
 
-  #createResponse(event: Extract<ClientEvent, { type: 'response.create' }>, eventId: string | null): void {
-    if (this.#response || this.#core.answering) {
-      return this.#error(
-        'invalid_request_error',
-        'conversation_already_has_active_response',
-        `Conversation already has an active response in progress: ${this.#response?.id ?? 'an answer'}. Wait until the response is finished before creating a new one.`,
-        null,
-        eventId,
-      );
-    }
-    const request = event.response ?? {};
-    const voiceName = request.audio?.output?.voice ?? this.#config.voice;
-    const voice = resolveVoice(voiceName, this.#core.voices, this.#defaultVoice);
-    if (voice === null) return this.#error('invalid_request_error', 'invalid_value', `unknown voice "${voiceName}"`, 'response.audio.output.voice', eventId);
-    const modalities = request.output_modalities ?? this.#config.outputModalities;
-    const maxOutputTokens = request.max_output_tokens ?? this.#config.maxOutputTokens;
-    const speak = modalities.includes('audio');
-    const answerId = this.#core.requestAnswer({
-      voice,
-      speak,
-      ...(request.instructions !== undefined && { instructions: request.instructions }),
-      ...(maxOutputTokens !== 'inf' && { maxTokens: maxOutputTokens }),
-    });
-    const record = this.#newResponse({ metadata: request.metadata ?? null, speak, format: request.audio?.output?.format ?? this.#config.outputFormat, voice: voiceName, maxOutputTokens });
-    this.#requested.set(answerId, record);
-    this.#announce(record);
-  }
-
   // ---- core -> client ------------------------------------------------------------------------
 
   #onCoreEvent(event: CoreEvent): void {
@@ -439,19 +376,11 @@ export class RealtimeSession {
         }
         return;
       case 'answer_start':
-        return this.#onAnswerStart(event);
       case 'answer_message':
-        return this.#onAnswerMessage(event);
-      case 'answer_text': {
-        const response = this.#response;
-        if (!response?.message || response.answerId !== event.answerId) return;
-        const where = { response_id: response.id, item_id: event.itemId, output_index: response.message.outputIndex, content_index: 0, delta: event.delta };
-        return this.#send(response.speak ? 'response.output_audio_transcript.delta' : 'response.output_text.delta', where);
-      }
+      case 'answer_text':
       case 'function_call':
-        return this.#onFunctionCall(event);
       case 'answer_done':
-        return this.#onAnswerDone(event);
+        return this.#responses.onAnswerEvent(event);
       case 'error':
         return this.#error('server_error', event.code.toLowerCase(), event.message, null, null);
     }
@@ -469,9 +398,9 @@ export class RealtimeSession {
     const armedAtMs = this.#core.heardMs;
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = null;
-      if (this.#response || this.#core.answering || this.#core.isEnded) return;
+      if (this.#responses.inProgress || this.#core.answering || this.#core.isEnded) return;
       this.#send('input_audio_buffer.timeout_triggered', { audio_start_ms: Math.round(armedAtMs), audio_end_ms: Math.round(this.#core.heardMs), item_id: null });
-      this.#createResponse({ type: 'response.create' }, null);
+      this.#responses.create({ type: 'response.create' }, null);
     }, detection.idle_timeout_ms);
   }
 
@@ -497,111 +426,6 @@ export class RealtimeSession {
     const rendered = renderItem(item);
     this.#send('conversation.item.added', { item: rendered, previous_item_id: previousItemId });
     this.#send('conversation.item.done', { item: rendered, previous_item_id: previousItemId });
-  }
-
-  #newResponse(fields: Pick<ResponseRecord, 'metadata' | 'speak' | 'format' | 'voice' | 'maxOutputTokens'>): ResponseRecord {
-    return { id: newId('resp'), answerId: null, output: [], message: null, ...fields };
-  }
-
-  /** `response.created`: the response is in progress from now until its `response.done`. */
-  #announce(record: ResponseRecord): void {
-    this.#response = record;
-    this.#send('response.created', { response: this.#responseJson(record, 'in_progress', null, null) });
-  }
-
-  #onAnswerStart(event: Extract<CoreEvent, { type: 'answer_start' }>): void {
-    let record = this.#requested.get(event.answerId);
-    this.#requested.delete(event.answerId);
-    if (!record) {
-      // An answer the server started itself (turn detection with create_response).
-      record = this.#newResponse({ metadata: null, speak: event.speak, format: this.#config.outputFormat, voice: this.#config.voice, maxOutputTokens: this.#config.maxOutputTokens });
-      this.#announce(record);
-    } else if (this.#response !== record) {
-      this.#announce(record);
-    }
-    record.answerId = event.answerId;
-  }
-
-  /** The answer's message appeared (its first words, or its end when it said nothing and called nothing): it joins the response's output here. */
-  #onAnswerMessage(event: Extract<CoreEvent, { type: 'answer_message' }>): void {
-    const record = this.#response;
-    if (!record || record.answerId !== event.answerId) return;
-    const outputIndex = record.output.length;
-    record.message = { id: event.item.id, outputIndex };
-    const item = renderItem(event.item);
-    record.output.push(item);
-    const where = { response_id: record.id, item_id: event.item.id, output_index: outputIndex, content_index: 0 };
-    this.#send('response.output_item.added', { response_id: record.id, output_index: outputIndex, item });
-    this.#send('conversation.item.added', { item, previous_item_id: event.previousItemId });
-    this.#send('response.content_part.added', { ...where, part: record.speak ? { type: 'audio', transcript: '' } : { type: 'text', text: '' } });
-  }
-
-  /**
-   * A function call joins the response as its own output item. Its arguments were checked against
-   * the tool's schema before they got here, so they go out whole: one delta, then done.
-   */
-  #onFunctionCall(event: Extract<CoreEvent, { type: 'function_call' }>): void {
-    const record = this.#response;
-    if (!record || record.answerId !== event.answerId || !event.item.functionCall) return;
-    const { callId, name, arguments: args } = event.item.functionCall;
-    const outputIndex = record.output.length;
-    const item = renderItem(event.item);
-    record.output.push(item);
-    const where = { response_id: record.id, item_id: event.item.id, output_index: outputIndex, call_id: callId };
-    this.#send('response.output_item.added', { response_id: record.id, output_index: outputIndex, item: { ...item, status: 'in_progress', arguments: '' } });
-    this.#send('conversation.item.added', { item: { ...item, status: 'in_progress', arguments: '' }, previous_item_id: event.previousItemId });
-    this.#send('response.function_call_arguments.delta', { ...where, delta: args });
-    this.#send('response.function_call_arguments.done', { ...where, name, arguments: args });
-    this.#send('response.output_item.done', { response_id: record.id, output_index: outputIndex, item });
-    this.#send('conversation.item.done', { item });
-  }
-
-  #onCoreAudio(pcm: Int16Array): void {
-    const record = this.#response;
-    if (!record?.message || !record.speak) return;
-    for (const delta of this.#output.encode(pcm, record.format)) this.#sendAudioDelta(record, record.message, delta);
-  }
-
-  #sendAudioDelta(record: ResponseRecord, message: NonNullable<ResponseRecord['message']>, delta: Buffer): void {
-    this.#send('response.output_audio.delta', { response_id: record.id, item_id: message.id, output_index: message.outputIndex, content_index: 0, delta: delta.toString('base64') });
-  }
-
-  #onAnswerDone(event: Extract<CoreEvent, { type: 'answer_done' }>): void {
-    const record = this.#response;
-    if (!record || record.answerId !== event.answerId) return;
-    // The message closes if it appeared; an answer that only called a function closed its call already.
-    if (record.message) this.#closeMessage(record, record.message, event.item, event.status === 'completed');
-    this.#armIdleTimeout();
-    if (event.status === 'completed') this.#finishResponse(record, 'completed', null, event.metrics);
-    else if (event.status === 'failed') this.#finishResponse(record, 'failed', { type: 'failed', error: { type: 'server_error', code: 'answer_failed', message: event.error } }, event.metrics);
-    else this.#finishResponse(record, 'cancelled', { type: 'cancelled', reason: event.status === 'interrupted' ? 'turn_detected' : 'client_cancelled' }, event.metrics);
-  }
-
-  #closeMessage(record: ResponseRecord, message: NonNullable<ResponseRecord['message']>, done: ConversationItem, completed: boolean): void {
-    const text = done.text ?? '';
-    const where = { response_id: record.id, item_id: message.id, output_index: message.outputIndex, content_index: 0 };
-    if (record.speak) {
-      // The converter's tail is sent after a finished answer; after a cut one it is dropped, so the
-      // cut answer's last words do not open the next one.
-      const tail = this.#output.finish(record.format);
-      if (completed) for (const delta of tail) this.#sendAudioDelta(record, message, delta);
-      this.#send('response.output_audio.done', where);
-      this.#send('response.output_audio_transcript.done', { ...where, transcript: text });
-      this.#send('response.content_part.done', { ...where, part: { type: 'audio', transcript: text } });
-    } else {
-      this.#send('response.output_text.done', { ...where, text });
-      this.#send('response.content_part.done', { ...where, part: { type: 'text', text } });
-    }
-    const item = renderItem(done);
-    record.output[message.outputIndex] = item;
-    this.#send('response.output_item.done', { response_id: record.id, output_index: message.outputIndex, item });
-    this.#send('conversation.item.done', { item });
-  }
-
-  #finishResponse(record: ResponseRecord, status: string, details: Json | null, metrics: TurnMetrics | null): void {
-    if (this.#response === record) this.#response = null;
-    if (record.answerId === null) for (const [id, r] of this.#requested) if (r === record) this.#requested.delete(id);
-    this.#send('response.done', { response: this.#responseJson(record, status, details, metrics) });
   }
 
   #onEnded(summary: SessionSummary): void {
@@ -632,32 +456,6 @@ export class RealtimeSession {
         input: { format: c.inputFormat, transcription: c.transcription, noise_reduction: c.noiseReduction, turn_detection: c.turnDetection },
         output: { format: c.outputFormat, voice: c.voice, speed: c.speed },
       },
-    };
-  }
-
-  #responseJson(record: ResponseRecord, status: string, details: Json | null, metrics: TurnMetrics | null): Json {
-    const input = metrics?.llm_tokens_in ?? 0;
-    const output = metrics?.llm_tokens_out ?? 0;
-    return {
-      id: record.id,
-      object: 'realtime.response',
-      status,
-      status_details: details,
-      output: record.output,
-      conversation_id: 'conv_' + this.#sessionId.slice(5),
-      output_modalities: record.speak ? ['audio'] : ['text'],
-      max_output_tokens: record.maxOutputTokens,
-      audio: { output: { format: record.format, voice: record.voice } },
-      metadata: record.metadata,
-      usage: metrics
-        ? {
-            total_tokens: input + output,
-            input_tokens: input,
-            output_tokens: output,
-            input_token_details: { text_tokens: input, audio_tokens: 0, cached_tokens: 0 },
-            output_token_details: { text_tokens: output, audio_tokens: 0 },
-          }
-        : null,
     };
   }
 
