@@ -9,7 +9,6 @@ import { z } from 'zod';
 import { ConfigError } from '../src/errors.js';
 import { DEFAULT_AUDIO_LIMITS, type AudioLimits } from '../src/audio/decode-input.js';
 import type { FetchLimits } from '../src/audio/fetch-audio.js';
-import type { ChunkerOptions } from '../src/llm/clause-chunker.js';
 import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
 import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type AsrPrecision, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
@@ -51,7 +50,6 @@ export const envSchema = z.object({
   S2S_MIN_SPEECH_MS: int(150, 0, 5_000),
   S2S_PRE_ROLL_MS: int(200, 0, 2_000),
   S2S_MAX_UTTERANCE_MS: int(30_000, 1_000, 120_000),
-  S2S_FIRST_CHUNK_MAX_WORDS: int(12, 4, 100),
   /** Preemptive response: full (LLM and TTS start on the speculative transcript), llm (LLM only), off. */
   S2S_PREEMPTION: z.enum(['full', 'llm', 'off']).default('full'),
   /** The TTS server's engine: the model, or the espeak-ng double (default in the test profile). */
@@ -110,7 +108,6 @@ export interface JobDefaults {
   temperature: number;
   cfg: number;
   steps: number;
-  chunker: Partial<ChunkerOptions>;
   preemption: PreemptionMode;
 }
 
@@ -285,7 +282,6 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
       temperature: e.S2S_TEMPERATURE,
       cfg: e.S2S_TTS_CFG,
       steps: e.S2S_TTS_STEPS,
-      chunker: { firstChunkMaxWords: e.S2S_FIRST_CHUNK_MAX_WORDS },
       preemption: e.S2S_PREEMPTION,
     },
     audio: { maxInputMs: e.S2S_MAX_AUDIO_MS, maxInputBytes: e.S2S_MAX_AUDIO_BYTES },

@@ -7,16 +7,14 @@
  * tools, a function call comes out of the same stream; the text said before it is spoken, and the
  * answer ends there (the caller runs the call and asks again).
  */
-import type { ChunkerOptions } from '../llm/clause-chunker.js';
 import type { Conversation, ReplyStats } from '../llm/llm.js';
 import type { ToolChoice, ToolSet } from '../llm/tools.js';
 import type { Tts, TtsPriority, TtsStream, TtsStreamStats } from '../tts/tts.js';
 import { AsyncQueue } from '../util/async-queue.js';
 
-/** `piece` is always 0: the answer is one stream (kept until the session core reads `timings.tts`). */
 export type ResponseItem =
   | { kind: 'text'; delta: string }
-  | { kind: 'audio'; pcm: Int16Array; piece: number }
+  | { kind: 'audio'; pcm: Int16Array }
   /** A call whose arguments match the tool's schema. */
   | { kind: 'function_call'; callId: string; name: string; arguments: string };
 
@@ -27,8 +25,6 @@ export interface ResponseOptions {
   temperature?: number;
   cfg?: number;
   steps?: number;
-  /** Ignored: the clause chunker is no longer on the answer's path (kept until the session core stops passing it). */
-  chunker?: Partial<ChunkerOptions>;
   /** The system prompt for this answer instead of the conversation's own. */
   instructions?: string;
   /** false: a text-only answer; the TTS is not asked for anything. */
@@ -39,12 +35,6 @@ export interface ResponseOptions {
   speakAfter?: Promise<void>;
   tools?: ToolSet;
   toolChoice?: ToolChoice;
-}
-
-/** One spoken piece of the answer (the whole stream): its text so far and the stream's stats. */
-export interface PieceReport {
-  readonly text: string;
-  stats: TtsStreamStats;
 }
 
 /** performance.now() marks along the response's critical path, filled in as it runs. */
@@ -58,8 +48,6 @@ export interface ResponseTimings {
   audioSamples: number;
   /** The TTS stream's stats (ttfb, queue wait, the text it was given); null when nothing was spoken. */
   tts: TtsStreamStats | null;
-  /** The answer as one piece (see ResponseItem), for the session core's truncation. */
-  pieces: PieceReport[];
   llm: ReplyStats | null;
 }
 
@@ -85,7 +73,6 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
     lastAudioAt: null,
     audioSamples: 0,
     tts: null,
-    pieces: [],
     llm: null,
   };
   const speaks = options.speak !== false;
@@ -101,14 +88,6 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
     const opening = tts.open({ signal, voice: options.voice, cfg: options.cfg, steps: options.steps, priority });
     stream = opening;
     timings.tts = opening.stats;
-    timings.pieces = [
-      {
-        get text() {
-          return opening.stats.spokenText;
-        },
-        stats: opening.stats,
-      },
-    ];
     if (held) sendText(held);
     held = '';
     if (textEnded) opening.end();
@@ -168,7 +147,7 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
       timings.firstAudioAt ??= performance.now();
       timings.lastAudioAt = performance.now();
       timings.audioSamples += pcm.length;
-      out.push({ kind: 'audio', pcm, piece: 0 });
+      out.push({ kind: 'audio', pcm });
     }
   };
 
