@@ -81,7 +81,9 @@ def test_bf16_keeps_float32_tables(tiny_dir: Path) -> None:
     assert model.embed_tokens.weight.dtype == torch.bfloat16
     freq = model.head.timestep_embedding.freq
     assert freq.dtype == torch.float32
-    assert torch.equal(freq, VibeVoiceDiffusionHeadSinusoidalEmbedding.compute_default_freq(model.head.timestep_embedding.config))
+    assert torch.equal(
+        freq, VibeVoiceDiffusionHeadSinusoidalEmbedding.compute_default_freq(model.head.timestep_embedding.config)
+    )
     assert model.rotary.inv_freq.dtype == torch.float32
 
 
@@ -110,8 +112,12 @@ def test_stacks_match_transformers_qwen2_on_the_same_weights(tiny_dir: Path) -> 
         types = raw["model.tts_input_types.weight"][TEXT_TYPE]
         want_tts = tts_ref(inputs_embeds=want_text + types).last_hidden_state
         # ours, fed in two windows (4 then 3 tokens) on slot 1 of a 3-slot cache whose other rows hold other lengths
-        lm_cache = SlotKVCache(cfg.text_layers, 3, cfg.lm.num_key_value_heads, cfg.lm.head_dim, 1024, model.device, model.dtype)
-        tts_cache = SlotKVCache(cfg.tts_layers, 3, cfg.lm.num_key_value_heads, cfg.lm.head_dim, 1024, model.device, model.dtype)
+        lm_cache = SlotKVCache(
+            cfg.text_layers, 3, cfg.lm.num_key_value_heads, cfg.lm.head_dim, 1024, model.device, model.dtype
+        )
+        tts_cache = SlotKVCache(
+            cfg.tts_layers, 3, cfg.lm.num_key_value_heads, cfg.lm.head_dim, 1024, model.device, model.dtype
+        )
         for c in (lm_cache, tts_cache):
             c.lengths[0], c.lengths[2] = 9, 2
         got_text, got_tts = [], []
@@ -161,10 +167,13 @@ def test_connector_eos_and_head_match_a_direct_computation(tiny_dir: Path) -> No
     x = lin(latent, f"{p}.noisy_images_proj", False)
     eps = cfg["diffusion_head_config"]["rms_norm_eps"]
     for i in range(cfg["diffusion_head_config"]["head_layers"]):
-        shift, scale, gate = lin(torch.nn.functional.silu(cond), f"{p}.layers.{i}.adaLN_modulation.1", False).chunk(3, -1)
+        shift, scale, gate = lin(torch.nn.functional.silu(cond), f"{p}.layers.{i}.adaLN_modulation.1", False).chunk(
+            3, -1
+        )
         mod = _rms(x, eps, raw[f"{p}.layers.{i}.norm.weight"]) * (1 + scale) + shift
         ffn = lin(
-            torch.nn.functional.silu(lin(mod, f"{p}.layers.{i}.ffn.gate_proj", False)) * lin(mod, f"{p}.layers.{i}.ffn.up_proj", False),
+            torch.nn.functional.silu(lin(mod, f"{p}.layers.{i}.ffn.gate_proj", False))
+            * lin(mod, f"{p}.layers.{i}.ffn.up_proj", False),
             f"{p}.layers.{i}.ffn.down_proj",
             False,
         )

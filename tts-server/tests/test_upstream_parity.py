@@ -36,10 +36,10 @@ from s2s_tts import tiny_model, voices
 
 UPSTREAM_SIDE = Path(__file__).resolve().parent / "upstream" / "upstream_side.py"
 PINNED_COMMIT = "e73d1e17c3754f046352014856a922f8208fb5d3"
-TEXT = "Hello there, how are you today? One, two, three."
+TEXTS = ("Hello there, how are you today? One, two, three.", "It's 10:30, let's go!")
 STEPS = 5
 CFG = 1.5
-LATENTS = 14  # two full text windows of 6 latents, and into the third
+LATENTS = 30  # every text window (6 latents each) and windows past the end of the text
 # fp32 on both sides; they differ in attention kernels and summation order only.
 LATENT_TOLERANCE = 1e-3
 AUDIO_TOLERANCE = 1e-3
@@ -110,17 +110,24 @@ def test_tiny_model_files_read_the_same_in_upstreams_code(upstream: Upstream, ti
 
 
 class TapeNoise:
-    """Our engine's noise source reading the recorded tape [latents, 1 + steps, 2, latent]: row 0 of each draw
-    (upstream draws for both guidance halves and keeps the first)."""
+    """Our engine's noise source reading recorded tapes [latents, 1 + steps, 2, latent], one per stream: row 0 of
+    each draw (upstream draws for both guidance halves and keeps the first)."""
 
-    def __init__(self, tape: torch.Tensor) -> None:
-        self.tape = tape[:, :, 0, :].float()
+    def __init__(self) -> None:
+        self.tapes: dict[str, torch.Tensor] = {}
+
+    def add(self, stream_id: str, tape: torch.Tensor) -> None:
+        self.tapes[stream_id] = tape[:, :, 0, :].float()
 
     def draw(
         self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
     ) -> torch.Tensor:
-        assert steps + 1 == self.tape.shape[1] and dim == self.tape.shape[2]
-        return torch.stack([self.tape[f] for f in frames]).to(device)
+        rows = []
+        for stream, frame in zip(streams, frames, strict=True):
+            tape = self.tapes[stream]
+            assert steps + 1 == tape.shape[1] and dim == tape.shape[2]
+            rows.append(tape[frame])
+        return torch.stack(rows).to(device)
 
 
 class _Collect:
@@ -138,121 +145,149 @@ class _Collect:
         self.done = error
 
 
-class _OurEngine:
-    """Our engine, driven step by step in this thread, recording each latent and its float audio."""
+@dataclass
+class Spoken:
+    latents: torch.Tensor  # [n, latent]
+    audio: torch.Tensor  # [n * hop] float, as decoded
+    pcm: bytes  # what the stream sent
 
-    def __init__(self, model_dir: Path, dtype: str, noise: Any, max_tail_frames: int) -> None:
+
+class _OurEngine:
+    """Our engine, driven step by step in this thread, recording each stream's latents and float audio."""
+
+    def __init__(self, model_dir: Path, dtype: str, noise: Any, max_tail_frames: int, max_streams: int = 2) -> None:
         from s2s_tts.vibevoice.engine import EngineOptions, VibeVoiceEngine
 
         options = EngineOptions(eos=False, noise=noise, seed=0, start_thread=False, max_tail_frames=max_tail_frames)
-        self.engine = VibeVoiceEngine(model_dir, device="cpu", dtype=dtype, max_streams=2, options=options)
-        self.latents: list[torch.Tensor] = []
-        self.audio: list[torch.Tensor] = []
+        self.engine = VibeVoiceEngine(model_dir, device="cpu", dtype=dtype, max_streams=max_streams, options=options)
+        self.latents: dict[str, list[torch.Tensor]] = {}
+        self.audio: dict[str, list[torch.Tensor]] = {}
         diffuse, decode = self.engine._diffuse, self.engine.model.decode
 
-        def recording_diffuse(*args: Any, **kwargs: Any) -> torch.Tensor:
-            out = diffuse(*args, **kwargs)
-            self.latents.append(out.detach().float().clone())
+        def recording_diffuse(streams: Sequence[Any], idx: list[int], *args: Any, **kwargs: Any) -> torch.Tensor:
+            out = diffuse(streams, idx, *args, **kwargs)
+            for row, i in enumerate(idx):
+                self.latents.setdefault(streams[i].id, []).append(out[row].detach().float().clone())
             return out
 
-        def recording_decode(*args: Any, **kwargs: Any) -> torch.Tensor:
-            out = decode(*args, **kwargs)
-            self.audio.append(out.detach().float().reshape(-1).clone())
+        def recording_decode(latents: torch.Tensor, cache: Any, slots: list[int]) -> torch.Tensor:
+            out = decode(latents, cache, slots)
+            by_slot = {s.slot: s.id for s in self.engine._active.values()}
+            for row, slot in enumerate(slots):
+                self.audio.setdefault(by_slot[slot], []).append(out[row].detach().float().reshape(-1).clone())
             return out
 
         self.engine._diffuse = recording_diffuse  # type: ignore[method-assign]
         self.engine.model.decode = recording_decode  # type: ignore[method-assign]
 
-    def speak(self, voice: str, text: str, latents: int) -> tuple[torch.Tensor, torch.Tensor, bytes]:
-        """One stream: (latents [n, latent], float audio [n * hop], PCM16) for its first `latents` frames."""
+    def speak(
+        self,
+        requests: Sequence[tuple[str, str]],
+        latents: int,
+        noise: TapeNoise | None = None,
+        tapes: Sequence[torch.Tensor] = (),
+    ) -> list[Spoken]:
+        """Streams (voice, text) opened together and stepped as one batch until each has `latents` frames."""
         from s2s_tts.engine_api import StreamOptions
 
         self.latents.clear()
         self.audio.clear()
-        out = _Collect()
-        stream = self.engine.open(StreamOptions(voice=voice, cfg=CFG, steps=STEPS), out)
-        stream.push_text(text)
-        stream.end()
-        while len(self.latents) < latents and out.done is None:
+        outs = [_Collect() for _ in requests]
+        streams = []
+        for i, ((voice, text), out) in enumerate(zip(requests, outs, strict=True)):
+            stream = self.engine.open(StreamOptions(voice=voice, cfg=CFG, steps=STEPS), out)
+            if noise is not None:
+                noise.add(stream.id, tapes[i])
+            stream.push_text(text)
+            stream.end()
+            streams.append(stream)
+
+        def behind() -> bool:
+            pairs = zip(streams, outs, strict=True)
+            return any(len(self.latents.get(s.id, [])) < latents and o.done is None for s, o in pairs)
+
+        while behind():
             self.engine.step()
-        stream.cancel()
-        while out.done is None and self.engine.step():
+        for stream in streams:
+            stream.cancel()
+        while any(o.done is None for o in outs) and self.engine.step():
             pass
-        assert len(self.latents) >= latents, f"our engine made {len(self.latents)} latents, then {out.done}"
-        return torch.cat(self.latents[:latents]), torch.cat(self.audio[:latents]), bytes(out.pcm)
+        spoken = []
+        for stream, out in zip(streams, outs, strict=True):
+            got = self.latents.get(stream.id, [])
+            assert len(got) >= latents, f"our engine made {len(got)} latents for {stream.id}, then {out.done}"
+            spoken.append(
+                Spoken(torch.stack(got[:latents]), torch.cat(self.audio[stream.id][:latents]), bytes(out.pcm))
+            )
+        return spoken
 
     def close(self) -> None:
         self.engine.close()
+
+
+def _compare(ours: Spoken, theirs: dict[str, torch.Tensor]) -> dict[str, float]:
+    expected_pcm = (theirs["audio"].clamp(-1.0, 1.0) * 32767.0).to(torch.int16)
+    ours_pcm = torch.frombuffer(bytearray(ours.pcm[: expected_pcm.numel() * 2]), dtype=torch.int16)
+    return {
+        "max_abs_diff_latents": (ours.latents - theirs["latents"]).abs().max().item(),
+        "max_abs_latent": theirs["latents"].abs().max().item(),
+        "max_abs_diff_audio": (ours.audio - theirs["audio"]).abs().max().item(),
+        "max_abs_audio": theirs["audio"].abs().max().item(),
+        "max_abs_diff_pcm16": (ours_pcm.int() - expected_pcm.int()).abs().max().item(),
+    }
 
 
 def test_same_numbers_as_upstream(upstream: Upstream, tiny: Path, tmp_path: Path) -> None:
     # Upstream's own random tiny model, in its classes, written by its save_pretrained; non-trivial speech buffers
     # so their use (latent / scaling - bias before decoding) is checked too.
     up_dir = tmp_path / "upstream-tiny"
-    upstream.run(
-        "save-tiny", str(tiny / "config.json"), str(up_dir), "--seed", "5", "--scaling", "1.3", "--bias", "0.1"
-    )
+    args = ("--seed", "5", "--scaling", "1.3", "--bias", "0.1")
+    upstream.run("save-tiny", str(tiny / "config.json"), str(up_dir), *args)
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(up_dir / name, model_dir / name)
     shutil.copytree(tiny / "tokenizer", model_dir / "tokenizer")
-    voice = tiny_model.VOICE_NAMES[0]
-    preset = tiny / "presets" / f"{voice}.pt"
-    voices.convert_preset(preset, model_dir / "voices")
-
-    latent_dim = int(json.loads((model_dir / "config.json").read_text())["acoustic_vae_dim"])
-    tape = torch.randn(LATENTS, 1 + STEPS, 2, latent_dim, generator=torch.Generator().manual_seed(11))
-    save_file({"noise": tape}, str(tmp_path / "noise.safetensors"))
-    dump_path = tmp_path / "upstream.safetensors"
-    upstream.run(
-        "generate",
-        str(up_dir),
-        "--tokenizer",
-        str(tiny / "tokenizer"),
-        "--preset",
-        str(preset),
-        "--text",
-        TEXT,
-        "--noise",
-        str(tmp_path / "noise.safetensors"),
-        "--latents",
-        str(LATENTS),
-        "--steps",
-        str(STEPS),
-        "--cfg",
-        str(CFG),
-        "--out",
-        str(dump_path),
-    )
-    theirs = load_file(str(dump_path))
-
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(model_dir / "tokenizer" / "tokenizer.json"))
-    assert theirs["tts_text_ids"][0].tolist() == tok.encode(TEXT.strip() + "\n", add_special_tokens=False).ids
+    latent_dim = int(json.loads((model_dir / "config.json").read_text())["acoustic_vae_dim"])
 
-    ours = _OurEngine(model_dir, "float32", TapeNoise(tape), max_tail_frames=LATENTS)
+    # Two voices (prompts of different lengths) and texts; upstream speaks each alone, ours both in one batch.
+    requests = list(zip(tiny_model.VOICE_NAMES, TEXTS, strict=True))
+    tapes, dumps = [], []
+    for i, (voice, text) in enumerate(requests):
+        preset = tiny / "presets" / f"{voice}.pt"
+        voices.convert_preset(preset, model_dir / "voices")
+        tape = torch.randn(LATENTS, 1 + STEPS, 2, latent_dim, generator=torch.Generator().manual_seed(11 + i))
+        save_file({"noise": tape}, str(tmp_path / f"noise{i}.safetensors"))
+        upstream.run(
+            "generate", str(up_dir), "--tokenizer", str(tiny / "tokenizer"), "--preset", str(preset),
+            "--text", text, "--noise", str(tmp_path / f"noise{i}.safetensors"), "--latents", str(LATENTS),
+            "--steps", str(STEPS), "--cfg", str(CFG), "--out", str(tmp_path / f"upstream{i}.safetensors"),
+        )  # fmt: skip
+        theirs = load_file(str(tmp_path / f"upstream{i}.safetensors"))
+        # Past the end of the text (upstream then runs windows without text), so the tail is compared too.
+        text_ids = theirs["tts_text_ids"][0].tolist()
+        assert text_ids == tok.encode(text.strip() + "\n", add_special_tokens=False).ids
+        assert 6 * -(-len(text_ids) // 5) < LATENTS
+        tapes.append(tape)
+        dumps.append(theirs)
+
+    noise = TapeNoise()
+    ours = _OurEngine(model_dir, "float32", noise, max_tail_frames=LATENTS)
     try:
-        lat, audio, pcm = ours.speak(voice, TEXT, LATENTS)
+        spoken = ours.speak(requests, LATENTS, noise, tapes)
     finally:
         ours.close()
-    latent_diff = (lat - theirs["latents"]).abs().max().item()
-    audio_diff = (audio - theirs["audio"]).abs().max().item()
-    expected_pcm = (theirs["audio"].clamp(-1.0, 1.0) * 32767.0).to(torch.int16)
-    ours_pcm = torch.frombuffer(bytearray(pcm[: expected_pcm.numel() * 2]), dtype=torch.int16)
-    pcm_diff = (ours_pcm.int() - expected_pcm.int()).abs().max().item()
-    summary = {
-        "latents": LATENTS,
-        "max_abs_diff_latents": latent_diff,
-        "max_abs_latent": theirs["latents"].abs().max().item(),
-        "max_abs_diff_audio": audio_diff,
-        "max_abs_audio": theirs["audio"].abs().max().item(),
-        "max_abs_diff_pcm16": pcm_diff,
-    }
-    print("\nupstream parity:", json.dumps(summary), file=sys.stderr)
-    assert latent_diff < LATENT_TOLERANCE, summary
-    assert audio_diff < AUDIO_TOLERANCE, summary
+    summaries = []
+    for (voice, _), mine, theirs in zip(requests, spoken, dumps, strict=True):
+        summary = {"voice": voice, "latents": LATENTS, **_compare(mine, theirs)}
+        print("\nupstream parity:", json.dumps(summary), file=sys.stderr)
+        summaries.append(summary)
+    for summary in summaries:
+        assert summary["max_abs_diff_latents"] < LATENT_TOLERANCE, summary
+        assert summary["max_abs_diff_audio"] < AUDIO_TOLERANCE, summary
 
 
 def test_the_published_format_loads(upstream: Upstream, tiny: Path, tmp_path: Path) -> None:
@@ -280,10 +315,12 @@ def test_the_published_format_loads(upstream: Upstream, tiny: Path, tmp_path: Pa
     try:
         assert sorted(ours.engine.voices) == ["en-Emma_woman", "en-Mike_man"]
         for voice in ("en-Mike_man", "en-Emma_woman"):
-            _, audio, pcm = ours.speak(voice, "Hello there.", 2)
-            assert audio.shape == (2 * hop,) and torch.isfinite(audio).all()
-            assert len(pcm) >= 2 * hop * 2 and any(pcm)
-            peak = audio.abs().max().item()
-            print(f"\npublished format: {voice}: {len(pcm) // 2} samples, max |audio| {peak:.4f}", file=sys.stderr)
+            (spoken,) = ours.speak([(voice, "Hello there.")], 2)
+            assert spoken.audio.shape == (2 * hop,) and torch.isfinite(spoken.audio).all()
+            assert len(spoken.pcm) >= 2 * hop * 2 and any(spoken.pcm)
+            peak = spoken.audio.abs().max().item()
+            print(
+                f"\npublished format: {voice}: {len(spoken.pcm) // 2} samples, max |audio| {peak:.4f}", file=sys.stderr
+            )
     finally:
         ours.close()

@@ -14,14 +14,21 @@ from safetensors.torch import save_file
 
 from s2s_tts.vibevoice.checkpoint import upstream_state_dict
 from s2s_tts.vibevoice.model import RealtimeModel
-from s2s_tts.vibevoice.prompt import VoicePrompt
+from s2s_tts.vibevoice.prompt import PromptPart, VoicePrompt
 from s2s_tts.vibevoice.random_model import byte_level_tokenizer, random_model, random_voice, tiny_config_dict
+from s2s_tts.voices import write_voice
 
 
 def voice_tensors(voice: VoicePrompt, hidden: int) -> dict[str, torch.Tensor]:
-    """A prompt in the converted voice format ([1, T, H] last hidden states, [1, kv, T, d] caches)."""
+    """A prompt in the converted voice format ([1, T, H] last hidden states, [1, kv, T, d] caches); the negative
+    text prompt (never read by the engine) is one position, as in upstream's presets."""
     out: dict[str, torch.Tensor] = {}
-    parts = {"lm": voice.lm, "tts_lm": voice.tts_lm, "neg_lm": voice.lm, "neg_tts_lm": voice.neg_tts_lm}
+    neg_lm = PromptPart(
+        keys=tuple(k[:, -1:] for k in voice.lm.keys),
+        values=tuple(v[:, -1:] for v in voice.lm.values),
+        last_hidden=voice.lm.last_hidden,
+    )
+    parts = {"lm": voice.lm, "tts_lm": voice.tts_lm, "neg_lm": neg_lm, "neg_tts_lm": voice.neg_tts_lm}
     for name, part in parts.items():
         length = part.length
         hs = torch.zeros(1, length, hidden)
@@ -52,6 +59,5 @@ def write_tiny_model(
     (out / "voices").mkdir(exist_ok=True)
     for i, name in enumerate(["en-Carter_man", "en-Emma_woman"]):
         voice = random_voice(model, lm_len=10 + i, tts_len=16 + 3 * i, seed=seed + 10 + i)
-        save_file(voice_tensors(voice, model.cfg.lm.hidden_size), str(out / "voices" / f"{name}.safetensors"),
-                  metadata={"format": "s2s-voice-1", "source_sha256": "0" * 64})
+        write_voice(voice_tensors(voice, model.cfg.lm.hidden_size), out / "voices" / f"{name}.safetensors", "0" * 64)
     return raw, model

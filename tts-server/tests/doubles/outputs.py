@@ -39,7 +39,9 @@ class FrameNoise:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
 
-    def draw(self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device) -> torch.Tensor:
+    def draw(
+        self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
+    ) -> torch.Tensor:
         rows = []
         for frame in frames:
             g = torch.Generator().manual_seed(self.seed * 100_003 + frame)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from .config import ModelConfig, load_config
+from .config import load_config
 from .model import RealtimeModel
 
 

@@ -139,20 +139,10 @@ def _torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def load_voices(model_dir: str | Path, model: RealtimeModel) -> dict[str, VoicePrompt]:
-    cfg = model.cfg
-    voices = {}
-    for path in sorted((Path(model_dir) / "voices").glob("*.safetensors")):
-        voices[path.stem] = load_voice_prompt(
-            path,
-            model.device,
-            model.dtype,
-            text_layers=cfg.text_layers,
-            tts_layers=cfg.tts_layers,
-            kv_heads=cfg.lm.num_key_value_heads,
-            head_dim=cfg.lm.head_dim,
-            hidden=cfg.lm.hidden_size,
-        )
-    return voices
+    return {
+        path.stem: load_voice_prompt(path, model.cfg, model.device, model.dtype)
+        for path in sorted((Path(model_dir) / "voices").glob("*.safetensors"))
+    }
 
 
 class VibeVoiceEngine:
@@ -223,8 +213,13 @@ class VibeVoiceEngine:
             cfg.text_layers, max_streams, lm.num_key_value_heads, lm.head_dim, lm.max_position_embeddings, device, dtype
         )
         self.tts_cache = SlotKVCache(
-            cfg.tts_layers, 2 * max_streams, lm.num_key_value_heads, lm.head_dim, lm.max_position_embeddings,
-            device, dtype,
+            cfg.tts_layers,
+            2 * max_streams,
+            lm.num_key_value_heads,
+            lm.head_dim,
+            lm.max_position_embeddings,
+            device,
+            dtype,
         )
         self.dec_cache = SlotPaddingCache(model.decoder, max_streams, device, dtype)
         self.cond = torch.zeros(2 * max_streams, lm.hidden_size, device=device, dtype=dtype)
@@ -411,7 +406,7 @@ class VibeVoiceEngine:
             speakers.append(s)
         if windows:
             worked = True
-            ok, _ = self._guarded("text", windows, self._text_phase)
+            _ok, _ = self._guarded("text", windows, self._text_phase)
             speakers = [s for s in speakers if not s.closed]
         if speakers:
             worked = True
@@ -446,7 +441,9 @@ class VibeVoiceEngine:
             self._release(s, StreamError("engine_error", f"loading the voice prompt failed: {e}"))
             return False
 
-    def _guarded(self, phase: str, items: Sequence[Any], fn: Callable[[Sequence[Any]], list[Any]]) -> tuple[list[Any], list[Any]]:
+    def _guarded(
+        self, phase: str, items: Sequence[Any], fn: Callable[[Sequence[Any]], list[Any]]
+    ) -> tuple[list[Any], list[Any]]:
         """Runs a batched phase; if it throws, retries each stream alone so only the culprit fails."""
         try:
             return list(items), fn(items)
@@ -532,12 +529,16 @@ class VibeVoiceEngine:
         host = packed.cpu()  # the step's one device -> host transfer: audio and end-of-speech flags together
         return [(host[i, :-1].numpy().tobytes(), bool(host[i, -1])) for i in range(b)]
 
-    def _diffuse(self, streams: Sequence[_Stream], idx: list[int], pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    def _diffuse(
+        self, streams: Sequence[_Stream], idx: list[int], pos: torch.Tensor, neg: torch.Tensor
+    ) -> torch.Tensor:
         m = self.model
         chosen = [streams[i] for i in idx]
         steps = chosen[0].options.steps
         schedule = make_schedule(steps, m.cfg.head.ddpm_num_steps, m.cfg.head.ddpm_beta_schedule)
-        noise = self._noise.draw([s.id for s in chosen], [s.frames for s in chosen], steps, m.cfg.acoustic.vae_dim, m.device)
+        noise = self._noise.draw(
+            [s.id for s in chosen], [s.frames for s in chosen], steps, m.cfg.acoustic.vae_dim, m.device
+        )
         cfgs = {s.options.cfg for s in chosen}
         scale: float | torch.Tensor
         if len(cfgs) == 1:
@@ -547,7 +548,12 @@ class VibeVoiceEngine:
         return sample_latents(m.head, pos, neg, scale, noise, schedule, m.cfg.head.prediction_type)
 
     def _after_frame(self, s: _Stream, pcm: bytes, eos: bool) -> None:
-        s.output.audio(pcm)
+        try:
+            s.output.audio(pcm)
+        except Exception:  # the client's side is gone (e.g. its event loop closed): the stream stops, others go on
+            log.exception("stream %s: delivering audio failed", s.id)
+            self._release(s, Done(cancelled=True, frames=s.frames, audio_ms=self._ms(s.frames)))
+            return
         s.frames += 1
         s.in_window += 1
         spoken_all = s.ended and not s.tokens
@@ -581,10 +587,13 @@ class VibeVoiceEngine:
         # give back cache capacity the remaining streams do not need (reallocates only when it shrinks)
         self.lm_cache.shrink_to_fit()
         self.tts_cache.shrink_to_fit()
-        if isinstance(outcome, Done):
-            s.output.finish(outcome)
-        else:
-            s.output.fail(outcome)
+        try:
+            if isinstance(outcome, Done):
+                s.output.finish(outcome)
+            else:
+                s.output.fail(outcome)
+        except Exception:
+            log.exception("stream %s: delivering its end failed", s.id)
 
     def _fail(self, s: _Stream, error: StreamError) -> None:
         with self._lock:

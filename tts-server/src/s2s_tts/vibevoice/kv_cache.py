@@ -6,6 +6,7 @@ half way leaves nothing behind (its writes lie past the committed lengths and ar
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ def _as_slice(rows: list[int]) -> slice | None:
     step = rows[1] - rows[0]
     if step <= 0:
         return None
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         if b - a != step:
             return None
     return slice(rows[0], rows[-1] + 1, step)
@@ -115,7 +116,9 @@ class SlotKVCache:
         self.lengths[row] = 0
 
     # -- one forward ----------------------------------------------------------------------------------------------
-    def plan(self, rows: list[int], n: int, n_real: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def plan(
+        self, rows: list[int], n: int, n_real: list[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Prepares a forward of `n` new tokens on `rows` (row i really adds n_real[i] <= n; the rest is padding whose
         outputs the caller drops). Returns (position_ids [b, n], attention mask [b, 1, n, kv_len] or None)."""
         n_real = n_real if n_real is not None else [n] * len(rows)

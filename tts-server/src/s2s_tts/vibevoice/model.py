@@ -98,9 +98,7 @@ class RealtimeModel(nn.Module):
             )
         return hidden
 
-    def text_lm(
-        self, tokens: torch.Tensor, cache: SlotKVCache, rows: list[int], n_real: list[int]
-    ) -> torch.Tensor:
+    def text_lm(self, tokens: torch.Tensor, cache: SlotKVCache, rows: list[int], n_real: list[int]) -> torch.Tensor:
         """The lower stack on a text window: [b, n] token ids -> [b, n, H] (no final norm, as upstream)."""
         return self._run(self.lm_layers, self.embed_tokens(tokens), cache, rows, n_real)
 

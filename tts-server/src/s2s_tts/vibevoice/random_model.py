@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-from torch import nn
 
 from .config import ModelConfig, parse_config
 from .model import RealtimeModel
@@ -69,16 +68,26 @@ def tiny_config_dict(vocab_size: int = 512) -> dict[str, Any]:
     raw = copy.deepcopy(REAL_CONFIG)
     raw["tts_backbone_num_hidden_layers"] = 2
     raw["decoder_config"].update(
-        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
     )
-    raw["acoustic_tokenizer_config"].update(vae_dim=16, encoder_n_filters=4, decoder_n_filters=4, encoder_depths="1-1-1-1-1-1-1")
+    raw["acoustic_tokenizer_config"].update(
+        vae_dim=16, encoder_n_filters=4, decoder_n_filters=4, encoder_depths="1-1-1-1-1-1-1"
+    )
     raw["diffusion_head_config"].update(hidden_size=64, head_layers=2, latent_size=16)
     return raw
 
 
 def random_model(
-    raw: dict[str, Any] | ModelConfig, seed: int = 0, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+    raw: dict[str, Any] | ModelConfig,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> RealtimeModel:
     cfg = raw if isinstance(raw, ModelConfig) else parse_config(raw)
     with torch.device("meta"):
@@ -126,7 +135,9 @@ def random_voice(model: RealtimeModel, lm_len: int = 12, tts_len: int = 20, seed
             last_hidden=torch.randn(h, generator=gen).to(model.device, model.dtype),
         )
 
-    return VoicePrompt(lm=part(cfg.text_layers, lm_len), tts_lm=part(cfg.tts_layers, tts_len), neg_tts_lm=part(cfg.tts_layers, 1))
+    return VoicePrompt(
+        lm=part(cfg.text_layers, lm_len), tts_lm=part(cfg.tts_layers, tts_len), neg_tts_lm=part(cfg.tts_layers, 1)
+    )
 
 
 _QWEN2_SPLIT = (
@@ -154,14 +165,10 @@ def byte_level_tokenizer(vocab_size: int = 512) -> Tokenizer:
     )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
         special_tokens=["<|endoftext|>", "<|image_pad|>"],
     )
     tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
     return tok
-
-
-def random_linear_init_(module: nn.Module) -> None:  # pragma: no cover - kept for symmetry with tests' helpers
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.02)

@@ -19,7 +19,9 @@ from torch import nn
 
 
 class NoiseSource(Protocol):
-    def draw(self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device) -> torch.Tensor:
+    def draw(
+        self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
+    ) -> torch.Tensor:
         """[len(streams), steps + 1, dim] float32 standard normal noise for these streams' frames."""
         ...
 
@@ -39,8 +41,28 @@ class TorchNoise:
             self._gens[key] = g
         return self._gens[key]
 
-    def draw(self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device) -> torch.Tensor:
+    def draw(
+        self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
+    ) -> torch.Tensor:
         return torch.randn((len(streams), steps + 1, dim), generator=self._gen(device), device=device)
+
+
+class UpstreamOrderNoise:
+    """Noise drawn in the order and shapes upstream's `sample_speech_tokens` draws it for one stream (batch 1):
+    per latent a [2, dim] starting sample, then a [2, dim] SDE noise per solver step, all from one CPU generator;
+    row 0 is the positive (guided) row, the one that becomes the latent. Seed it as the upstream run seeds torch
+    and both sides see the same noise (the parity test's hook)."""
+
+    def __init__(self, seed: int) -> None:
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def draw(
+        self, streams: Sequence[str], frames: Sequence[int], steps: int, dim: int, device: torch.device
+    ) -> torch.Tensor:
+        rows = []
+        for _ in streams:
+            rows.append(torch.stack([torch.randn(2, dim, generator=self._gen)[0] for _ in range(steps + 1)]))
+        return torch.stack(rows).to(device)
 
 
 def _cosine_betas(num_steps: int, max_beta: float = 0.999) -> torch.Tensor:
@@ -84,7 +106,7 @@ def make_schedule(num_inference_steps: int, num_train_steps: int = 1000, beta_sc
     alphas_cumprod = torch.cumprod(1.0 - _cosine_betas(num_train_steps), dim=0)
     # float32 arithmetic throughout, in the order upstream's scheduler does it, so the coefficients agree bit for bit
     timesteps = np.linspace(0, num_train_steps - 1, num_inference_steps + 1).round()[::-1][:-1].copy().astype(np.int64)
-    all_sigmas = np.array(((1 - alphas_cumprod) / alphas_cumprod) ** 0.5)
+    all_sigmas = (((1 - alphas_cumprod) / alphas_cumprod) ** 0.5).numpy()
     sigmas_np = np.interp(timesteps, np.arange(0, len(all_sigmas)), all_sigmas)
     sigmas = torch.from_numpy(np.concatenate([sigmas_np, [0.0]]).astype(np.float32))
     lambdas = []
@@ -105,8 +127,13 @@ def make_schedule(num_inference_steps: int, num_train_steps: int = 1000, beta_sc
         r0_inv = float(1.0 / ((lambdas[i] - lambdas[i - 1]) / h)) if second else 0.0
         steps.append(
             StepCoefficients(
-                a=float(a), b=float(b), c=float(c), second_order=second, r0_inv=r0_inv,
-                alpha_s=float(alpha_s), sigma_s=float(sigma_s),
+                a=float(a),
+                b=float(b),
+                c=float(c),
+                second_order=second,
+                r0_inv=r0_inv,
+                alpha_s=float(alpha_s),
+                sigma_s=float(sigma_s),
             )
         )
     return Schedule(timesteps=tuple(int(t) for t in timesteps), steps=tuple(steps))
