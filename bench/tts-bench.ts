@@ -51,12 +51,17 @@ async function benchEngine(): Promise<BenchResult[]> {
     child.once('exit', done);
   });
   if (code !== 0) throw new Error(`the TTS engine bench (${python} ${args.join(' ')}) exited with code ${code}`);
-  console.log(`\nTTS engine (${args.slice(2).join(' ')}), from python -m s2s_tts.bench:\n`);
-  console.log(markdownTable(rows));
-  // Rows that carry a statistic of their own also go into the summary table.
+  const common = ['size', 'device', 'dtype', 'steps', 'cfg'];
+  const setup = rows.find((r) => r['bench'] === 'tts_setup');
+  console.log(`\nTTS engine, python -m s2s_tts.bench ${args.slice(2).join(' ')}: ${common.map((k) => `${k} ${String(setup?.[k] ?? rows[0]?.[k] ?? '?')}`).join(', ')}\n`);
+  // One table per kind of figure (tts_step, tts_first_audio, tts_streamed_vs_clause, ...), as the engine names them.
+  for (const kind of [...new Set(rows.map((r) => String(r['bench'])))]) {
+    console.log(`${kind}:\n${markdownTable(rows.filter((r) => r['bench'] === kind).map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'bench' && !common.includes(k)))))}\n`);
+  }
+  // The step times by stream count also go into the summary table (median of the timed steps).
   return rows.flatMap((row) =>
-    typeof row['name'] === 'string' && typeof row['median'] === 'number'
-      ? [{ name: `tts engine ${row['name']}`, unit: String(row['unit'] ?? 'ms'), samples: Number(row['n'] ?? row['samples'] ?? 1), median: row['median'], p90: Number(row['p90'] ?? row['median']), p99: Number(row['p99'] ?? row['median']) }]
+    row['bench'] === 'tts_step' && typeof row['median_ms'] === 'number'
+      ? [{ name: `tts engine step, ${String(row['streams'])} stream(s) (x${String(row['ratio_to_1'])} of one) [${args.slice(2).join(' ')}]`, unit: 'ms', samples: Number(row['frames'] ?? 1), median: row['median_ms'], p90: Number.NaN, p99: Number.NaN }]
       : [],
   );
 }
