@@ -106,6 +106,8 @@ export function respond(conversation: Conversation, tts: Tts, userText: string, 
     if (textEnded) return;
     textEnded = true;
     stream?.end();
+    // The normaliser may have held the last word back until now.
+    timings.firstTextAt ??= stream?.stats.firstTextAt ?? null;
   };
 
   const generate = async () => {
