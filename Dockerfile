@@ -6,19 +6,19 @@
 # nothing is compiled here: node-llama-cpp, sherpa-onnx and torch all come prebuilt. CUDA 12.4 runs on
 # every RunPod host with a 12.4+ driver (.runpod/hub.json); ONNX Runtime's CUDA 12 builds run on any
 # CUDA 12.x and need cuDNN 9.x (8 and 9 are not interchangeable), which this image brings (checked
-# below). torch's cu124 wheels bring their own CUDA and cuDNN libraries and run on the same driver.
-# Ubuntu 22.04 ships Python 3.10, which VibeVoice supports (>= 3.10) and torch has wheels for.
+# below). torch's CUDA 12 wheels bring their own CUDA and cuDNN libraries and run on the same driver.
 #
 # Layers, largest first (image size is cold-start time on RunPod: a new host pulls the whole image).
 # Figures marked "measured" were measured on a build machine with `du -sh`; the others were not
 # measured (no Docker engine there) and the last RUN step prints them all in the build log:
 #   - the CUDA base image (CUDA 12.4 runtime libraries and cuDNN 9): several GB, not measured
-#   - /opt/venv, torch cu124 with its CUDA wheels and VibeVoice's Python dependencies: several GB, not measured
+#   - /opt/venv, our TTS engine (tts-server) with torch for CUDA 12 and its CUDA wheels, transformers 5:
+#     several GB, not measured
 #   - /app/node_modules: measured 1.1 GB after `npm ci --omit=dev` (node-llama-cpp's CUDA packages
 #     538 MB, its Vulkan and CPU ones 110 MB, onnxruntime-node 288 MB); the build stage removes the
 #     binaries of other platforms (measured 277 MB), and adds sherpa-onnx's CUDA libraries (from an
 #     archive of about 239 MB compressed, as published for v1.13.7; unpacked size not measured)
-#   - /opt/VibeVoice (the pinned checkout with voice presets, without .git), apt packages, node: small
+#   - apt packages (python3.11), node: small
 # Nothing is copied twice: node_modules is finished in the build stage and copied once, root-owned
 # and read-only for the worker (a `chown -R` would copy it into another layer).
 #
@@ -85,47 +85,44 @@ RUN rm -rf node_modules/onnxruntime-node/bin/napi-v6/darwin node_modules/onnxrun
 
 # ---- runtime ----
 FROM ${CUDA_IMAGE} AS runtime
-# microsoft/VibeVoice at a pinned commit: its demo app is the TTS server, its voices the presets.
-ARG VIBEVOICE_COMMIT=e73d1e17c3754f046352014856a922f8208fb5d3
-ARG TORCH_VERSION=2.5.1
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cu124
-# Attention: VibeVoice's app asks for flash_attention_2 on CUDA and falls back to SDPA with a
-# warning that only flash-attn was fully tested. flash-attn is not in VibeVoice's dependencies, has
-# no wheel on PyPI (source only: compiling needs the devel image and nvcc) and its prebuilt wheels are
-# GitHub release assets that could not be checked from here, so the image runs SDPA by default
-# (README, "Deployment"). To use flash-attn, pass a wheel built for this image's torch, CUDA 12 and
-# CPython 3.10 together with its sha256: both build args, or neither.
-ARG FLASH_ATTN_WHEEL_URL=
-ARG FLASH_ATTN_WHEEL_SHA256=
+# The TTS engine is our own (tts-server/, package s2s_tts), installed with its pinned dependencies into
+# /opt/venv; the worker starts it as `python -m s2s_tts --engine vibevoice ...` on loopback. Nothing of
+# upstream's VibeVoice code is in the image: no checkout, no demo app, no `vibevoice` package, no
+# transformers 4.51.3; the model, its tokenizer and the converted voices are on the network volume.
+# torch: PyPI's torch wheels of this version are built with CUDA 13 (driver 580+), while the hosts run
+# CUDA 12.4-12.8 drivers (.runpod/hub.json), so torch comes from PyTorch's CUDA 12 index first (it brings
+# its own CUDA and cuDNN wheels; CUDA 12 minor-version compatibility runs it on any 12.x driver) and
+# `pip install` of tts-server then finds its `torch==` pin satisfied. Not checked from here: that
+# TORCH_INDEX serves TORCH_VERSION (the build stops at `pip install` if it does not).
+# Python: s2s_tts needs 3.11+; Ubuntu 22.04's own archive has python3.11 beside its default 3.10.
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cu126
 
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     NODE_ENV=production \
-    VIBEVOICE_REPO=/opt/VibeVoice \
     HF_HUB_OFFLINE=1 \
     S2S_DEVICE=cuda \
     PATH=/opt/venv/bin:$PATH
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv python3-pip git ca-certificates ffmpeg libsndfile1 \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 COPY --from=node /usr/local/bin/node /usr/local/bin/node
 
-# VibeVoice: the pinned checkout (app + voice presets) and its Python environment.
-RUN git clone https://github.com/microsoft/VibeVoice.git ${VIBEVOICE_REPO} \
- && git -C ${VIBEVOICE_REPO} checkout ${VIBEVOICE_COMMIT} \
- && rm -rf ${VIBEVOICE_REPO}/.git \
- && python3 -m venv /opt/venv \
- && pip install torch==${TORCH_VERSION} --index-url ${TORCH_INDEX} \
- && pip install -e "${VIBEVOICE_REPO}[streamingtts]"
-RUN if [ -n "${FLASH_ATTN_WHEEL_URL}${FLASH_ATTN_WHEEL_SHA256}" ]; then \
-      if [ -z "${FLASH_ATTN_WHEEL_URL}" ] || [ -z "${FLASH_ATTN_WHEEL_SHA256}" ]; then echo "ERROR: set both FLASH_ATTN_WHEEL_URL and FLASH_ATTN_WHEEL_SHA256, or neither" >&2; exit 1; fi; \
-      echo "flash-attn @ ${FLASH_ATTN_WHEEL_URL} --hash=sha256:${FLASH_ATTN_WHEEL_SHA256}" > /tmp/flash-attn.txt \
-      && pip install --no-deps --require-hashes -r /tmp/flash-attn.txt && rm /tmp/flash-attn.txt \
-      && pip show flash-attn; \
-    else echo "flash-attn not installed: VibeVoice runs SDPA attention"; fi
+# The TTS engine: torch for CUDA 12, then tts-server with its pinned dependencies (not editable: the
+# package is copied into the venv and its sources removed). The import check fails the build if torch is
+# not the CUDA 12 build of the pinned version or the server cannot be imported.
+COPY tts-server/pyproject.toml /opt/tts-server/pyproject.toml
+COPY tts-server/src /opt/tts-server/src
+RUN python3.11 -m venv /opt/venv \
+ && pip install --disable-pip-version-check torch==${TORCH_VERSION} --index-url ${TORCH_INDEX} \
+ && pip install --disable-pip-version-check /opt/tts-server \
+ && rm -rf /opt/tts-server \
+ && python -c "import torch, s2s_tts.server, s2s_tts.__main__; v = torch.__version__; assert v.startswith('${TORCH_VERSION}+cu12'), f'torch {v}: expected ${TORCH_VERSION}+cu12x'; print('torch', v, 'CUDA', torch.version.cuda)" \
+ && if pip show vibevoice >/dev/null 2>&1; then echo "ERROR: the vibevoice package must not be in the image" >&2; exit 1; fi
 
 WORKDIR /app
 # Root-owned and read-only for the worker: it reads its code and libraries and writes only to the volume.
@@ -157,7 +154,7 @@ RUN set -eu; \
     case "$cudnn" in 9.*) echo "cuDNN $cudnn";; *) echo "ERROR: onnxruntime's CUDA 12 build needs cuDNN 9 (package libcudnn9-cuda-12), found '${cudnn}'" >&2; exit 1;; esac; \
     for lib in libcudnn.so.9 libcudnn_graph.so.9 libcudnn_ops.so.9 libcudnn_cnn.so.9 libcufft.so.11 libcublasLt.so.12; do \
       ldconfig -p | grep -q "$lib" || { echo "ERROR: $lib is not in the image" >&2; exit 1; }; done; \
-    echo "layer sizes:"; du -sh /app/node_modules /opt/venv /opt/VibeVoice /usr/local/cuda/ 2>/dev/null || true
+    echo "layer sizes:"; du -sh /app/node_modules /opt/venv /usr/local/cuda/ 2>/dev/null || true
 
 # The worker runs as `worker`. The entrypoint starts as root only to create and own the models folder
 # on the root-owned network volume, then runs the command as `worker` (docker/entrypoint.sh).

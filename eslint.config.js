@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'models/', '.bench/', 'eslint.config.js', 'builder/build.mjs', 'src/web/'] },
+  { ignores: ['dist/', 'node_modules/', 'models/', '.bench/', 'tts-server/.venv/', 'eslint.config.js', 'builder/build.mjs', 'src/web/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,13 +1,14 @@
 // Bundles the worker into dist/handler.mjs. Native addons and packages that load
 // files relative to their own folder stay external and are resolved from node_modules.
 import { build } from 'esbuild';
-import { chmod, cp } from 'node:fs/promises';
+import { chmod, cp, mkdir, rename, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 
 
 
 const started = performance.now();
-await build({
+const result = await build({
   // The worker, the batch client users run against an endpoint, and the model builder (usable inside the image).
   entryPoints: { handler: 'handler/main.ts', 's2s-batch': 'cli/s2s-batch.ts', models: 'builder/models.ts' },
   outdir: 'dist',
@@ -26,7 +27,16 @@ await build({
     js: "#!/usr/bin/env node\nimport { createRequire as __s2sCreateRequire } from 'node:module'; const require = __s2sCreateRequire(import.meta.url);",
   },
   logLevel: 'warning',
+  // Written below, each file whole at once: a worker starting while `npm run start:test` rebuilds
+  // (a test, a second terminal) must never load a half-written bundle.
+  write: false,
 });
+for (const file of result.outputFiles) {
+  await mkdir(dirname(file.path), { recursive: true });
+  const partial = `${file.path}.${process.pid}.part`;
+  await writeFile(partial, file.contents);
+  await rename(partial, file.path);
+}
 await chmod('dist/s2s-batch.mjs', 0o755);
 // The browser client is plain modules: copied as they are.
 await cp('src/web', 'dist/web', { recursive: true });

@@ -4,7 +4,7 @@
  * partial file, checksum verification (sha256 for LFS files, git blob sha1 for small files),
  * atomic placement (a `.part` file is renamed only once verified) and a manifest of what is there.
  */
-import { downloadFile, downloadFileToCacheDir, listFiles, modelInfo, pathsInfo } from '@huggingface/hub';
+import { downloadFile, listFiles, modelInfo, pathsInfo } from '@huggingface/hub';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -56,8 +56,7 @@ const COMMIT_SHA = /^[0-9a-f]{40}$/;
 
 /**
  * The commit a revision (branch, tag or commit) points to now. Every file of a repo is then fetched
- * at that one commit, so a run never mixes files from two commits when the branch moves meanwhile,
- * and the HF cache gets one snapshot folder that `refs/<revision>` can name.
+ * at that one commit, so a run never mixes files from two commits when the branch moves meanwhile.
  */
 export async function resolveCommit(repo: string, revision: string, options: HubOptions): Promise<string> {
   if (COMMIT_SHA.test(revision)) return revision;
@@ -192,69 +191,6 @@ async function hashFile(path: string, algorithm: 'sha256' | 'sha1', prefix = '')
   const hash = createHash(algorithm).update(prefix);
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-/**
- * Puts files into the Hugging Face cache layout, for code that loads by hub name with the hub
- * offline (VibeVoice loads its tokenizer this way), and verifies each against the hub's checksum:
- *
- *   <cache>/models--org--name/blobs/<etag>
- *   <cache>/models--org--name/snapshots/<commit>/<path>   (links to the blobs)
- *   <cache>/models--org--name/refs/<revision>             (the commit, written last)
- *
- * Offline, huggingface_hub resolves a branch name only through `refs/<revision>` and then looks for
- * every file under that one snapshot. So the revision is resolved to a commit first and every file
- * fetched at it: asked for by branch, @huggingface/hub would file each one under the last commit
- * that touched it, and write no ref.
- */
-export async function fetchIntoHfCache(repo: string, revision: string, paths: string[], cacheDir: string, options: HubOptions): Promise<string[]> {
-  const commit = await resolveCommit(repo, revision, options);
-  const remote = await listRemoteFiles(repo, commit, options, paths);
-  const placed: string[] = [];
-  for (const file of remote) {
-    const pointer = await downloadFileToCacheDir({ repo, path: file.path, revision: commit, cacheDir, hubUrl: options.hubUrl, accessToken: options.accessToken });
-    const problem = await verify(pointer, file);
-    if (problem) throw new DownloadError(`${repo}/${file.path} in the HF cache: checksum mismatch (${problem})`);
-    options.onProgress?.(file.path, file.size, file.size);
-    placed.push(pointer);
-  }
-  if (revision !== commit) {
-    // Written once the snapshot is complete, so the ref never names a half-filled one. No newline:
-    // huggingface_hub reads the file's whole content as the commit.
-    const ref = join(hfCacheRepoDir(cacheDir, repo), 'refs', revision);
-    await mkdir(dirname(ref), { recursive: true });
-    await writeFile(`${ref}.tmp`, commit);
-    await rename(`${ref}.tmp`, ref);
-  }
-  return placed;
-}
-
-/** `<cache>/models--org--name`, as huggingface_hub names a model repo's folder. */
-export function hfCacheRepoDir(cacheDir: string, repo: string): string {
-  return join(cacheDir, `models--${repo.split('/').join('--')}`);
-}
-
-/**
- * What huggingface_hub would fail to find with the hub offline: each path is looked up the way it
- * does (`refs/<revision>` -> `snapshots/<commit>/<path>`). Empty when everything resolves.
- */
-export async function hfCacheProblems(cacheDir: string, repo: string, revision: string, paths: string[]): Promise<string[]> {
-  const repoDir = hfCacheRepoDir(cacheDir, repo);
-  let commit = revision;
-  if (!COMMIT_SHA.test(revision)) {
-    const ref = join(repoDir, 'refs', revision);
-    const content = await readFile(ref, 'utf8').catch(() => null);
-    if (content === null) return [`missing  ${repo}@${revision} in the HF cache: no ${ref}`];
-    if (!COMMIT_SHA.test(content)) return [`corrupt  ${ref}: ${JSON.stringify(content.slice(0, 60))} is not a commit sha`];
-    commit = content;
-  }
-  const problems: string[] = [];
-  for (const path of paths) {
-    const file = join(repoDir, 'snapshots', commit, path);
-    // stat follows the snapshot's link to its blob: a dangling link is missing too.
-    if (!(await stat(file).then((s) => s.isFile(), () => false))) problems.push(`missing  ${repo}/${path} in the HF cache: no ${file}`);
-  }
-  return problems;
 }
 
 export async function readManifest(modelsDir: string): Promise<Manifest> {

@@ -4,7 +4,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
+import { TTS_TOKENIZER_FILES, modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
+import { DEFAULT_VOICE_PRESETS_URL, VIBEVOICE_COMMIT, VOICE_PRESETS, VOICE_PRESETS_DIR, type VoicePreset } from './voice-presets.js';
 
 /** A list of files from one repo, each to a given path. */
 export interface FileSource {
@@ -24,13 +25,20 @@ export interface SnapshotSource {
   skip: RegExp;
 }
 
-/** Files loaded by hub name with the hub offline: they go into the HF cache layout under HF_HOME. */
-export interface CacheSource {
-  kind: 'hf-cache';
-  /** The repo is named in a JSON file an earlier source downloaded (as the loading code reads it). */
+/** Files of a repo named in a JSON file an earlier source downloaded (as upstream's loading code reads it). */
+export interface ReferencedSource {
+  kind: 'referenced-files';
   repoFrom: RepoReference;
   revision: string;
-  paths: string[];
+  files: { path: string; dest: string }[];
+}
+
+/** Files from plain URLs (GitHub's raw files), each checked against a pinned git blob sha1. */
+export interface UrlSource {
+  kind: 'url-files';
+  repo: string;
+  revision: string;
+  files: { url: string; path: string; gitSha1: string; dest: string }[];
 }
 
 export interface RepoReference {
@@ -40,18 +48,25 @@ export interface RepoReference {
   fallback: string;
 }
 
-export type ModelSource = FileSource | SnapshotSource | CacheSource;
+export type ModelSource = FileSource | SnapshotSource | ReferencedSource | UrlSource;
 
 export const ASR_REPO = 'csukuangfj/sherpa-onnx-whisper-small.en';
 export const LLM_REPO = 'Qwen/Qwen2.5-1.5B-Instruct-GGUF';
 export const TTS_REPO = 'microsoft/VibeVoice-Realtime-0.5B';
 /**
- * VibeVoice's processor (vibevoice_streaming_processor.py) loads its tokenizer by the hub name in the
- * model's preprocessor_config.json, `language_model_pretrained_name`, else this one.
+ * The tokenizer is the one upstream's processor (vibevoice_streaming_processor.py) loads by the hub name in the
+ * model's preprocessor_config.json, `language_model_pretrained_name`, else this one. Its files go into
+ * `<tts model dir>/tokenizer/`, where our engine reads them.
  */
 export const TTS_TOKENIZER_FIELD = 'language_model_pretrained_name';
 export const TTS_TOKENIZER_FALLBACK = 'Qwen/Qwen2.5-1.5B';
-export const TTS_TOKENIZER_PATHS = ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt', 'config.json'];
+export const TTS_TOKENIZER_PATHS: readonly string[] = TTS_TOKENIZER_FILES;
+export const VOICES_REPO = 'microsoft/VibeVoice';
+
+/** Where the fetched presets (`.pt`, pickled) wait for conversion: beside the model folder, never read at run time. */
+export function voicePresetsDir(modelsDir: string): string {
+  return join(modelsDir, 'tts', 'voice-presets');
+}
 
 /**
  * What the builder fetches. Whisper in each precision asked for: by default both, since the worker
@@ -62,7 +77,12 @@ export interface BuildChoice {
   llmQuant: LlmQuant;
 }
 
-export function productionSources(modelsDir: string, choice: BuildChoice, revision = 'main'): ModelSource[] {
+export function productionSources(
+  modelsDir: string,
+  choice: BuildChoice,
+  revision = 'main',
+  voices: { baseUrl: string; presets: readonly VoicePreset[] } = { baseUrl: DEFAULT_VOICE_PRESETS_URL, presets: VOICE_PRESETS },
+): ModelSource[] {
   const perPrecision = choice.asrPrecisions.map((asrPrecision) => modelFiles('production', modelsDir, { asrPrecision, llmQuant: choice.llmQuant }));
   const files = perPrecision[0]!;
   const base = (path: string) => path.split('/').pop()!;
@@ -70,12 +90,23 @@ export function productionSources(modelsDir: string, choice: BuildChoice, revisi
   return [
     { kind: 'files', repo: ASR_REPO, revision, files: asrFiles.map((dest) => ({ path: base(dest), dest })) },
     { kind: 'files', repo: LLM_REPO, revision, files: [{ path: base(files.llm.gguf), dest: files.llm.gguf }] },
-    { kind: 'snapshot', repo: TTS_REPO, revision, destDir: files.tts.modelDir!, skip: /(^|\/)(README\.md|\.gitattributes|.*\.(png|jpg|gif|mp4|wav))$/i },
+    { kind: 'snapshot', repo: TTS_REPO, revision, destDir: files.tts.modelDir, skip: /(^|\/)(README\.md|\.gitattributes|.*\.(png|jpg|gif|mp4|wav))$/i },
     {
-      kind: 'hf-cache',
-      repoFrom: { file: join(files.tts.modelDir!, 'preprocessor_config.json'), field: TTS_TOKENIZER_FIELD, fallback: TTS_TOKENIZER_FALLBACK },
+      kind: 'referenced-files',
+      repoFrom: { file: join(files.tts.modelDir, 'preprocessor_config.json'), field: TTS_TOKENIZER_FIELD, fallback: TTS_TOKENIZER_FALLBACK },
       revision,
-      paths: TTS_TOKENIZER_PATHS,
+      files: TTS_TOKENIZER_PATHS.map((path) => ({ path, dest: join(files.tts.tokenizerDir, path) })),
+    },
+    {
+      kind: 'url-files',
+      repo: VOICES_REPO,
+      revision: VIBEVOICE_COMMIT,
+      files: voices.presets.map((preset) => ({
+        url: `${voices.baseUrl.replace(/\/$/, '')}/${preset.name}.pt`,
+        path: `${VOICE_PRESETS_DIR}/${preset.name}.pt`,
+        gitSha1: preset.gitSha1,
+        dest: join(voicePresetsDir(modelsDir), `${preset.name}.pt`),
+      })),
     },
   ];
 }

@@ -2,7 +2,8 @@
  * s2s-batch: scripted speech-to-speech runs against a RunPod endpoint (or the local API).
  *
  *   s2s-batch --endpoint <id> questions/            every WAV in a folder, one turn each
- *   s2s-batch --local a.wav b.wav                   the local API (npm start), default http://127.0.0.1:8005/v2
+ *   s2s-batch --local a.wav b.wav                   the local API (npm start) at http://127.0.0.1:8005/v2
+ *   s2s-batch --local --base-url URL a.wav          the local API elsewhere (`npm start -- --rp_api_port 8105`)
  *   s2s-batch --endpoint <id> script.json           multi-turn conversations:
  *       {"conversations": [{"name": "trip", "turns": ["q1.wav", "q2.wav"], "system_prompt": "..."}]}
  *
@@ -34,25 +35,51 @@ type Event = { type: string; turn?: number; [key: string]: unknown };
 
 const STAGES = ['first_audio_ms', 'endpoint_ms', 'asr_ms', 'llm_ttft_ms', 'llm_first_clause_ms', 'tts_ttfb_ms', 'overhead_ms'];
 
-const usage = 'usage: s2s-batch (--endpoint ID | --local [BASE_URL]) [--out DIR] [--concurrency N] [--voice NAME] [--system-prompt TEXT] INPUT...';
+const usage = [
+  'usage: s2s-batch (--endpoint ID | --local) [--base-url URL] [--out DIR] [--concurrency N] [--voice NAME] [--system-prompt TEXT] INPUT...',
+  '  --local         the local API (npm start), at http://127.0.0.1:8005/v2 unless --base-url says otherwise',
+  '  --base-url URL  the API base, ending in /v2 (default https://api.runpod.ai/v2, or the local one with --local)',
+  '  INPUT           WAV files, folders of WAVs, or a JSON script of conversations',
+].join('\n');
+
+/** A URL where an input was expected: almost always a value given to --local. */
+const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      endpoint: { type: 'string' },
-      local: { type: 'boolean', default: false },
-      'base-url': { type: 'string' },
-      out: { type: 'string', default: 's2s-batch-out' },
-      concurrency: { type: 'string', default: '1' },
-      voice: { type: 'string' },
-      'system-prompt': { type: 'string' },
-      help: { type: 'boolean', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        endpoint: { type: 'string' },
+        local: { type: 'boolean', default: false },
+        'base-url': { type: 'string' },
+        out: { type: 'string', default: 's2s-batch-out' },
+        concurrency: { type: 'string', default: '1' },
+        voice: { type: 'string' },
+        'system-prompt': { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (error) {
+    console.error(`s2s-batch: ${(error as Error).message}\n${usage}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   if (values.help || positionals.length === 0 || (!values.endpoint && !values.local)) {
     console.error(usage);
     return values.help ? 0 : 2;
+  }
+  const url = positionals.find((p) => URL_LIKE.test(p));
+  if (url) {
+    console.error(`s2s-batch: ${url} is not an input: --local takes no value; give the API's address as --base-url ${url}`);
+    return 2;
+  }
+  for (const input of positionals) {
+    if (!(await exists(input))) {
+      console.error(`s2s-batch: no such file or folder: ${input}`);
+      return 2;
+    }
   }
   const apiKey = process.env['RUNPOD_API_KEY'] ?? (values.local ? 'local' : undefined);
   if (!apiKey) {
@@ -112,6 +139,13 @@ async function main(): Promise<number> {
   printSummary(rows, summary, failures);
   console.log(`\noutputs in ${outDir}`);
   return failures.length > 0 ? 1 : 0;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function collectConversations(inputs: string[]): Promise<Conversation[]> {
@@ -198,4 +232,10 @@ class Progress {
   }
 }
 
-process.exit(await main());
+// Anything else that goes wrong (a script that is not JSON, an unreadable file) is one line too.
+process.exit(
+  await main().catch((error: unknown) => {
+    console.error(`s2s-batch: ${(error as Error).message ?? String(error)}`);
+    return 1;
+  }),
+);

@@ -82,7 +82,11 @@ export const envSchema = z.object({
   S2S_OUTPUT_LEAD_MS: int(250, 0, 10_000),
   S2S_SESSION_IDLE_MS: int(60_000, 1_000, 3_600_000),
   S2S_SESSION_MAX_MS: int(1_800_000, 10_000, 86_400_000),
-  S2S_SESSION_CONNECT_TIMEOUT_MS: int(120_000, 1_000, 3_600_000),
+  /**
+   * A session job nobody joins holds the worker this long while other jobs wait. The client that
+   * asked for the session is waiting for the job's first chunk and connects one round trip after it.
+   */
+  S2S_SESSION_CONNECT_TIMEOUT_MS: int(30_000, 1_000, 3_600_000),
   /** On SIGTERM, live sessions get this long to wrap up before they end. */
   S2S_SESSION_SHUTDOWN_GRACE_MS: int(5_000, 0, 600_000),
   /** Client audio waiting to be processed, at most: a client sending faster than real time is stopped. */

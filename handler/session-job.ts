@@ -68,6 +68,8 @@ export async function runLiveSession(
 ): Promise<SessionSummary> {
   let session: { run(): Promise<SessionSummary> };
   try {
+    // A session opened now would never hear the warning (the signal has fired): refuse it.
+    if (shutdown?.aborted) throw new S2sError('WORKER_SHUTTING_DOWN', 'this worker is shutting down: it opens no new sessions');
     const options = sessionOptions(config, input, engines.tts.voices);
     const systemPrompt = input.system_prompt ?? config.jobs.systemPrompt;
     const conversation = await engines.llm.openConversation({ systemPrompt, history: input.history });

@@ -26,8 +26,22 @@ export function defaultModelsDir(volumeExists: boolean): string {
 export interface ModelFiles {
   asr: { encoder: string; decoder: string; tokens: string };
   llm: { gguf: string };
-  /** The VibeVoice model folder (production); the test profile speaks with espeak-ng instead. */
-  tts: { modelDir: string | null };
+  /**
+   * Our TTS engine's model folder (the server's --model-dir, S2S_TTS_MODEL_DIR): `config.json` and
+   * `model.safetensors` as microsoft publishes them, `tokenizer/` (the Qwen2.5 tokenizer files) and `voices/`
+   * (the converted presets). Production: VibeVoice-Realtime-0.5B; test: the tiny random-weight model
+   * (`python -m s2s_tts.tiny_model`) in the same layout.
+   */
+  tts: { modelDir: string; tokenizerDir: string; voicesDir: string };
+}
+
+/** The Qwen2.5 tokenizer files the engine reads from `<tts model dir>/tokenizer/`. */
+export const TTS_TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'vocab.json', 'merges.txt'] as const;
+/** The voice the worker asks for when none is configured (upstream's demo default). */
+export const DEFAULT_TTS_VOICE = 'en-Carter_man';
+
+function ttsFiles(modelDir: string): ModelFiles['tts'] {
+  return { modelDir, tokenizerDir: join(modelDir, 'tokenizer'), voicesDir: join(modelDir, 'voices') };
 }
 
 export interface RequiredFile {
@@ -46,7 +60,7 @@ export function modelFiles(profile: Profile, modelsDir: string, choice: ModelCho
         tokens: join(dir, 'tiny-whisper', 'tiny-tokens.txt'),
       },
       llm: { gguf: join(dir, 'tiny-qwen.gguf') },
-      tts: { modelDir: null },
+      tts: ttsFiles(join(dir, 'tiny-vibevoice')),
     };
   }
   const asrDir = join(modelsDir, 'asr', 'sherpa-onnx-whisper-small.en');
@@ -58,7 +72,7 @@ export function modelFiles(profile: Profile, modelsDir: string, choice: ModelCho
       tokens: join(asrDir, 'small.en-tokens.txt'),
     },
     llm: { gguf: join(modelsDir, 'llm', `qwen2.5-1.5b-instruct-${choice.llmQuant.toLowerCase()}.gguf`) },
-    tts: { modelDir: join(modelsDir, 'tts', 'VibeVoice-Realtime-0.5B') },
+    tts: ttsFiles(join(modelsDir, 'tts', 'VibeVoice-Realtime-0.5B')),
   };
 }
 
@@ -69,14 +83,28 @@ export function requiredFiles(files: ModelFiles): RequiredFile[] {
     { stage: 'asr', path: files.asr.tokens, what: 'Whisper tokens' },
     { stage: 'llm', path: files.llm.gguf, what: 'Qwen2.5 GGUF' },
   ];
-  // The VibeVoice folder is a whole repository snapshot; the builder's manifest lists its weights.
-  if (files.tts.modelDir) required.push({ stage: 'tts', path: join(files.tts.modelDir, 'config.json'), what: 'VibeVoice model' });
+  required.push(
+    { stage: 'tts', path: join(files.tts.modelDir, 'config.json'), what: 'VibeVoice config' },
+    { stage: 'tts', path: join(files.tts.modelDir, 'model.safetensors'), what: 'VibeVoice weights' },
+    ...TTS_TOKENIZER_FILES.map((name) => ({ stage: 'tts' as const, path: join(files.tts.tokenizerDir, name), what: 'Qwen2.5 tokenizer' })),
+  );
   return required;
 }
 
 /** The command that fills the models folder for a profile. */
 export function fetchCommand(profile: Profile): string {
   return profile === 'test' ? 'npm run models -- --profile test' : 'npm run models';
+}
+
+/**
+ * The Python that runs `s2s_tts` (the TTS server, and the builder's voice conversion and tiny model):
+ * S2S_TTS_PYTHON, else the project's venv (`tts-server/.venv`, made by tts-server/setup-venv.sh) when it
+ * exists under `root`, else `python3` from PATH (the image installs s2s_tts into its Python).
+ */
+export function ttsPython(root: string, fromEnv: string | undefined, exists: (path: string) => boolean): string {
+  if (fromEnv) return fromEnv;
+  const venv = join(root, 'tts-server', '.venv', 'bin', 'python');
+  return exists(venv) ? venv : 'python3';
 }
 
 /** HF_HOME for the TTS server: the environment's, else a folder beside the models (where `npm run models` caches). */

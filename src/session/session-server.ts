@@ -70,7 +70,12 @@ export class SessionServer {
   /** Serves `/ws` on an HTTP server that already exists. */
   static attach(server: Server, log: Logger): SessionServer {
     const sessions = new SessionServer(log);
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => sessions.#upgrade(req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // Another upgrade handler on the same server may own other paths; with none, nobody would
+      // ever answer or close the socket (it would hold its descriptor for good, and keep the
+      // server's close() waiting), so it is refused here.
+      if (!sessions.#upgrade(req, socket, head) && server.listenerCount('upgrade') === 1) refuse(socket, '404 Not Found', 'no such WebSocket path: live sessions are on /ws and /v1/realtime');
+    });
     return sessions;
   }
 
@@ -128,9 +133,10 @@ export class SessionServer {
     return secretsEqual(token, this.#standing.token) ? this.#standing.onConnect : null;
   }
 
-  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /** Returns false (and leaves the socket alone) for a path that is not ours. */
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     const url = new URL(req.url ?? '/', 'http://session');
-    if (url.pathname !== '/ws' && url.pathname !== REALTIME_PATH) return; // another upgrade handler may own this path
+    if (url.pathname !== '/ws' && url.pathname !== REALTIME_PATH) return false;
     // A protocol violation (oversized frame, invalid UTF-8, bad opcode) makes `ws` emit 'error' on
     // the socket or the connection; with no listener Node would throw and take the whole worker down.
     socket.on('error', (error) => this.#log.warn('session connection error', { error: error.message }));
@@ -139,8 +145,8 @@ export class SessionServer {
     const onConnect = token ? this.#claim(token) : null;
     if ((token || realtime) && !onConnect) {
       const why = token ? 'unknown or expired session token' : 'missing token: send it as Authorization: Bearer <token>, as the subprotocol openai-insecure-api-key.<token>, or as ?token=';
-      socket.end(`HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error: why })}`);
-      return;
+      refuse(socket, '401 Unauthorized', why);
+      return true;
     }
     const connection: Connection = { protocol: realtime ? 'realtime' : 'native', url };
     (realtime ? this.#realtimeWss : this.#wss).handleUpgrade(req, socket, head, (ws) => {
@@ -172,6 +178,7 @@ export class SessionServer {
         this.#open(ws, claimed, connection);
       });
     });
+    return true;
   }
 
   /** Hands an authenticated socket to its session; a session that fails to open closes the socket, not the worker. */
@@ -187,6 +194,16 @@ export class SessionServer {
       }
     }
   }
+}
+
+/**
+ * Answers an upgrade with an HTTP error and destroys the socket once the answer is written: a
+ * client that keeps its end open must not keep ours (as `ws` itself refuses a handshake).
+ */
+function refuse(socket: Duplex, status: string, error: string): void {
+  socket.on('error', () => undefined);
+  socket.once('finish', () => socket.destroy());
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n${JSON.stringify({ error })}`);
 }
 
 /** A Realtime client's token: its API key as a bearer token, a browser's key subprotocol, or `?token=`. */

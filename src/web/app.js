@@ -140,11 +140,13 @@ async function start() {
     setStatus('starting');
     let url = $('url').value.trim();
     let token = $('token').value.trim();
-    if (!url) ({ url, token } = await startSessionJob($('api').value.trim(), $('endpoint').value.trim()));
     playContext = new AudioContext({ sampleRate: 24000 });
     captureContext = new AudioContext({ sampleRate: 16000 });
     await captureContext.audioWorklet.addModule('./capture-worklet.js');
+    // The microphone first: a session job holds a worker until its client connects, and the
+    // permission prompt may take the user longer than the job's connect timeout.
     micStream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true } });
+    if (!url) ({ url, token } = await startSessionJob($('api').value.trim(), $('endpoint').value.trim()));
     ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
@@ -162,7 +164,7 @@ async function start() {
   } catch (error) {
     state.error = String(error);
     setStatus(`failed: ${error.message ?? error}`);
-    $('start').disabled = false;
+    stop(); // releases the microphone taken above
   }
 }
 

@@ -3,7 +3,9 @@
  * checked statically: every file it copies exists, every image and version is pinned (and agrees with
  * package.json, the lock file and .ci/node-24), sherpa-onnx's GPU archive is named as its release
  * workflow names it and verified against a pinned sha256, the CUDA libraries are proven loadable with
- * `ldd`, the TTS port is never exposed, and the worker runs as a non-root user.
+ * `ldd`, our TTS engine (tts-server) is installed with its pinned dependencies and a CUDA 12 torch while
+ * upstream's demo app and its packages stay out, the TTS port is never exposed, and the worker runs as a
+ * non-root user.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,6 +17,8 @@ const entrypoint = await readFile('docker/entrypoint.sh', 'utf8');
 const nodeInstaller = await readFile('.ci/node-24', 'utf8');
 const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { dependencies: Record<string, string>; scripts: Record<string, string>; engines: Record<string, string> };
 const lock = JSON.parse(await readFile('package-lock.json', 'utf8')) as { packages: Record<string, { version: string }> };
+const pyproject = await readFile('tts-server/pyproject.toml', 'utf8');
+const hub = JSON.parse(await readFile('.runpod/hub.json', 'utf8')) as { config: { allowedCudaVersions: string[] } };
 // Join continuation lines and drop comments.
 const instructions = dockerfile
   .replace(/\\\n/g, ' ')
@@ -29,8 +33,6 @@ const runWith = (text: string): string => {
   expect(found, `one RUN step with ${text}`).toHaveLength(1);
   return found[0]!;
 };
-/** Build args that may be empty: an opt-in given as a pair (both or neither). */
-const OPTIONAL_ARGS = new Set(['FLASH_ATTN_WHEEL_URL', 'FLASH_ATTN_WHEEL_SHA256']);
 
 describe('Dockerfile', () => {
   it('copies only files that exist in the repository', () => {
@@ -58,10 +60,7 @@ describe('Dockerfile', () => {
   });
 
   it('pins every version, and they agree with package.json, the lock file and CI', () => {
-    for (const [name, value] of args) if (!OPTIONAL_ARGS.has(name)) expect(value, `ARG ${name}`).toMatch(/\S/);
-    expect(args.get('VIBEVOICE_COMMIT')).toMatch(/^[0-9a-f]{40}$/);
-    expect(args.get('TORCH_VERSION')).toMatch(/^\d+\.\d+\.\d+$/);
-    expect(dockerfile).toContain('torch==${TORCH_VERSION}');
+    for (const [name, value] of args) expect(value, `ARG ${name}`).toMatch(/\S/);
     // Node 24 LTS, the same release CI installs, and what package.json asks for.
     expect(args.get('NODE_VERSION')).toMatch(/^24\.\d+\.\d+$/);
     expect(nodeInstaller).toContain(`NODE_VERSION=${args.get('NODE_VERSION')}\n`);
@@ -144,13 +143,38 @@ describe('Dockerfile', () => {
     expect(error).not.toContain('libggml-base.so');
   });
 
-  it('installs flash-attn only as a pinned wheel given with its hash (both build args or neither), else SDPA', () => {
-    expect(args.get('FLASH_ATTN_WHEEL_URL')).toBe('');
-    expect(args.get('FLASH_ATTN_WHEEL_SHA256')).toBe('');
-    const install = runWith('FLASH_ATTN_WHEEL_URL');
-    expect(install).toMatch(/echo "ERROR: set both FLASH_ATTN_WHEEL_URL and FLASH_ATTN_WHEEL_SHA256, or neither" >&2; exit 1/);
-    expect(install).toContain('--hash=sha256:${FLASH_ATTN_WHEEL_SHA256}');
-    expect(install).toContain('pip install --no-deps --require-hashes');
+  it('installs our TTS engine (tts-server) with its pinned dependencies and the pinned torch built for CUDA 12', () => {
+    // The torch of the image is the one tts-server pins, from PyTorch's CUDA 12 index: the hosts' drivers
+    // are CUDA 12.x (.runpod/hub.json), which PyPI's CUDA 13 build of this torch would not run on.
+    const pinned = /"torch==([\d.]+)"/.exec(pyproject)?.[1];
+    expect(pinned).toMatch(/^\d+\.\d+\.\d+$/);
+    expect(args.get('TORCH_VERSION')).toBe(pinned);
+    expect(args.get('TORCH_INDEX')).toMatch(/^https:\/\/download\.pytorch\.org\/whl\/cu12\d$/);
+    expect(hub.config.allowedCudaVersions.every((v) => v.startsWith('12.'))).toBe(true);
+    const install = runWith('pip install --disable-pip-version-check /opt/tts-server');
+    // torch first from the CUDA 12 index, so installing tts-server finds its pin satisfied.
+    expect(install).toContain('pip install --disable-pip-version-check torch==${TORCH_VERSION} --index-url ${TORCH_INDEX}');
+    expect(install.indexOf('--index-url ${TORCH_INDEX}')).toBeLessThan(install.indexOf('/opt/tts-server'));
+    expect(install).toMatch(/^python3\.11 -m venv \/opt\/venv /);
+    // The build proves the install: the CUDA 12 torch of the pinned version, the server importable.
+    expect(install).toContain("assert v.startswith('${TORCH_VERSION}+cu12')");
+    expect(install).toContain('import torch, s2s_tts.server, s2s_tts.__main__');
+    expect(instructions).toContain('COPY tts-server/pyproject.toml /opt/tts-server/pyproject.toml');
+    expect(instructions).toContain('COPY tts-server/src /opt/tts-server/src');
+    expect(dockerfile).toMatch(/PATH=\/opt\/venv\/bin:\$PATH/);
+    // s2s_tts needs Python 3.11+; the CUDA base (Ubuntu 22.04) brings it from its own archive.
+    expect(/requires-python = ">=3\.11"/.test(pyproject)).toBe(true);
+    expect(runWith('python3.11-venv')).toMatch(/apt-get install -y --no-install-recommends python3\.11 python3\.11-venv /);
+  });
+
+  it("keeps upstream's demo app and its packages out: no VibeVoice checkout, no vibevoice package, no transformers 4.51.3, no uvicorn", () => {
+    for (const banned of [/github\.com\/microsoft\/VibeVoice/, /VIBEVOICE_(REPO|COMMIT)/, /\/opt\/VibeVoice/, /demo\/web/, /uvicorn/, /transformers==4\./, /\[streamingtts\]/, /pip install[^&;|]*vibevoice/i, /flash.?attn/i]) {
+      expect(instructions.join('\n'), String(banned)).not.toMatch(banned);
+    }
+    // The build refuses an image in which the vibevoice package turns up anyway (a dependency pulling it in).
+    expect(runWith('pip show vibevoice')).toMatch(/if pip show vibevoice >\/dev\/null 2>&1; then echo "ERROR: .*exit 1; fi/);
+    // Nothing but the engine's own sources goes into the venv: no git clone at all.
+    expect(runs.some((r) => /git clone/.test(r))).toBe(false);
   });
 
   it('never downloads onnxruntime CUDA libraries, and bundles the worker', () => {

@@ -17,7 +17,8 @@ export async function testProfileEnv(extra: Record<string, string> = {}): Promis
   const files = modelFiles('test', modelsDir);
   await writeTinyWhisper(dirname(files.asr.encoder));
   await writeTinyQwen(files.llm.gguf);
-  return { S2S_PROFILE: 'test', S2S_MODELS_DIR: modelsDir, S2S_TTS_PORT: String(await freePort()), ...extra };
+  // Free ports for the TTS server and session jobs (a queue worker opens the session port at start).
+  return { S2S_PROFILE: 'test', S2S_MODELS_DIR: modelsDir, S2S_TTS_PORT: String(await freePort()), S2S_SESSION_PORT: String(await freePort()), ...extra };
 }
 
 export async function testProfileHandler(extra: Record<string, string> = {}, log?: Logger): Promise<S2sHandler> {

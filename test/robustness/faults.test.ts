@@ -4,7 +4,8 @@
  * failing for a while (every chunk and result arrives exactly once, in order) and for good (logged,
  * the loss said plainly, the worker keeps serving); heartbeat failures; the TTS server killed in
  * the middle of an utterance; a model failing to load at start; SIGTERM during a job-take and
- * during a turn job (during a live session: test/worker/process.test.ts).
+ * during a turn job, and on a load-balancing endpoint with live sessions or held upgrades to other
+ * paths (a session job's live session: test/worker/process.test.ts).
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -17,7 +18,11 @@ import { Logger } from '../../src/log/logger.js';
 import { modelFiles } from '../../src/models/registry.js';
 import { createScriptedHandlerDouble } from '../doubles/scripted-handler-double.js';
 import { speak, wavOf } from '../fixtures/speech.js';
+import { WebSocket } from 'ws';
 import { API_KEY, startHarness, waitFor, type Harness } from '../helpers/harness.js';
+import { RawWebSocket } from '../helpers/raw-websocket.js';
+import { SessionClient } from '../helpers/session-client.js';
+import { freePort } from '../helpers/tts-sidecar.js';
 import { sdkEndpoint } from '../helpers/sdk.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
 import { ttsServerPid } from '../helpers/tts-sidecar.js';
@@ -197,7 +202,85 @@ describe('engine faults', () => {
   }, 60_000);
 });
 
+/** The bundled worker on a load-balancing endpoint (PORT), ready (`/ping` 200). */
+async function startLoadBalancingWorker(extra: Record<string, string>) {
+  const port = await freePort();
+  const env = { ...process.env, ...(await testProfileEnv({ PORT: String(port), PORT_HEALTH: String(port), S2S_SESSION_TOKEN: LB_TOKEN, ...extra })) };
+  const child = spawn(process.execPath, ['dist/handler.mjs'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
+  const deadline = Date.now() + 60_000;
+  while ((await fetch(`http://127.0.0.1:${port}/ping`).then((r) => r.status, () => 0)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`the worker was not ready within 60 s: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  /** The exit code, or 'still running' when it has not exited within `ms` (then it is killed). */
+  const exitWithin = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([exited, new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still running'), ms)))]);
+    clearTimeout(timer);
+    if (code === 'still running') child.kill('SIGKILL');
+    return code;
+  };
+  return { port, child, exitWithin, stderr: () => stderr };
+}
+
+const LB_TOKEN = 'faults-lb-session-token-0123456789';
+
 describe('SIGTERM', () => {
+  // Issue 21 item 8: a load-balancing worker neither warned nor ended its live sessions on SIGTERM,
+  // and did not exit until the clients left. Now it behaves as session jobs do.
+  it('on a load-balancing endpoint with live sessions (/ws and /v1/realtime): each is warned, ends after the grace, newcomers are refused, and the process exits 0', async () => {
+    const worker = await startLoadBalancingWorker({ S2S_SESSION_SHUTDOWN_GRACE_MS: '1500' });
+    try {
+      const native = await SessionClient.connect(`ws://127.0.0.1:${worker.port}/ws?token=${LB_TOKEN}`);
+      await native.waitFor((e) => e.type === 'ready');
+      const realtime = new WebSocket(`ws://127.0.0.1:${worker.port}/v1/realtime?model=gpt-realtime`, { headers: { authorization: `Bearer ${LB_TOKEN}` } });
+      const realtimeEvents: { type: string; error?: { code?: string; message?: string } }[] = [];
+      realtime.on('message', (data) => realtimeEvents.push(JSON.parse(data.toString()) as { type: string }));
+      const realtimeClosed = new Promise<number>((resolve) => realtime.once('close', (code) => resolve(code)));
+      await waitFor(() => realtimeEvents.some((e) => e.type === 'session.created'), 20_000);
+      tally.add('sessionsRun', 2);
+
+      worker.child.kill('SIGTERM');
+      tally.add('faultsInjected');
+      expect(await native.waitFor((e) => e.type === 'error', 5_000)).toMatchObject({ code: 'WORKER_SHUTTING_DOWN' });
+      await waitFor(() => realtimeEvents.some((e) => e.type === 'error' && /shutting down/i.test(e.error?.message ?? '')), 5_000);
+      // During the grace a new client is told, and closed.
+      const late = await SessionClient.connect(`ws://127.0.0.1:${worker.port}/ws?token=${LB_TOKEN}`);
+      expect(await late.waitFor((e) => e.type === 'error', 5_000)).toMatchObject({ code: 'WORKER_SHUTTING_DOWN' });
+      await late.closed;
+      expect(await native.waitFor((e) => e.type === 'session_end', 10_000)).toMatchObject({ reason: 'stopped' });
+      await native.closed;
+      await realtimeClosed;
+      expect(await worker.exitWithin(15_000)).toBe(0);
+    } finally {
+      worker.child.kill('SIGKILL');
+    }
+  }, 90_000);
+
+  // Issue 21 item 9: an upgrade to another path held its socket for good, so an idle worker with one
+  // did not exit on SIGTERM.
+  it('an idle load-balancing worker with upgrades to other paths held open by their clients exits 0 on SIGTERM', async () => {
+    const worker = await startLoadBalancingWorker({});
+    const held: RawWebSocket[] = [];
+    try {
+      for (const path of ['/other', '/ws/x', '/']) {
+        const answer = await Promise.race([RawWebSocket.open(worker.port, path), new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000))]);
+        tally.add('badInputsTried');
+        expect(answer?.status ?? 'no answer within 5 s').toBe(404);
+        held.push(answer!.ws);
+      }
+      worker.child.kill('SIGTERM');
+      tally.add('faultsInjected');
+      expect(await worker.exitWithin(15_000)).toBe(0);
+    } finally {
+      for (const ws of held) ws.destroy();
+      worker.child.kill('SIGKILL');
+    }
+  }, 90_000);
+
   it('during a turn job of the bundled worker: the job completes with every chunk once, then the process exits 0', async () => {
     const api = await LocalRunpodApi.start({ port: 0 });
     try {

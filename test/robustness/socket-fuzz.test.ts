@@ -8,6 +8,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { WebSocket } from 'ws';
 import type { S2sHandler } from '../../handler/s2s-handler.js';
 import { float32ToPcm16 } from '../../src/audio/pcm.js';
 import { Logger } from '../../src/log/logger.js';
@@ -261,6 +262,49 @@ describe('clients that misbehave over time', () => {
     // Every refused socket was released (a few fds of slack for the runtime's own).
     expect(await until(() => openFileDescriptors() <= fdsBefore + 10, 5_000)).toBe(true);
   }, 90_000);
+
+  // Issue 21 item 9: an upgrade to another path was never answered or closed, so its socket stayed
+  // (CLOSE-WAIT once the client left) and held a descriptor for good.
+  it('upgrades to any other path: HTTP 404 and the socket closed by the server, though the client keeps it open (issue 21 item 9)', async () => {
+    const openConnections = () => new Promise<number>((resolve) => server.getConnections((_error, n) => resolve(n)));
+    const before = await openConnections();
+    // The `ws` client, as a real client meets it.
+    const wsClient = new WebSocket(`ws://127.0.0.1:${port}/other`);
+    const status = await new Promise<number | string>((resolve) => {
+      const timer = setTimeout(() => resolve('no answer within 5 s'), 5_000);
+      wsClient.once('unexpected-response', (_req, res) => {
+        clearTimeout(timer);
+        resolve(res.statusCode ?? 0);
+      });
+      wsClient.once('error', () => undefined);
+    });
+    tally.add('badInputsTried');
+    expect(status).toBe(404);
+    wsClient.terminate();
+    // Generated paths, raw, all at once; none of these clients closes its end.
+    const rng = new Rng(seed + 90);
+    const fixed = ['/', '/other', '/ws/', '/WS', '/wss', '/v1', '/v1/realtime/x', '/v1/realtimex', '/ws%2f', '/ws;x', `/${'a'.repeat(2_000)}`];
+    const paths = [...fixed, ...Array.from({ length: 40 }, () => `/${rng.bytes(1 + rng.int(12)).toString('hex')}${rng.chance(0.5) ? `?token=${TOKEN}` : ''}`)];
+    const outcomes = await Promise.all(
+      paths.map(async (path) => {
+        tally.add('badInputsTried');
+        const answer = await Promise.race([RawWebSocket.open(port, path), new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000))]);
+        if (!answer) return `${path}: no answer`;
+        const closed = await closedWithin(answer.ws, 5_000);
+        answer.ws.destroy();
+        return answer.status === 404 && closed ? 'refused and closed' : `${path}: status ${answer.status}, closed by the server ${closed}`;
+      }),
+    );
+    expect(outcomes.filter((o) => o !== 'refused and closed')).toEqual([]);
+    // Every refused socket was released on the server's side too.
+    let after = await openConnections();
+    for (let i = 0; i < 50 && after > before; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      after = await openConnections();
+    }
+    expect(after).toBeLessThanOrEqual(before);
+    await goodSessionWorks();
+  }, 30_000);
 
   it('a client that never reads: the session still ends (idle timeout) and others are served meanwhile', async () => {
     const { ws } = await RawWebSocket.open(port, `/ws?token=${TOKEN}`);

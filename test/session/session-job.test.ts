@@ -165,7 +165,7 @@ describe('s2s handler', () => {
     const config = { ...handler.config, sessions: { ...handler.config.sessions, host: '127.0.0.1', port } };
     const s2s = createHandlerFor(engines, config, log);
     const job = workerJob({ input: { mode: 'session' } });
-    await expect(s2s.handle(job, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toThrow(/EADDRINUSE/);
+    await expect(s2s.handle(job, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toThrow(new RegExp(`port ${port} \\(S2S_SESSION_PORT\\) is already in use`));
     await new Promise((resolve) => squatter.close(resolve));
     const stop = new AbortController();
     const events = s2s.handle(job, stop.signal)[Symbol.asyncIterator]();
@@ -180,7 +180,7 @@ describe('s2s handler', () => {
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(port, '127.0.0.1', resolve));
     const failed = createHandlerFor(engines, config, log);
-    await expect(failed.handle(job, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toThrow(/EADDRINUSE/);
+    await expect(failed.handle(job, new AbortController().signal)[Symbol.asyncIterator]().next()).rejects.toThrow(new RegExp(`port ${port} \\(S2S_SESSION_PORT\\) is already in use`));
     await failed.dispose();
     expect(enginesDisposed).toBe(true);
     await new Promise((resolve) => busy.close(resolve));

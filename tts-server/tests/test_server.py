@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
+from doubles.espeak_double import FRAME_SAMPLES, EspeakDoubleEngine
 from s2s_tts.server import DEFAULT_MAX_TEXT_CHARS
-from tests.doubles.espeak_double import FRAME_SAMPLES, EspeakDoubleEngine
-from tests.ws_client import Stream, get_config, idle, running, wait_for
+from ws_client import Stream, get_config, idle, running, wait_for
 
 FRAME_BYTES = FRAME_SAMPLES * 2
 
@@ -37,6 +37,7 @@ def test_config_names_the_engine_its_pid_voices_and_limits() -> None:
                 "default_voice": "en-Carter_man",
                 "max_streams": 3,
                 "defaults": {"cfg": 1.5, "steps": 5},
+                "max_text_chars": DEFAULT_MAX_TEXT_CHARS,
                 "streams": {"active": 0, "waiting": 0},
             }
 

@@ -13,11 +13,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def server(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def server(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "s2s_tts", *args], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
     )
@@ -58,6 +60,25 @@ def test_serves_config_with_its_own_pid_and_exits_cleanly_on_sigterm() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_port_refuses_connections_until_the_engine_is_loaded_and_is_taken_meanwhile() -> None:
+    port = free_port()
+    child = server("--engine", "espeak-double", "--port", str(port), env={"S2S_TTS_DOUBLE_LOAD_MS": "1500"})
+    try:
+        # Loading: bound (nobody else can listen there) but not listening (a connection is refused).
+        deadline = time.monotonic() + 10
+        while "loading engine" not in (line := child.stderr.readline()):
+            assert time.monotonic() < deadline and line, "no loading line"
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))
+            other.listen()
+        assert wait_config(port, child)["pid"] == child.pid
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
 
 
 def test_a_port_in_use_exits_non_zero_with_one_line_naming_the_port() -> None:

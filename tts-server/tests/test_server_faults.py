@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.doubles.scripted_engine import ScriptedEngine
-from tests.ws_client import Stream, idle, running, wait_for
+from doubles.scripted_engine import ScriptedEngine
+from ws_client import Stream, idle, running, wait_for
 
 
 def run(scenario) -> None:

@@ -1,8 +1,10 @@
 """Makes the engine a name selects. The real engine is imported only when asked for (it brings torch and
-transformers); the espeak-ng double lives with the tests and is found beside the package's source."""
+transformers); the espeak-ng double lives with the tests (tts-server/tests/doubles) and is loaded from there by
+its path, for that name only."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +45,14 @@ def load_engine(spec: EngineSpec) -> Engine:
 
 def _espeak_double(spec: EngineSpec) -> Engine:
     # src/s2s_tts/loader.py -> the tts-server folder, which holds tests/doubles (a checkout, not an installed wheel).
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "tests" / "doubles" / "espeak_double.py").is_file():
-        raise EngineLoadError(
-            f"the espeak-double engine is a test double in tts-server/tests/doubles, not found under {root}"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from tests.doubles.espeak_double import EspeakDoubleEngine
-
-    return EspeakDoubleEngine(max_streams=spec.max_streams)
+    path = Path(__file__).resolve().parents[2] / "tests" / "doubles" / "espeak_double.py"
+    if not path.is_file():
+        raise EngineLoadError(f"the espeak-double engine is a test double of a checkout, not found at {path}")
+    # Loaded by its path: a `tests` package of some installed distribution can never stand in for it.
+    module_spec = importlib.util.spec_from_file_location("s2s_tts_espeak_double", path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = module
+    module_spec.loader.exec_module(module)
+    engine: Engine = module.EspeakDoubleEngine(max_streams=spec.max_streams)
+    return engine

@@ -40,7 +40,7 @@ class ServerOptions:
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 
 
-def config_body(engine: Engine) -> dict[str, object]:
+def config_body(engine: Engine, options: ServerOptions) -> dict[str, object]:
     active, waiting = engine.stream_counts()
     return {
         "engine": engine.name,
@@ -51,6 +51,7 @@ def config_body(engine: Engine) -> dict[str, object]:
         "default_voice": engine.default_voice,
         "max_streams": engine.max_streams,
         "defaults": {"cfg": engine.default_cfg, "steps": engine.default_steps},
+        "max_text_chars": options.max_text_chars,
         "streams": {"active": active, "waiting": waiting},
     }
 
@@ -95,7 +96,7 @@ class TtsServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = request.path.split("?", 1)[0]
         if path == CONFIG_PATH:
-            return _json_response(http.HTTPStatus.OK, config_body(self.engine))
+            return _json_response(http.HTTPStatus.OK, config_body(self.engine, self.options))
         if path == STREAM_PATH:
             return None
         return _json_response(http.HTTPStatus.NOT_FOUND, {"error": "not_found", "paths": [CONFIG_PATH, STREAM_PATH]})
@@ -142,17 +143,13 @@ class _StreamConnection:
         except ConnectionClosed:
             pass
         finally:
+            # The messages end only with the connection: a stream not finished by then lost its client (or the
+            # server is shutting down), and closing the socket cancels the stream.
             if not self.finished.is_set():
-                if self.stream is not None and forward is not None and not forward.done():
-                    # The client's messages are over but its stream may still be speaking (`end` came and the
-                    # connection is open): wait for done, or for the connection to go.
-                    closed = asyncio.create_task(self.ws.wait_closed())
-                    await asyncio.wait({forward, closed}, return_when=asyncio.FIRST_COMPLETED)
-                    closed.cancel()
-                if not self.finished.is_set() and self.stream is not None:
-                    log.info("%s %s: client gone, stream cancelled", self.name, self.stream.id)
-                    self.stream.cancel()
                 self.finished.set()
+                if self.stream is not None:
+                    log.info("%s %s: connection closed, stream cancelled", self.name, self.stream.id)
+                    self.stream.cancel()
             if forward is not None:
                 forward.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -12,7 +12,10 @@ Audio: PCM16 LE mono 24 kHz in frames of 3,200 samples, like the real engine (a 
 silence to a whole frame when the stream has nothing more to say yet).
 
 Test hooks: text containing `[[fail]]` makes the stream's next step fail (`engine_error`); `[[crash]]` ends the
-whole process (exit 3) right after the stream's first frame (the worker's restart tests).
+whole process (exit 3) right after the stream's first frame (the worker's restart tests). Timing, from the
+environment (read once, when this module loads): S2S_TTS_DOUBLE_FRAME_MS (the step pause, default 20),
+S2S_TTS_DOUBLE_LOAD_MS (a "model load" before the server listens, default 0), S2S_TTS_DOUBLE_FIRST_CHUNK_MS
+(extra time before each stream's first frame, default 0).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -56,6 +60,10 @@ CRASH_MARK = "[[crash]]"
 # The pause of one "model step" per frame (default: a frame of 133 ms made in 20 ms, faster than real time as the
 # real engine on a GPU). Read once here; tests pass their own.
 DEFAULT_FRAME_DELAY_S = float(os.environ.get("S2S_TTS_DOUBLE_FRAME_MS", "20")) / 1000
+DEFAULT_LOAD_S = float(os.environ.get("S2S_TTS_DOUBLE_LOAD_MS", "0")) / 1000
+DEFAULT_FIRST_CHUNK_S = float(os.environ.get("S2S_TTS_DOUBLE_FIRST_CHUNK_MS", "0")) / 1000
+# When a step had nothing to send yet (a first chunk held back), the loop looks again after this long.
+IDLE_POLL_S = 0.005
 
 
 def speak(text: str, voice: str) -> np.ndarray:
@@ -112,6 +120,8 @@ class _Stream:
         self.spoke = False
         self.failing = False
         self.crash = False
+        # Not before this time (monotonic) for the first frame.
+        self.first_frame_at = 0.0
 
     @property
     def queued(self) -> bool:
@@ -167,9 +177,20 @@ class EspeakDoubleEngine:
     default_cfg = 1.5
     default_steps = 5
 
-    def __init__(self, max_streams: int = 8, frame_delay_s: float = DEFAULT_FRAME_DELAY_S) -> None:
+    def __init__(
+        self,
+        max_streams: int = 8,
+        frame_delay_s: float = DEFAULT_FRAME_DELAY_S,
+        load_s: float = DEFAULT_LOAD_S,
+        first_chunk_s: float = DEFAULT_FIRST_CHUNK_S,
+    ) -> None:
+        # The "model load": the server listens only after the engine is made.
+        if shutil.which("espeak-ng") is None:
+            raise RuntimeError("espeak-ng is not installed (Debian: apt-get install espeak-ng)")
+        time.sleep(load_s)
         self.max_streams = max_streams
         self.frame_delay_s = frame_delay_s
+        self.first_chunk_s = first_chunk_s
         self.lock = threading.Condition()
         self._active: list[_Stream] = []
         self._waiting: list[_Stream] = []
@@ -236,6 +257,8 @@ class EspeakDoubleEngine:
                     stream.output.fail(StreamError("engine_error", f"espeak-double: {error}"))
             if stepped and self.frame_delay_s > 0:
                 time.sleep(self.frame_delay_s)
+            elif not stepped:
+                time.sleep(IDLE_POLL_S)
 
     def _has_work(self, stream: _Stream) -> bool:
         if stream.cancelled or stream.failing or stream.audio.size > 0 or stream.ended:
@@ -264,8 +287,12 @@ class EspeakDoubleEngine:
             stream.crash = stream.crash or CRASH_MARK in piece
             spoken = piece.replace(CRASH_MARK, " ")
             if SPEAKABLE.search(spoken):
+                if not stream.spoke:
+                    stream.first_frame_at = time.monotonic() + self.first_chunk_s
                 stream.spoke = True
                 stream.audio = np.concatenate([stream.audio, speak(spoken, stream.options.voice)])
+        if stream.frames == 0 and time.monotonic() < stream.first_frame_at:
+            return False
         if stream.audio.size >= FRAME_SAMPLES or (stream.audio.size > 0 and (finished or piece is None)):
             # A whole frame, or the tail padded to one when nothing more is there to say yet.
             frame = stream.audio[:FRAME_SAMPLES]
