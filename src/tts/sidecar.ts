@@ -33,10 +33,10 @@ export interface TtsServerInfo {
   maxStreams: number;
 }
 
-/** The TTS port is held by another process: the worker cannot start its own server there. */
+/** The TTS port is held by another process: the worker cannot start its own server there (worded as the worker's other ports, handler/ports.ts). */
 export class TtsPortTakenError extends ConfigError {
   constructor(host: string, port: number, detail: string) {
-    super(`TTS port ${host}:${port} is taken by another process (${detail}); stop it or choose a free port with S2S_TTS_PORT`);
+    super(`port ${port} (S2S_TTS_PORT) is already in use (${detail}): stop that process or set S2S_TTS_PORT to a free port for the TTS server on ${host}`);
   }
 }
 
@@ -137,7 +137,7 @@ export class TtsSidecar {
     const { host, port } = this.config;
     return new Promise((resolve, reject) => {
       const probe = createServer();
-      probe.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new TtsPortTakenError(host, port, 'address in use') : error));
+      probe.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new TtsPortTakenError(host, port, 'another process listens on it') : error));
       probe.listen(port, host, () => probe.close(() => resolve()));
     });
   }

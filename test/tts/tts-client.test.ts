@@ -248,7 +248,9 @@ describe('TTS sidecar lifecycle', () => {
       const config = await doubleSidecarConfig({}, { port: foreign.config.port });
       const error = await TtsSidecar.start(config, log).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TtsPortTakenError);
-      expect((error as Error).message).toBe(`TTS port 127.0.0.1:${foreign.config.port} is taken by another process (address in use); stop it or choose a free port with S2S_TTS_PORT`);
+      expect((error as Error).message).toBe(
+        `port ${foreign.config.port} (S2S_TTS_PORT) is already in use (another process listens on it): stop that process or set S2S_TTS_PORT to a free port for the TTS server on 127.0.0.1`,
+      );
       expect((error as Error).message).not.toContain('\n');
     } finally {
       await foreign.stop();
@@ -262,7 +264,7 @@ describe('TTS sidecar lifecycle', () => {
     const config = await doubleSidecarConfig({}, { port, command: ['sh', '-c', `${server} & wait`] });
     const error = await TtsSidecar.start(config, log).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TtsPortTakenError);
-    expect((error as Error).message).toMatch(new RegExp(`TTS port 127\\.0\\.0\\.1:${port} is taken by another process \\(a TTS server with pid \\d+ answers there, ours is \\d+\\)`));
+    expect((error as Error).message).toMatch(new RegExp(`^port ${port} \\(S2S_TTS_PORT\\) is already in use \\(a TTS server with pid \\d+ answers there, ours is \\d+\\)`));
     // The forked server outlives sh: stop it ourselves.
     await ttsServerPid(port)
       .then((pid) => process.kill(pid, 'SIGTERM'))
