@@ -4,13 +4,13 @@
  * espeak-ng double behind our own TTS server), never code paths.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../src/errors.js';
 import { DEFAULT_AUDIO_LIMITS, type AudioLimits } from '../src/audio/decode-input.js';
 import type { FetchLimits } from '../src/audio/fetch-audio.js';
 import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
-import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type AsrPrecision, type Profile } from '../src/models/registry.js';
+import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, ttsPython, type AsrPrecision, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
 import type { PreemptionMode } from '../src/pipeline/preemptive.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
@@ -204,8 +204,7 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
   if (e.S2S_ENDPOINT_MIN_MS > e.S2S_ENDPOINT_MAX_MS) {
     throw new ConfigError(`S2S_ENDPOINT_MIN_MS (${e.S2S_ENDPOINT_MIN_MS}) must not exceed S2S_ENDPOINT_MAX_MS (${e.S2S_ENDPOINT_MAX_MS})`);
   }
-  // The test profile's tiny TTS model (python -m s2s_tts.tiny_model), where the builder puts it.
-  const tts = ttsServer(e, profile, device, files.tts.modelDir ?? join(modelsDir, 'test', 'tiny-vibevoice'));
+  const tts = ttsServer(e, profile, device, files.tts.modelDir);
   const fetchHint = `fetch them with: ${fetchCommand(profile)}`;
   const publicHost = e.RUNPOD_PUBLIC_IP ?? '127.0.0.1';
   const publicPort = e.RUNPOD_PUBLIC_IP && e.RUNPOD_TCP_PORT_8005 ? e.RUNPOD_TCP_PORT_8005 : e.S2S_SESSION_PORT;
@@ -310,8 +309,7 @@ function ttsServer(e: z.infer<typeof envSchema>, profile: Profile, device: 'cuda
     if (!list.success) throw new ConfigError('S2S_TTS_COMMAND must be a JSON array of strings, e.g. ["python3","-m","s2s_tts",...]');
     return { engine, modelDir, maxStreams, command: list.data, env: {} };
   }
-  const venv = resolve('tts-server', '.venv', 'bin', 'python');
-  const python = e.S2S_TTS_PYTHON ?? (existsSync(venv) ? venv : 'python3');
+  const python = ttsPython(process.cwd(), e.S2S_TTS_PYTHON, existsSync);
   const args = ['-m', 's2s_tts', '--engine', engine, '--model-dir', modelDir, '--host', '127.0.0.1', '--port', String(e.S2S_TTS_PORT)];
   args.push('--device', device, '--dtype', dtype, '--max-streams', String(maxStreams));
   // A checkout's package is found in its source folder whichever Python runs it (the image installs it).
