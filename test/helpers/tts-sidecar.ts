@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { TtsSidecar, type SidecarConfig, type TtsServerInfo } from '../../src/tts/sidecar.js';
 import type { TtsServerHandle } from '../../src/tts/tts-client.js';
 import type { Logger } from '../../src/log/logger.js';
+import { ttsPython as registryTtsPython } from '../../src/models/registry.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((done, reject) => {
@@ -27,10 +28,9 @@ export interface EspeakServerOptions {
   maxStreams?: number;
 }
 
-/** The Python the test profile runs the server with: the checkout's venv (tts-server/setup-venv.sh), else python3. */
+/** The Python the test profile runs the server with (S2S_TTS_PYTHON, the checkout's venv, else python3), as the worker picks it. */
 export function ttsPython(): string {
-  const venv = resolve('tts-server', '.venv', 'bin', 'python');
-  return existsSync(venv) ? venv : 'python3';
+  return registryTtsPython(process.cwd(), process.env['S2S_TTS_PYTHON'], existsSync);
 }
 
 /** The server with the espeak-ng double on `port`; `env` execs the server, so the pid stays the one we spawned. */
