@@ -23,9 +23,11 @@ import { float32ToPcm16 } from '../src/audio/pcm.js';
 import { Logger } from '../src/log/logger.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import type { PreemptionMode } from '../src/pipeline/preemptive.js';
+import { SMART_TURN_V3_2 } from '../src/models/registry.js';
 import type { EndpointerOptions } from '../src/vad/endpointer.js';
-import { loadSileroVad, type Vad } from '../src/vad/vad.js';
+import { DEFAULT_VAD_CONFIG, loadSileroVad, type Vad } from '../src/vad/vad.js';
 import { speak } from '../test/fixtures/speech.js';
+import { realSmartTurn } from '../test/helpers/smart-turn-wheel.js';
 import { CalibratedAsrDouble, CalibratedLlmDouble, CalibratedTtsDouble, SimulatedGpu, TranscriptOracle, type ScriptedClip } from './doubles/calibrated-engines-double.js';
 import { modelTimes } from './doubles/l4-calibration.js';
 import { quantile, summarize, type BenchResult } from './stats.js';
@@ -39,8 +41,8 @@ export interface Policy {
 }
 
 export const POLICIES: Policy[] = [
-  { key: 'a', name: 'ours (preemptive + adaptive endpoint)', vad: {}, preemption: 'full', source: 'this worker: endpoint 200 / 400 / 900 ms by transcript cue' },
-  { key: 'b', name: 'ours without preemption', vad: {}, preemption: 'off', source: 'as (a), S2S_PREEMPTION=off' },
+  { key: 'a', name: 'ours (preemptive + adaptive endpoint)', vad: { turnModel: false }, preemption: 'full', source: 'this worker: endpoint 200 / 400 / 900 ms by transcript cue' },
+  { key: 'b', name: 'ours without preemption', vad: { turnModel: false }, preemption: 'off', source: 'as (a), S2S_PREEMPTION=off' },
   {
     key: 'c',
     name: 'LiveKit Agents defaults',
@@ -67,6 +69,15 @@ export const POLICIES: Policy[] = [
   },
   { key: 'e', name: 'OpenAI Realtime server_vad defaults', vad: { adaptive: false, endpointMs: 500, preRollMs: 300 }, preemption: 'off', source: 'API reference: silence 500 ms, prefix 300 ms, threshold 0.5' },
   { key: 'f', name: 'fixed 250 ms endpoint (the previous default)', vad: { adaptive: false, endpointMs: 250 }, preemption: 'off', source: 'this worker before adaptive endpointing' },
+  {
+    key: 'g',
+    name: 'ours + Smart Turn v3.2 (the default now)',
+    // The real model in its worker thread on this machine's CPU, shared by every session of the run:
+    // a verdict slower than the endpoint leaves the transcript cue to decide, as in production.
+    vad: { turnModel: true },
+    preemption: 'full',
+    source: 'this worker: the cue range moved by the model (complete 200 ms, incomplete up to 1500 ms, re-checked every 100 ms)',
+  },
 ];
 
 const QUESTIONS = [
@@ -159,6 +170,8 @@ interface SessionRun {
   turnEndsMs: number[];
   /** Answer audio came before the user had finished (a turn closed mid-question was answered). */
   early: boolean;
+  /** Each answered turn's metrics: what decided its endpoint, and the turn model's verdict. */
+  decisions: { by: string; verdict: string | null }[];
 }
 
 /**
@@ -170,6 +183,7 @@ async function runSession(url: string, clip: ScriptedClip, frameMs: number, tail
   const ws = new WebSocket(url, { perMessageDeflate: false });
   let t0 = performance.now();
   const turnEndsMs: number[] = [];
+  const decisions: SessionRun['decisions'] = [];
   let firstAudioAt: number | null = null;
   await new Promise<void>((resolve, reject) => {
     ws.once('error', reject);
@@ -179,10 +193,11 @@ async function runSession(url: string, clip: ScriptedClip, frameMs: number, tail
         firstAudioAt ??= performance.now();
         return;
       }
-      const event = JSON.parse(data.toString()) as { type: string; end_ms?: number };
+      const event = JSON.parse(data.toString()) as { type: string; end_ms?: number; endpoint_decided_by?: string; turn_verdict?: string | null };
       if (DEBUG && event.type !== 'text') process.stderr.write(`${url.slice(-40, -30)} ${Math.round(performance.now() - t0)} ${data.toString().slice(0, 120)}\n`);
       if (event.type === 'ready') resolve();
       if (event.type === 'speech_end') turnEndsMs.push(event.end_ms!);
+      if (event.type === 'metrics') decisions.push({ by: event.endpoint_decided_by ?? '?', verdict: event.turn_verdict ?? null });
     });
   });
   const lead = Math.round((LEAD_MS * RATE) / 1000);
@@ -207,7 +222,7 @@ async function runSession(url: string, clip: ScriptedClip, frameMs: number, tail
   }
   ws.close();
   const firstAudio: number | null = firstAudioAt;
-  return { firstAudioMs: firstAudio !== null && speechEndCapturedAt !== null ? firstAudio - speechEndCapturedAt : null, turnEndsMs, early: firstAudio !== null && speechEndCapturedAt === null };
+  return { firstAudioMs: firstAudio !== null && speechEndCapturedAt !== null ? firstAudio - speechEndCapturedAt : null, turnEndsMs, early: firstAudio !== null && speechEndCapturedAt === null, decisions };
 }
 
 interface Config {
@@ -231,6 +246,10 @@ interface ConfigResult extends Config {
   /** ASR decodes and their calibrated time per session (one question: one turn). */
   asrDecodesPerTurn: number;
   asrMsPerTurn: number;
+  /** Pause set: answered turns' endpoint deciders ("model complete", "transcript", ...), counted. */
+  decided: Map<string, number>;
+  /** Pause set: the sentences cut. */
+  cutTexts: string[];
 }
 
 /**
@@ -238,7 +257,7 @@ interface ConfigResult extends Config {
  * config at once (each config is one worker with one simulated GPU).
  */
 async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedClip[], pauses: ScriptedClip[], configs: Config[], concurrency: number): Promise<ConfigResult[]> {
-  const results = configs.map((config) => ({ ...config, values: [] as number[], early: 0, missing: 0, cut: 0, of: 0, asrDecodesPerTurn: 0, asrMsPerTurn: 0 }));
+  const results = configs.map((config) => ({ ...config, values: [] as number[], early: 0, missing: 0, cut: 0, of: 0, asrDecodesPerTurn: 0, asrMsPerTurn: 0, decided: new Map<string, number>(), cutTexts: [] as string[] }));
   const workers = await Promise.all(configs.map((c) => startWorker(vad, oracle, c.policy, c.times, c.partials !== false)));
   const queues = results.map((r) => (r.set === 'questions' ? Array.from({ length: TURNS }, (_, i) => questions[i % questions.length]!) : [...pauses]));
   const busy = new Set<number>();
@@ -262,8 +281,15 @@ async function runAll(vad: Vad, oracle: TranscriptOracle, questions: ScriptedCli
       } else {
         const run = await runSession(workers[i]!.url, clip, r.frameMs, 1_200, false);
         // A turn closed before the sentence's last part began: the user was cut off mid-sentence.
-        if (run.turnEndsMs.some((end) => end < lastPartStartMs(clip))) r.cut++;
+        if (run.turnEndsMs.some((end) => end < lastPartStartMs(clip))) {
+          r.cut++;
+          r.cutTexts.push(clip.parts.map((p) => p.text).join(' / '));
+        }
         r.of++;
+        for (const d of run.decisions) {
+          const key = d.verdict ? `${d.by} ${d.verdict}` : d.by;
+          r.decided.set(key, (r.decided.get(key) ?? 0) + 1);
+        }
       }
       busy.delete(i);
     }
@@ -286,7 +312,10 @@ const fmt = (v: number) => (Number.isFinite(v) ? String(Math.round(v)) : '-');
 export async function benchLatency(): Promise<BenchResult[]> {
   const started = performance.now();
   const loop = monitorEventLoopDelay({ resolution: 5 });
-  const vad = await loadSileroVad();
+  // One VAD stage with the real turn model when the pinned file can be had; policies (a)-(f) turn it off.
+  const real = await realSmartTurn();
+  if (real.skip !== null) console.log(`policy (g) skipped: ${real.skip}`);
+  const vad = await loadSileroVad(real.path ? { ...DEFAULT_VAD_CONFIG, turnModel: { mode: 'required', path: real.path, sha256: SMART_TURN_V3_2.sha256 } } : DEFAULT_VAD_CONFIG);
   const oracle = new TranscriptOracle();
   const questions = await Promise.all(QUESTIONS.map(async (text) => oracle.register([{ samples: await speak(text), text }])));
   const paused = await Promise.all(
@@ -300,7 +329,7 @@ export async function benchLatency(): Promise<BenchResult[]> {
   );
   const onlyPolicies = process.argv.find((a) => a.startsWith('--policies='))?.slice(11);
   const concurrency = Number(process.argv.find((a) => a.startsWith('--concurrency='))?.slice(14) ?? 8);
-  const chosen = (p: Policy) => !onlyPolicies || onlyPolicies.includes(p.key);
+  const chosen = (p: Policy) => (!onlyPolicies || onlyPolicies.includes(p.key)) && (p.key !== 'g' || real.path !== null);
   const latencyPolicies = POLICIES.filter((p) => p.key !== 'f' && chosen(p));
   const configs: Config[] = [
     ...latencyPolicies.flatMap((policy) => [20, 320].map((frameMs) => ({ policy, frameMs, times: 'central' as const, set: 'questions' as const }))),
@@ -335,6 +364,13 @@ export async function benchLatency(): Promise<BenchResult[]> {
   ];
   const missing = latencies.reduce((n, r) => n + r.missing, 0);
   const early = latencies.filter((r) => r.early > 0).map((r) => `(${r.policy.key}) ${r.frameMs} ms${r.times === 'high' ? ' slow' : ''}: ${r.early}`);
+  const turnRow = falseEndpoints.find((f) => f.policy.key === 'g');
+  if (turnRow) {
+    const counts = [...turnRow.decided].map(([key, n]) => `${key}: ${n}`).join(', ');
+    console.log(`\n(g) on the paused sentences, what decided each answered turn's endpoint: ${counts || 'none answered'}; cut: ${turnRow.cutTexts.join('; ') || 'none'}`);
+    const ours = falseEndpoints.find((f) => f.policy.key === 'a');
+    if (ours) console.log(`(a) cut: ${ours.cutTexts.join('; ') || 'none'}`);
+  }
   console.log(`\nFirst audio, ms from the true end of speech to the first answer audio at the client (${TURNS} turns per cell; calibrated L4 model times):\n`);
   console.log(lines.join('\n'));
   console.log(

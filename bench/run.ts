@@ -12,11 +12,13 @@ import { benchPipeline } from './pipeline-bench.js';
 import { benchSession } from './session-bench.js';
 import { benchSoak } from './soak-bench.js';
 import { benchTts } from './tts-bench.js';
+import { benchTurnModel } from './turn-model-bench.js';
 import { benchWorker } from './worker-bench.js';
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   worker: benchWorker,
   'audio-vad': benchAudioVad,
+  turn: benchTurnModel,
   llm: benchLlm,
   tts: benchTts,
   pipeline: benchPipeline,

@@ -10,7 +10,8 @@ import { dirname } from 'node:path';
 const started = performance.now();
 const result = await build({
   // The worker, the batch client users run against an endpoint, and the model builder (usable inside the image).
-  entryPoints: { handler: 'handler/main.ts', 's2s-batch': 'cli/s2s-batch.ts', models: 'builder/models.ts' },
+  // The turn model's thread is its own file beside them (src/turn/turn-model.ts starts it from there).
+  entryPoints: { handler: 'handler/main.ts', 's2s-batch': 'cli/s2s-batch.ts', models: 'builder/models.ts', 'smart-turn-worker': 'src/turn/smart-turn-worker.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   bundle: true,
@@ -40,4 +41,4 @@ for (const file of result.outputFiles) {
 await chmod('dist/s2s-batch.mjs', 0o755);
 // The browser client is plain modules: copied as they are.
 await cp('src/web', 'dist/web', { recursive: true });
-console.log(`built dist/handler.mjs, dist/s2s-batch.mjs and dist/models.mjs in ${Math.round(performance.now() - started)} ms`);
+console.log(`built dist/handler.mjs, dist/s2s-batch.mjs, dist/models.mjs and dist/smart-turn-worker.mjs in ${Math.round(performance.now() - started)} ms`);

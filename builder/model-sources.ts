@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TTS_TOKENIZER_FILES, modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
+import { SMART_TURN_V3_2, TTS_TOKENIZER_FILES, modelFiles, type AsrPrecision, type LlmQuant } from '../src/models/registry.js';
 import { DEFAULT_VOICE_PRESETS_URL, VIBEVOICE_COMMIT, VOICE_PRESETS, VOICE_PRESETS_DIR, type VoicePreset } from './voice-presets.js';
 
 /** A list of files from one repo, each to a given path. */
@@ -12,7 +12,8 @@ export interface FileSource {
   kind: 'files';
   repo: string;
   revision: string;
-  files: { path: string; dest: string }[];
+  /** `sha256`: the content pinned here; the hub's listing must say the same or nothing is fetched. */
+  files: { path: string; dest: string; sha256?: string }[];
 }
 
 /** Every file of a repo, into one folder. */
@@ -75,6 +76,8 @@ export function voicePresetsDir(modelsDir: string): string {
 export interface BuildChoice {
   asrPrecisions: AsrPrecision[];
   llmQuant: LlmQuant;
+  /** The end-of-turn model too (not when the worker runs with S2S_TURN_MODEL=off). */
+  turnModel: boolean;
 }
 
 export function productionSources(
@@ -90,6 +93,10 @@ export function productionSources(
   return [
     { kind: 'files', repo: ASR_REPO, revision, files: asrFiles.map((dest) => ({ path: base(dest), dest })) },
     { kind: 'files', repo: LLM_REPO, revision, files: [{ path: base(files.llm.gguf), dest: files.llm.gguf }] },
+    // Pinned to its commit and checksum whatever --revision says: the endpointer is tuned on this file.
+    ...(choice.turnModel
+      ? [{ kind: 'files' as const, repo: SMART_TURN_V3_2.repo, revision: SMART_TURN_V3_2.revision, files: [{ path: SMART_TURN_V3_2.file, dest: files.turn.model, sha256: SMART_TURN_V3_2.sha256 }] }]
+      : []),
     { kind: 'snapshot', repo: TTS_REPO, revision, destDir: files.tts.modelDir, skip: /(^|\/)(README\.md|\.gitattributes|.*\.(png|jpg|gif|mp4|wav))$/i },
     {
       kind: 'referenced-files',

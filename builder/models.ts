@@ -10,7 +10,8 @@
  * Environment: HF_TOKEN (gated repos), HF_ENDPOINT (a hub mirror), S2S_VOICE_PRESETS_URL (a mirror of upstream's
  * demo/voices/streaming_model at the pinned commit), S2S_VOICE_PRESETS_PINS (a JSON file of `{name, gitSha1}`
  * replacing the pinned list, for a mirror of another commit and the tests' fake), S2S_TTS_PYTHON (the Python with
- * s2s_tts; default tts-server/.venv, else python3).
+ * s2s_tts; default tts-server/.venv, else python3), S2S_TURN_MODEL=off (the worker runs without the end-of-turn
+ * model: it is neither fetched nor required).
  * Interrupted downloads resume from their `.part` file; every file is verified before it is placed.
  * The TTS model folder gets the tokenizer in `tokenizer/` and the voice presets, converted once by
  * `python -m s2s_tts.voices convert`, in `voices/`; the test profile's is made by `python -m s2s_tts.tiny_model`.
@@ -25,6 +26,7 @@ import { fetchFile, listRemoteFiles, manifestKey, readManifest, resolveCommit, v
 import { productionSources, resolveRepoReference, type BuildChoice, type ModelSource } from './model-sources.js';
 import { convertVoices, makeTinyTtsModel, missingVoices } from './tts-python.js';
 import { writeTinyQwen } from './tiny-models/tiny-qwen.js';
+import { writeTinySmartTurn } from './tiny-models/tiny-smart-turn.js';
 import { writeTinyWhisper } from './tiny-models/tiny-whisper.js';
 import { fetchUrlFile } from './url-download.js';
 import { DEFAULT_VOICE_PRESETS_URL, VOICE_PRESETS, type VoicePreset } from './voice-presets.js';
@@ -61,7 +63,11 @@ async function main(): Promise<number> {
   const profile: Profile = args.profile;
   const modelsDir = resolve(args['models-dir'] ?? process.env['S2S_MODELS_DIR'] ?? defaultModelsDir(existsSync(NETWORK_VOLUME)));
   const precision = args['asr-precision'];
-  const choice: BuildChoice = { asrPrecisions: precision === 'both' ? ['int8', 'fp32'] : [precision], llmQuant: args['llm-quant'] };
+  const choice: BuildChoice = {
+    asrPrecisions: precision === 'both' ? ['int8', 'fp32'] : [precision],
+    llmQuant: args['llm-quant'],
+    turnModel: process.env['S2S_TURN_MODEL'] !== 'off',
+  };
   const files = modelFiles(profile, modelsDir);
   const python = ttsPython(process.cwd(), process.env['S2S_TTS_PYTHON'], existsSync);
   let voices: { baseUrl: string; presets: readonly VoicePreset[] };
@@ -80,6 +86,7 @@ async function main(): Promise<number> {
       await writeTinyWhisper(dirname(files.asr.encoder));
       await writeTinyQwen(files.llm.gguf);
       await makeTinyTtsModel(python, files.tts.modelDir);
+      if (choice.turnModel) await writeTinySmartTurn(files.turn.model);
     } catch (error) {
       console.error(`npm run models: ${(error as Error).message}`);
       return 1;
@@ -129,6 +136,8 @@ async function main(): Promise<number> {
       const remote = await listRemoteFiles(repo, commit, hub, wanted?.map((f) => f.path));
       for (const file of remote) {
         if (source.kind === 'snapshot' && source.skip.test(file.path)) continue;
+        const pinned = source.kind === 'files' ? source.files.find((f) => f.path === file.path)?.sha256 : undefined;
+        if (pinned && file.sha256 !== pinned) throw new Error(`${repo}@${commit}/${file.path}: the hub lists sha256 ${file.sha256}, pinned ${pinned}`);
         const dest = source.kind === 'snapshot' ? join(source.destDir, file.path) : wanted!.find((f) => f.path === file.path)!.dest;
         const bar = bars.create(mb(file.size), 0, { file: `${repo}/${file.path}` });
         const outcome = await fetchFile(file, dest, manifest, manifestKey(modelsDir, dest), {
@@ -167,7 +176,7 @@ async function voiceSources(): Promise<{ baseUrl: string; presets: readonly Voic
  */
 async function check(profile: Profile, modelsDir: string, choice: BuildChoice, sources: ModelSource[]): Promise<number> {
   const problems: string[] = [];
-  const required = choice.asrPrecisions.flatMap((asrPrecision) => requiredFiles(modelFiles(profile, modelsDir, { asrPrecision, llmQuant: choice.llmQuant })));
+  const required = choice.asrPrecisions.flatMap((asrPrecision) => requiredFiles(modelFiles(profile, modelsDir, { asrPrecision, llmQuant: choice.llmQuant }), { turnModel: choice.turnModel }));
   if (profile === 'production') {
     const voicesDir = modelFiles(profile, modelsDir).tts.voicesDir;
     for (const source of sources) {
@@ -185,6 +194,16 @@ async function check(profile: Profile, modelsDir: string, choice: BuildChoice, s
     if (size === 0) problems.push(`missing  ${file.stage}: ${file.what}: ${file.path}`);
   }
   const manifest = await readManifest(modelsDir);
+  if (profile === 'production') {
+    // Files pinned by checksum: what the manifest recorded must be that version.
+    for (const source of sources) {
+      if (source.kind !== 'files') continue;
+      for (const file of source.files) {
+        const entry = manifest.files[manifestKey(modelsDir, file.dest)];
+        if (file.sha256 && entry && entry.sha256 !== file.sha256) problems.push(`corrupt  ${manifestKey(modelsDir, file.dest)}: sha256 ${entry.sha256}, pinned ${file.sha256}`);
+      }
+    }
+  }
   for (const [key, entry] of Object.entries(manifest.files)) {
     const path = join(modelsDir, key);
     const size = await stat(path).then((s) => s.size, () => null);

@@ -44,6 +44,10 @@ export const vadOverridesSchema = z.strictObject({
   max_endpoint_ms: z.number().int().min(50).max(5_000).optional(),
   pre_roll_ms: z.number().int().min(0).max(2_000).optional(),
   max_utterance_ms: z.number().int().min(1_000).max(120_000).optional(),
+  /** The learned end-of-turn model (Smart Turn) on or off for this job, its threshold, and its incomplete wait. */
+  turn_model: z.boolean().optional(),
+  turn_threshold: z.number().min(0).max(1).optional(),
+  turn_incomplete_ms: z.number().int().min(50).max(10_000).optional(),
 });
 
 const conversationFields = {
@@ -135,6 +139,10 @@ const VAD_FIELDS: Record<keyof EndpointerOptions, string> = {
   speculateAfterMs: 'vad.speculate_after_ms',
   preRollMs: 'vad.pre_roll_ms',
   maxUtteranceMs: 'vad.max_utterance_ms',
+  turnModel: 'vad.turn_model',
+  turnThreshold: 'vad.turn_threshold',
+  turnIncompleteMs: 'vad.turn_incomplete_ms',
+  turnRecheckMs: 'vad.turn_recheck_ms',
 };
 
 /**
@@ -171,5 +179,8 @@ function endpointerOverrides(vad: z.infer<typeof vadOverridesSchema> | undefined
     ...(vad?.max_endpoint_ms !== undefined && { maxEndpointMs: vad.max_endpoint_ms }),
     ...(vad?.pre_roll_ms !== undefined && { preRollMs: vad.pre_roll_ms }),
     ...(vad?.max_utterance_ms !== undefined && { maxUtteranceMs: vad.max_utterance_ms }),
+    ...(vad?.turn_model !== undefined && { turnModel: vad.turn_model }),
+    ...(vad?.turn_threshold !== undefined && { turnThreshold: vad.turn_threshold }),
+    ...(vad?.turn_incomplete_ms !== undefined && { turnIncompleteMs: vad.turn_incomplete_ms }),
   };
 }

@@ -50,6 +50,17 @@ export const envSchema = z.object({
   S2S_MIN_SPEECH_MS: int(150, 0, 5_000),
   S2S_PRE_ROLL_MS: int(200, 0, 2_000),
   S2S_MAX_UTTERANCE_MS: int(30_000, 1_000, 120_000),
+  /**
+   * The learned end-of-turn model (Smart Turn v3.2) beside the transcript cue. on: required (a
+   * missing or corrupt file stops start-up); optional: a warning and the cue alone; off: the cue alone.
+   */
+  S2S_TURN_MODEL: z.enum(['on', 'optional', 'off']).default('on'),
+  /** Another Smart Turn v3 ONNX file (same input and output); its checksum is not checked. */
+  S2S_TURN_MODEL_PATH: z.string().min(1).optional(),
+  S2S_TURN_THRESHOLD: num(0.5, 0, 1),
+  S2S_TURN_INCOMPLETE_MS: int(1_500, 32, 10_000),
+  S2S_TURN_RECHECK_MS: int(100, 0, 5_000),
+  S2S_TURN_THREADS: int(1, 1, 16),
   /** Preemptive response: full (LLM and TTS start on the speculative transcript), llm (LLM only), off. */
   S2S_PREEMPTION: z.enum(['full', 'llm', 'off']).default('full'),
   /** The TTS server's engine: the model, or the espeak-ng double (default in the test profile). */
@@ -244,7 +255,19 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
           maxEndpointMs: e.S2S_ENDPOINT_MAX_MS,
           preRollMs: e.S2S_PRE_ROLL_MS,
           maxUtteranceMs: e.S2S_MAX_UTTERANCE_MS,
+          turnThreshold: e.S2S_TURN_THRESHOLD,
+          turnIncompleteMs: e.S2S_TURN_INCOMPLETE_MS,
+          turnRecheckMs: e.S2S_TURN_RECHECK_MS,
         },
+        turnModel:
+          e.S2S_TURN_MODEL === 'off'
+            ? null
+            : {
+                mode: e.S2S_TURN_MODEL === 'on' ? ('required' as const) : ('optional' as const),
+                path: e.S2S_TURN_MODEL_PATH ?? files.turn.model,
+                sha256: e.S2S_TURN_MODEL_PATH ? null : files.turn.sha256,
+                threads: e.S2S_TURN_THREADS,
+              },
       },
       asr: { ...files.asr, provider: devices.asr, numThreads: profile === 'test' ? 1 : e.S2S_ASR_THREADS, fetchHint },
       llm: {

@@ -5,6 +5,15 @@
  */
 import { join } from 'node:path';
 
+/** Smart Turn v3.2 (the end-of-turn model, BSD-2-Clause): pipecat-ai/smart-turn-v3 on the Hugging Face Hub, the commit that added v3.2. */
+export const SMART_TURN_V3_2 = {
+  file: 'smart-turn-v3.2-cpu.onnx',
+  bytes: 8_679_182,
+  sha256: '2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f',
+  repo: 'pipecat-ai/smart-turn-v3',
+  revision: 'f766f81d3cfdf7737ac64aad813d91bbfd56bf93',
+} as const;
+
 export type Profile = 'production' | 'test';
 export type AsrPrecision = 'int8' | 'fp32';
 export type LlmQuant = 'Q4_K_M' | 'Q8_0';
@@ -33,6 +42,8 @@ export interface ModelFiles {
    * (`python -m s2s_tts.tiny_model`) in the same layout.
    */
   tts: { modelDir: string; tokenizerDir: string; voicesDir: string };
+  /** The end-of-turn model (Smart Turn v3.2; the test profile's is a tiny generated stand-in). */
+  turn: { model: string; sha256: string | null };
 }
 
 /** The Qwen2.5 tokenizer files the engine reads from `<tts model dir>/tokenizer/`. */
@@ -45,7 +56,7 @@ function ttsFiles(modelDir: string): ModelFiles['tts'] {
 }
 
 export interface RequiredFile {
-  stage: 'asr' | 'llm' | 'tts';
+  stage: 'asr' | 'llm' | 'tts' | 'turn';
   path: string;
   what: string;
 }
@@ -61,6 +72,7 @@ export function modelFiles(profile: Profile, modelsDir: string, choice: ModelCho
       },
       llm: { gguf: join(dir, 'tiny-qwen.gguf') },
       tts: ttsFiles(join(dir, 'tiny-vibevoice')),
+      turn: { model: join(dir, 'tiny-smart-turn.onnx'), sha256: null },
     };
   }
   const asrDir = join(modelsDir, 'asr', 'sherpa-onnx-whisper-small.en');
@@ -73,15 +85,18 @@ export function modelFiles(profile: Profile, modelsDir: string, choice: ModelCho
     },
     llm: { gguf: join(modelsDir, 'llm', `qwen2.5-1.5b-instruct-${choice.llmQuant.toLowerCase()}.gguf`) },
     tts: ttsFiles(join(modelsDir, 'tts', 'VibeVoice-Realtime-0.5B')),
+    turn: { model: join(modelsDir, 'turn', SMART_TURN_V3_2.file), sha256: SMART_TURN_V3_2.sha256 },
   };
 }
 
-export function requiredFiles(files: ModelFiles): RequiredFile[] {
+/** `turnModel: false`: the worker runs without the end-of-turn model (S2S_TURN_MODEL=off). */
+export function requiredFiles(files: ModelFiles, { turnModel = true }: { turnModel?: boolean } = {}): RequiredFile[] {
   const required: RequiredFile[] = [
     { stage: 'asr', path: files.asr.encoder, what: 'Whisper encoder' },
     { stage: 'asr', path: files.asr.decoder, what: 'Whisper decoder' },
     { stage: 'asr', path: files.asr.tokens, what: 'Whisper tokens' },
     { stage: 'llm', path: files.llm.gguf, what: 'Qwen2.5 GGUF' },
+    ...(turnModel ? [{ stage: 'turn' as const, path: files.turn.model, what: 'Smart Turn model' }] : []),
   ];
   required.push(
     { stage: 'tts', path: join(files.tts.modelDir, 'config.json'), what: 'VibeVoice config' },

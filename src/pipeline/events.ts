@@ -7,6 +7,14 @@ export interface TurnMetrics {
   vad_ms: number;
   /** Silence waited (in audio time) before the turn was closed. */
   endpoint_ms: number;
+  /** What decided the endpoint: "model" (the turn model's verdict with the transcript cue), "transcript" (the cue alone), "silence" (neither). */
+  endpoint_decided_by: 'model' | 'transcript' | 'silence';
+  /** The turn model's probability that the turn was complete, in force when it closed (null: no verdict). */
+  turn_probability: number | null;
+  /** That verdict at the configured threshold (null: no verdict: model off, absent, failed or slower than the endpoint). */
+  turn_verdict: 'complete' | 'incomplete' | null;
+  /** Wall time of that verdict (features, inference, queueing); 0 without one. */
+  turn_model_ms: number;
   /** ASR decode time. */
   asr_ms: number;
   /** LLM request to first token. */

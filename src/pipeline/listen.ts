@@ -12,7 +12,7 @@
  */
 import type { Asr, Transcript } from '../asr/asr.js';
 import { concatFloat32 } from '../audio/pcm.js';
-import { msToSamples, samplesToMs, type Endpointer, type VadEvent } from '../vad/endpointer.js';
+import { msToSamples, samplesToMs, type Endpointer, type TurnModelReport, type VadEvent } from '../vad/endpointer.js';
 
 /** Audio of a complete item is fed one VAD frame at a time, so each frame sees the cues known before it. */
 const FEED_SAMPLES = 512;
@@ -22,6 +22,8 @@ export interface HeardTurn {
   transcript: string;
   vadMs: number;
   endpointMs: number;
+  /** What decided the endpoint of the turn's last segment, and the turn model's part in it. */
+  turn?: TurnModelReport;
   asrMs: number;
   /** ASR time left after the turn closed (zero when speculation finished in time). */
   asrCriticalMs: number;
@@ -86,7 +88,7 @@ export class TurnListener {
   #asrTail: Promise<unknown> = Promise.resolve();
   #segments: HeardTurn['segments'] = [];
   #parts: Float32Array[] = [];
-  #closed: { endSample: number; closedAtSample: number; at: number; speechEndAt: number | undefined } | null = null;
+  #closed: { endSample: number; closedAtSample: number; at: number; speechEndAt: number | undefined; turn: TurnModelReport } | null = null;
   #vadMsAtTurnStart = 0;
   /** Position of the last partial decode's start, and whether one is running. */
   #partialAt = 0;
@@ -162,7 +164,7 @@ export class TurnListener {
         this.#generation++;
         this.#segments.push({ startMs: samplesToMs(event.startSample), endMs: samplesToMs(event.endSample) });
         this.#parts.push(event.audio);
-        this.#closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at, speechEndAt: this.#options.captureTimeOf?.(event.endSample) };
+        this.#closed = { endSample: event.endSample, closedAtSample: event.closedAtSample, at, speechEndAt: this.#options.captureTimeOf?.(event.endSample), turn: event.turn };
         out.push({ type: 'speech_end', startSample: event.startSample, endSample: event.endSample });
         if (!this.#options.joinSegments) out.push({ type: 'turn', heard: this.#transcribe() });
       }
@@ -211,6 +213,7 @@ export class TurnListener {
         transcript: transcript.text,
         vadMs,
         endpointMs: samplesToMs(closed.closedAtSample - closed.endSample),
+        turn: closed.turn,
         asrMs: transcript.asrMs,
         asrCriticalMs: Math.max(0, transcriptAt - Math.max(closed.at, asrStartedAt)),
         asrSpeculative: usable,
@@ -246,8 +249,8 @@ export class TurnListener {
 /**
  * A turn job's audio item: every segment joined into one turn; null when there is no speech.
  * The audio is all there, so it is fed as fast as it is processed; at each silence the speculative
- * transcript is awaited before feeding on, as if ASR were instant in audio time, so the adaptive
- * endpoint and a preemptive start see the same cues a live turn would.
+ * transcript and the turn model's verdicts are awaited before feeding on, as if both were instant in
+ * audio time, so the adaptive endpoint and a preemptive start see the same cues a live turn would.
  */
 export async function listenForTurn(
   endpointer: Endpointer,
@@ -264,6 +267,7 @@ export async function listenForTurn(
     if (events.some((e) => e.type === 'speech_start' || e.type === 'speech_resumed')) hooks.onSpeech?.();
     for (const event of events) if (event.type === 'speech_end') hooks.onSpeechEnd?.(event.endSample);
     if (listener.speculation !== speculating) await listener.speculation;
+    await endpointer.turnVerdictPending;
   }
   listener.flush();
   return listener.finishJoined();

@@ -32,6 +32,10 @@ export function turnMetrics(
   const metrics: TurnMetrics = {
     vad_ms: round(heard?.vadMs ?? vadMsIfNoTurn),
     endpoint_ms: round(endpointMs),
+    endpoint_decided_by: heard?.turn?.decidedBy ?? 'silence',
+    turn_probability: heard?.turn?.probability == null ? null : Math.round(heard.turn.probability * 10_000) / 10_000,
+    turn_verdict: heard?.turn?.verdict ?? null,
+    turn_model_ms: round(heard?.turn?.modelMs ?? 0),
     asr_ms: round(heard?.asrMs ?? 0),
     llm_ttft_ms: 0,
     llm_first_clause_ms: 0,

@@ -33,6 +33,8 @@ export async function warmUpEngines(engines: Engines, log: Logger, signal: Abort
   const vadMs = await timed('vad', async () => {
     const stream = engines.vad.openStream();
     await stream.push(second);
+    // The turn model's first inference is several times slower than the next ones.
+    await engines.vad.turnModel?.predict(second);
   });
   const asrMs = await timed('asr', () => engines.asr.transcribe(second, { signal }));
   const llmMs = await timed('llm', async () => {

@@ -13,8 +13,15 @@
  * speculative transcript of the audio so far is known (`adaptToTranscript`), moves to
  * `minEndpointMs` after a finished sentence or question, or to `maxEndpointMs` after a connector,
  * filler, article or trailing comma ("and", "um", "the", ","): the user is most likely mid-thought.
+ *
+ * With a turn model (Smart Turn, `src/turn/`), the endpoint also hears how the speech ended. From
+ * the first silent frame on, the model runs on the turn's audio so far, beside the speculative ASR
+ * (never holding it back), and again every `turnRecheckMs` of silence, one run at a time; its latest
+ * verdict moves the endpoint within the transcript cue's range (see `fusedEndpointMs`). While no
+ * verdict is in (model absent, failed or still running), the transcript cue alone decides.
  */
 import { z } from 'zod';
+import type { TurnModel } from '../turn/turn-model.js';
 import { SileroVadModel, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from './silero-model.js';
 
 export const endpointerOptionsSchema = z.strictObject({
@@ -42,6 +49,14 @@ export const endpointerOptionsSchema = z.strictObject({
   preRollMs: z.number().int().min(0).max(2_000).default(200),
   /** A turn this long is closed even without silence. */
   maxUtteranceMs: z.number().int().min(1_000).max(120_000).default(30_000),
+  /** Use the turn model when the VAD stage has one (false: the transcript cue alone, as before). */
+  turnModel: z.boolean().default(true),
+  /** The model's probability at or above which a turn is complete (pipecat: above 0.5). */
+  turnThreshold: z.number().min(0).max(1).default(0.5),
+  /** Silence that closes a turn the model calls incomplete (unless a re-check says complete first). */
+  turnIncompleteMs: z.number().int().min(32).max(10_000).default(1_500),
+  /** While the silence lasts, the model runs again after this much more of it (0: only once). */
+  turnRecheckMs: z.number().int().min(0).max(5_000).default(100),
 });
 
 export type EndpointerOptions = z.infer<typeof endpointerOptionsSchema>;
@@ -83,6 +98,57 @@ export function adaptiveEndpointMs(transcript: string, options: Pick<EndpointerO
   return cue === 'continuation' ? Math.max(options.maxEndpointMs, options.endpointMs) : options.endpointMs;
 }
 
+/** The model's latest verdict on the open silence. */
+export interface TurnVerdict {
+  probability: number;
+  complete: boolean;
+}
+
+/**
+ * The silence (ms) that closes a turn, from the transcript cue (null: not known yet) and the turn
+ * model's verdict (null: none). The model moves the endpoint inside the cue's range and never
+ * shortens a dangling connector's wait (with `adaptive` off the silence is fixed: `endpointMs`):
+ *   cue \ model    complete        incomplete                 no verdict
+ *   sentence end    min (200)       base (400)                 min
+ *   none / unknown  min             turnIncompleteMs (1500)    base (unknown: base)
+ *   continuation    max (900)       max(turnIncompleteMs, max) max
+ */
+export function fusedEndpointMs(
+  cue: EndpointCue | null,
+  verdict: TurnVerdict | null,
+  options: Pick<EndpointerOptions, 'adaptive' | 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs' | 'turnIncompleteMs'>,
+): number {
+  // A fixed silence (adaptive off) is what it says, with or without a model.
+  if (!options.adaptive) return options.endpointMs;
+  const min = Math.min(options.minEndpointMs, options.endpointMs);
+  const max = Math.max(options.maxEndpointMs, options.endpointMs);
+  if (!verdict) {
+    if (cue === null || cue === 'none') return options.endpointMs;
+    return cue === 'sentence_end' ? min : max;
+  }
+  const incomplete = Math.max(options.turnIncompleteMs, options.endpointMs);
+  if (cue === 'continuation') return verdict.complete ? max : Math.max(incomplete, max);
+  if (cue === 'sentence_end') return verdict.complete ? min : options.endpointMs;
+  return verdict.complete ? min : incomplete;
+}
+
+/** What closed a turn: the turn model's verdict, the transcript cue, or the fixed silence alone. */
+export type EndpointDecider = 'model' | 'transcript' | 'silence';
+
+/** How the turn model took part in a turn's endpoint (in speech_end and the turn's metrics). */
+export interface TurnModelReport {
+  decidedBy: EndpointDecider;
+  /** The verdict in force when the turn closed (null: none had come). */
+  probability: number | null;
+  verdict: 'complete' | 'incomplete' | null;
+  /** Wall time of the latest verdict (features, inference and queueing); null without one. */
+  modelMs: number | null;
+  /** Model runs on this turn's last silence. */
+  runs: number;
+  /** A run failed (the transcript cue decided). */
+  failed: boolean;
+}
+
 export type EndReason = 'endpoint' | 'max_length' | 'end_of_input';
 
 export type VadEvent =
@@ -99,6 +165,8 @@ export type VadEvent =
       audio: Float32Array;
       /** The silence this turn needed to close (after any adaptation). */
       endpointMs: number;
+      /** What decided the endpoint, and the turn model's part in it. */
+      turn: TurnModelReport;
     };
 
 export const samplesToMs = (samples: number) => (samples * 1000) / VAD_SAMPLE_RATE;
@@ -126,13 +194,32 @@ export class Endpointer {
   /** Silence needed to close the current turn, in samples (adapted to the transcript so far). */
   #endpointSamples: number;
   #busy = false;
+  readonly #turnModel: TurnModel | null;
+  /** The open silence's transcript cue and model verdict (null: not known yet). */
+  #cue: EndpointCue | null = null;
+  #verdict: (TurnVerdict & { ms: number }) | null = null;
+  /** The model run in flight on the open silence, and where the last one started. */
+  #turnRun: { abort: AbortController; done: Promise<void> } | null = null;
+  #turnRunAt = 0;
+  #turnRuns = 0;
+  #turnFailed = false;
   /** Total model compute time, ms. */
   vadMs = 0;
 
-  constructor(model: SileroVadModel, options: EndpointerOptions) {
+  constructor(model: SileroVadModel, options: EndpointerOptions, turnModel: TurnModel | null = null) {
     this.#model = model;
     this.options = options;
     this.#endpointSamples = msToSamples(options.endpointMs);
+    // A fixed endpoint (adaptive off) stays fixed: no model runs.
+    this.#turnModel = options.turnModel && options.adaptive ? turnModel : null;
+  }
+
+  /**
+   * The turn model's run in flight, if any (settles, never rejects). Turn jobs, whose audio is all
+   * there, await it before feeding on, so the verdict lands where it would in real time.
+   */
+  get turnVerdictPending(): Promise<void> | null {
+    return this.#turnRun?.done ?? null;
   }
 
   /** The silence (ms) now needed to close the open turn. */
@@ -147,7 +234,43 @@ export class Endpointer {
    */
   adaptToTranscript(transcript: string, endSample: number): void {
     if (this.#phase !== 'trailing_silence' || this.#silenceStart !== endSample) return;
-    this.#endpointSamples = msToSamples(adaptiveEndpointMs(transcript, this.options));
+    this.#cue = endpointCue(transcript);
+    this.#decide();
+  }
+
+  /** The endpoint from what is known now: the transcript cue and the model's latest verdict. */
+  #decide(): void {
+    this.#endpointSamples = msToSamples(fusedEndpointMs(this.#cue, this.#verdict, this.options));
+  }
+
+  /** Runs the model on the turn so far (pre-roll to now, silence included); its verdict applies while this silence lasts. */
+  #runTurnModel(): void {
+    const model = this.#turnModel;
+    if (!model || this.#turnRun) return;
+    const silenceStart = this.#silenceStart;
+    const abort = new AbortController();
+    this.#turnRunAt = this.#position;
+    this.#turnRuns++;
+    const done = model.predict(this.#audio(this.#position), abort.signal).then(
+      (prediction) => {
+        if (this.#phase !== 'trailing_silence' || this.#silenceStart !== silenceStart || abort.signal.aborted) return;
+        this.#verdict = { probability: prediction.probability, complete: prediction.probability >= this.options.turnThreshold, ms: prediction.ms };
+        this.#decide();
+      },
+      () => {
+        if (!abort.signal.aborted) this.#turnFailed = true;
+      },
+    );
+    const run = { abort, done: done.finally(() => this.#turnRun === run && (this.#turnRun = null)) };
+    this.#turnRun = run;
+  }
+
+  /** Drops the open silence's cue, verdict and model run (speech resumed, or the turn closed). */
+  #forgetSilence(): void {
+    this.#turnRun?.abort.abort();
+    this.#turnRun = null;
+    this.#cue = null;
+    this.#verdict = null;
   }
 
   /** Samples seen so far. */
@@ -227,17 +350,24 @@ export class Endpointer {
           this.#phase = 'trailing_silence';
           this.#silenceStart = frameStart;
           this.#silenceAnnounced = false;
-          this.#endpointSamples = msToSamples(this.options.endpointMs);
+          this.#forgetSilence();
+          this.#turnRuns = 0;
+          this.#turnFailed = false;
+          this.#decide();
+          this.#runTurnModel();
           this.#announceSilence(events);
         }
         break;
       case 'trailing_silence':
         if (probability >= activationThreshold) {
           this.#phase = 'speech';
+          this.#forgetSilence();
           events.push({ type: 'speech_resumed', atSample: frameStart });
         } else if (this.#position - this.#silenceStart >= this.#endpointSamples) {
           events.push(this.#endTurn(this.#silenceStart, 'endpoint'));
         } else {
+          const recheck = msToSamples(this.options.turnRecheckMs);
+          if (recheck > 0 && this.#position - this.#turnRunAt >= recheck) this.#runTurnModel();
           this.#announceSilence(events);
         }
         break;
@@ -264,6 +394,8 @@ export class Endpointer {
   }
 
   #endTurn(endSample: number, reason: EndReason): VadEvent {
+    const verdict = this.#verdict;
+    const decidedBy: EndpointDecider = !this.options.adaptive ? 'silence' : verdict ? 'model' : this.#cue !== null && this.#cue !== 'none' ? 'transcript' : 'silence';
     const event: VadEvent = {
       type: 'speech_end',
       startSample: this.#speechStart,
@@ -272,8 +404,19 @@ export class Endpointer {
       reason,
       audio: this.#audio(endSample),
       endpointMs: samplesToMs(this.#endpointSamples),
+      turn: {
+        decidedBy,
+        probability: verdict?.probability ?? null,
+        verdict: verdict ? (verdict.complete ? 'complete' : 'incomplete') : null,
+        modelMs: verdict?.ms ?? null,
+        runs: this.#turnRuns,
+        failed: this.#turnFailed,
+      },
     };
     this.#phase = 'idle';
+    this.#forgetSilence();
+    this.#turnRuns = 0;
+    this.#turnFailed = false;
     this.#endpointSamples = msToSamples(this.options.endpointMs);
     return event;
   }

@@ -9,16 +9,29 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { fetchFile, listRemoteFiles, readManifest, resolveCommit } from '../../builder/hub-download.js';
 import { ASR_REPO, LLM_REPO, TTS_REPO, TTS_TOKENIZER_FALLBACK, TTS_TOKENIZER_PATHS } from '../../builder/model-sources.js';
 import { fetchUrlFile } from '../../builder/url-download.js';
+import { SMART_TURN_V3_2 } from '../../src/models/registry.js';
 import { FakeHubDouble } from '../doubles/fake-hub-double.js';
 import { FakeRawFilesDouble } from '../doubles/fake-raw-files-double.js';
+import { realSmartTurn } from '../helpers/smart-turn-wheel.js';
 
 let hub: FakeHubDouble;
 let raw: FakeRawFilesDouble;
 let dir: string;
+/**
+ * The turn model is pinned by checksum, so only the real file passes: the hub serves it when the
+ * pinned pipecat-ai wheel could be had; otherwise the builder runs as with S2S_TURN_MODEL=off.
+ */
+let turnModel: Buffer | null = null;
+
+beforeAll(async () => {
+  const real = await realSmartTurn();
+  if (real.path) turnModel = await readFile(real.path);
+  else console.warn(`the builder runs without the turn model: ${real.skip}`);
+});
 
 /** The tokenizer repo the fake VibeVoice model's preprocessor_config.json names. */
 const NAMED_TOKENIZER = 'Qwen/Qwen2.5-0.5B';
@@ -44,6 +57,8 @@ function fillHub(h: FakeHubDouble) {
   for (const repo of [NAMED_TOKENIZER, TTS_TOKENIZER_FALLBACK]) {
     for (const name of [...TTS_TOKENIZER_PATHS, 'config.json']) h.addFile(repo, name, { content: Buffer.from(`{"${repo}/${name}": true}`) });
   }
+  h.heads.set(SMART_TURN_V3_2.repo, SMART_TURN_V3_2.revision);
+  if (turnModel) h.addFile(SMART_TURN_V3_2.repo, SMART_TURN_V3_2.file, { content: turnModel, lfs: true });
 }
 
 /** The fake raw server's presets, and the pins file naming them (as S2S_VOICE_PRESETS_PINS). */
@@ -83,6 +98,7 @@ function runBuilder(args: string[], env: Record<string, string> = {}) {
       S2S_TTS_PYTHON: PYTHON_DOUBLE,
       TTS_PYTHON_DOUBLE_LOG: pythonLog,
       TTS_PYTHON_DOUBLE_NODE: process.execPath,
+      ...(turnModel ? {} : { S2S_TURN_MODEL: 'off' }),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -143,8 +159,11 @@ describe('npm run models against a fake hub', () => {
         `${TTS_DIR}/preprocessor_config.json`,
         ...TTS_TOKENIZER_PATHS.map((name) => `${TTS_DIR}/tokenizer/${name}`),
         ...VOICES.map((name) => `tts/voice-presets/${name}.pt`),
+        ...(turnModel ? ['turn/smart-turn-v3.2-cpu.onnx'] : []),
       ].sort(),
     );
+    // The turn model comes from its pinned commit, whatever the other repos' revision.
+    if (turnModel) expect(manifest.files['turn/smart-turn-v3.2-cpu.onnx']).toMatchObject({ revision: SMART_TURN_V3_2.revision, sha256: SMART_TURN_V3_2.sha256 });
     expect(manifest.files['llm/qwen2.5-1.5b-instruct-q4_k_m.gguf']!.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(manifest.files['llm/qwen2.5-1.5b-instruct-q4_k_m.gguf']!.revision).toBe(hub.headCommit(LLM_REPO));
     expect(manifest.files[`${TTS_DIR}/tokenizer/vocab.json`]!.repo).toBe(NAMED_TOKENIZER);
@@ -219,10 +238,14 @@ describe('npm run models against a fake hub', () => {
     expect(result.code).toBe(1);
     const missing = result.out.split('\n').filter((l) => l.trim().startsWith('missing'));
     // 5 Whisper files (both precisions, one tokens file), the GGUF, the VibeVoice config and weights, the 4
-    // tokenizer files, and each voice preset with its converted voice.
-    expect(missing).toHaveLength(5 + 1 + 2 + 4 + 2 * VOICES.length);
+    // tokenizer files, each voice preset with its converted voice, and the turn model unless it is off.
+    const turn = turnModel ? 1 : 0;
+    expect(missing).toHaveLength(5 + 1 + 2 + 4 + 2 * VOICES.length + turn);
     const int8Only = await runBuilder(['--check', '--asr-precision', 'int8']);
-    expect(int8Only.out.split('\n').filter((l) => l.trim().startsWith('missing'))).toHaveLength(3 + 1 + 2 + 4 + 2 * VOICES.length);
+    expect(int8Only.out.split('\n').filter((l) => l.trim().startsWith('missing'))).toHaveLength(3 + 1 + 2 + 4 + 2 * VOICES.length + turn);
+    if (turnModel) expect(result.out).toContain('turn/smart-turn-v3.2-cpu.onnx');
+    const turnOff = await runBuilder(['--check'], { S2S_TURN_MODEL: 'off' });
+    expect(turnOff.out).not.toContain('smart-turn');
     expect(result.out).toContain('small.en-encoder.int8.onnx');
     expect(result.out).toContain('qwen2.5-1.5b-instruct-q4_k_m.gguf');
     expect(result.out).toContain('VibeVoice-Realtime-0.5B/config.json');
@@ -238,6 +261,14 @@ describe('npm run models against a fake hub', () => {
     expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(1);
     expect(out).toContain('missing');
   });
+
+  it('refuses a turn model whose hub checksum is not the pinned one, naming it', async () => {
+    hub.addFile(SMART_TURN_V3_2.repo, SMART_TURN_V3_2.file, { content: randomBytes(1_000), lfs: true });
+    const result = await runBuilder([], { S2S_TURN_MODEL: 'on' });
+    expect(result.code).toBe(1);
+    expect(result.out).toMatch(new RegExp(`pipecat-ai/smart-turn-v3@${SMART_TURN_V3_2.revision}/smart-turn-v3.2-cpu.onnx: the hub lists sha256 [0-9a-f]{64}, pinned ${SMART_TURN_V3_2.sha256}`));
+    await expect(stat(join(dir, 'turn', SMART_TURN_V3_2.file))).rejects.toThrow();
+  }, 60_000);
 
   it('a gated repo needs HF_TOKEN', async () => {
     hub.gated.set(LLM_REPO, 'hf_secret_token');

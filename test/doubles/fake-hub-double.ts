@@ -36,6 +36,8 @@ export class FakeHubDouble {
   readonly corrupt = new Set<string>();
   /** Repos that answer 401 without this token. */
   readonly gated = new Map<string, string>();
+  /** Repos whose head is a given commit (a source pinned to a real commit). */
+  readonly heads = new Map<string, string>();
   readonly #server: Server;
 
   private constructor() {
@@ -66,7 +68,7 @@ export class FakeHubDouble {
 
   /** The commit `main` points to: newer than every file's last commit. */
   headCommit(repo: string): string {
-    return sha1(`head of ${repo}`);
+    return this.heads.get(repo) ?? sha1(`head of ${repo}`);
   }
 
   /** The last commit that touched a file: a different one for every file. */

@@ -6,6 +6,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { writeTinyQwen } from '../../builder/tiny-models/tiny-qwen.js';
+import { writeTinySmartTurn } from '../../builder/tiny-models/tiny-smart-turn.js';
 import { writeTinyWhisper } from '../../builder/tiny-models/tiny-whisper.js';
 import { createS2sHandler, type S2sHandler } from '../../handler/s2s-handler.js';
 import { Logger } from '../../src/log/logger.js';
@@ -17,6 +18,7 @@ export async function testProfileEnv(extra: Record<string, string> = {}): Promis
   const files = modelFiles('test', modelsDir);
   await writeTinyWhisper(dirname(files.asr.encoder));
   await writeTinyQwen(files.llm.gguf);
+  await writeTinySmartTurn(files.turn.model);
   // Free ports for the TTS server and session jobs (a queue worker opens the session port at start).
   return { S2S_PROFILE: 'test', S2S_MODELS_DIR: modelsDir, S2S_TTS_PORT: String(await freePort()), S2S_SESSION_PORT: String(await freePort()), ...extra };
 }

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandlerFor, type S2sHandler } from '../../handler/s2s-handler.js';
 import type { Asr } from '../../src/asr/asr.js';
 import type { Llm } from '../../src/llm/llm.js';
+import type { Vad } from '../../src/vad/vad.js';
 import { Logger } from '../../src/log/logger.js';
 import { ScriptedAsrDouble } from '../doubles/scripted-asr-double.js';
 import { ScriptedLlmDouble } from '../doubles/scripted-llm-double.js';
@@ -36,7 +37,7 @@ afterAll(async () => {
 });
 
 /** A session server whose ASR and/or LLM are swapped for doubles. */
-async function serve(engines: { asr?: Asr; llm?: Llm }): Promise<{ url: string; close(): Promise<void> }> {
+async function serve(engines: { asr?: Asr; llm?: Llm; vad?: Vad }): Promise<{ url: string; close(): Promise<void> }> {
   const handler = createHandlerFor({ ...real.engines, ...engines }, real.config, log);
   const server: Server = createServer((_req, res) => res.writeHead(404).end());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -118,8 +119,10 @@ describe('honest live metrics', () => {
   let serverUrl: string;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    // The tiny Whisper's words carry no endpoint cue: every turn closes after the 400 ms base.
-    const server = await serve({});
+    // The tiny Whisper's words carry no endpoint cue and the turn model is off (its verdict would come
+    // in wall time): every turn closes after the 400 ms base.
+    const vad = real.engines.vad;
+    const server = await serve({ vad: { openStream: (overrides = {}) => vad.openStream({ ...overrides, turnModel: false }), dispose: async () => undefined } });
     serverUrl = server.url.split('?')[0]!;
     close = server.close;
   });

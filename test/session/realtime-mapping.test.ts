@@ -5,7 +5,7 @@ import { coreTurnDetection } from '../../src/session/realtime/realtime-mappings.
 import { OPENAI_VOICES, resolveVoice } from '../../src/session/realtime/voices.js';
 
 describe('turn detection mapping', () => {
-  const base = { endpointMs: 400, minEndpointMs: 200, maxEndpointMs: 900 };
+  const base = { endpointMs: 400, minEndpointMs: 200, maxEndpointMs: 900, turnThreshold: 0.5, turnIncompleteMs: 1500 };
   it('server_vad numbers go to the endpointer (a given silence is fixed, not adaptive); the switches default to on', () => {
     expect(coreTurnDetection({ type: 'server_vad', threshold: 0.6, prefix_padding_ms: 300, silence_duration_ms: 500 }, base)).toEqual({
       mode: 'vad',
@@ -16,10 +16,24 @@ describe('turn detection mapping', () => {
     expect(coreTurnDetection({ type: 'server_vad', create_response: false, interrupt_response: false }, base)).toMatchObject({ vad: {}, createResponse: false, interruptResponse: false });
   });
 
-  it('semantic_vad keeps adaptive endpointing and its eagerness scales every silence; null is manual turns', () => {
-    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'low' }, base).vad).toEqual({ adaptive: true, endpointMs: 1200, minEndpointMs: 600, maxEndpointMs: 2700 });
+  it('semantic_vad keeps adaptive endpointing; its eagerness scales every silence and moves the turn model threshold; null is manual turns', () => {
+    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'low' }, base).vad).toEqual({
+      adaptive: true,
+      endpointMs: 1200,
+      minEndpointMs: 600,
+      maxEndpointMs: 2700,
+      turnThreshold: 0.7,
+      turnIncompleteMs: 4500,
+    });
     expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'medium' }, base).vad).toEqual({});
-    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'high' }, base).vad).toEqual({ adaptive: true, endpointMs: 240, minEndpointMs: 120, maxEndpointMs: 540 });
+    expect(coreTurnDetection({ type: 'semantic_vad', eagerness: 'high' }, base).vad).toEqual({
+      adaptive: true,
+      endpointMs: 240,
+      minEndpointMs: 120,
+      maxEndpointMs: 540,
+      turnThreshold: 0.3,
+      turnIncompleteMs: 900,
+    });
     expect(coreTurnDetection(null, base)).toEqual({ mode: 'manual', vad: {}, createResponse: false, interruptResponse: false });
   });
 });

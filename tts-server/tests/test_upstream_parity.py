@@ -40,9 +40,10 @@ TEXTS = ("Hello there, how are you today? One, two, three.", "It's 10:30, let's 
 STEPS = 5
 CFG = 1.5
 LATENTS = 30  # every text window (6 latents each) and windows past the end of the text
-# fp32 on both sides; they differ in attention kernels and summation order only.
-LATENT_TOLERANCE = 1e-3
-AUDIO_TOLERANCE = 1e-3
+# (latents, audio) max abs difference allowed. The two sides differ in kernels and summation order only: in fp32
+# that is ~1e-5 here; bf16 rounds each op to 8 bits (one ulp is 0.06 at the latents' size of ~8), measured ~0.3.
+# A real mistake (the noise rows swapped, say) differs by 10 and more.
+TOLERANCE = {"float32": (1e-3, 1e-3), "bfloat16": (1.0, 1.5)}
 
 
 @dataclass(frozen=True)
@@ -237,57 +238,78 @@ def _compare(ours: Spoken, theirs: dict[str, torch.Tensor]) -> dict[str, float]:
     }
 
 
-def test_same_numbers_as_upstream(upstream: Upstream, tiny: Path, tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class ParityCase:
+    model_dir: Path  # upstream's checkpoint with our tokenizer and converted voices
+    upstream_dir: Path  # upstream's save_pretrained folder
+    requests: list[tuple[str, str]]  # (voice, text)
+    presets: list[Path]
+    tapes: list[torch.Tensor]
+
+
+@pytest.fixture(scope="module")
+def parity_case(upstream: Upstream, tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> ParityCase:
     # Upstream's own random tiny model, in its classes, written by its save_pretrained; non-trivial speech buffers
     # so their use (latent / scaling - bias before decoding) is checked too.
-    up_dir = tmp_path / "upstream-tiny"
+    tmp = tmp_path_factory.mktemp("parity")
+    up_dir = tmp / "upstream-tiny"
     args = ("--seed", "5", "--scaling", "1.3", "--bias", "0.1")
     upstream.run("save-tiny", str(tiny / "config.json"), str(up_dir), *args)
-    model_dir = tmp_path / "model"
+    model_dir = tmp / "model"
     model_dir.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(up_dir / name, model_dir / name)
     shutil.copytree(tiny / "tokenizer", model_dir / "tokenizer")
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(model_dir / "tokenizer" / "tokenizer.json"))
     latent_dim = int(json.loads((model_dir / "config.json").read_text())["acoustic_vae_dim"])
-
     # Two voices (prompts of different lengths) and texts; upstream speaks each alone, ours both in one batch.
     requests = list(zip(tiny_model.VOICE_NAMES, TEXTS, strict=True))
-    tapes, dumps = [], []
-    for i, (voice, text) in enumerate(requests):
-        preset = tiny / "presets" / f"{voice}.pt"
+    presets = [tiny / "presets" / f"{voice}.pt" for voice, _ in requests]
+    for preset in presets:
         voices.convert_preset(preset, model_dir / "voices")
-        tape = torch.randn(LATENTS, 1 + STEPS, 2, latent_dim, generator=torch.Generator().manual_seed(11 + i))
+    tapes = [
+        torch.randn(LATENTS, 1 + STEPS, 2, latent_dim, generator=torch.Generator().manual_seed(11 + i))
+        for i in range(len(requests))
+    ]
+    return ParityCase(model_dir, up_dir, requests, presets, tapes)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_same_numbers_as_upstream(upstream: Upstream, parity_case: ParityCase, dtype: str, tmp_path: Path) -> None:
+    case = parity_case
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(case.model_dir / "tokenizer" / "tokenizer.json"))
+    dumps = []
+    for i, ((_, text), preset, tape) in enumerate(zip(case.requests, case.presets, case.tapes, strict=True)):
         save_file({"noise": tape}, str(tmp_path / f"noise{i}.safetensors"))
         upstream.run(
-            "generate", str(up_dir), "--tokenizer", str(tiny / "tokenizer"), "--preset", str(preset),
-            "--text", text, "--noise", str(tmp_path / f"noise{i}.safetensors"), "--latents", str(LATENTS),
-            "--steps", str(STEPS), "--cfg", str(CFG), "--out", str(tmp_path / f"upstream{i}.safetensors"),
+            "generate", str(case.upstream_dir), "--tokenizer", str(case.model_dir / "tokenizer"),
+            "--preset", str(preset), "--text", text, "--noise", str(tmp_path / f"noise{i}.safetensors"),
+            "--latents", str(LATENTS), "--steps", str(STEPS), "--cfg", str(CFG), "--dtype", dtype,
+            "--out", str(tmp_path / f"upstream{i}.safetensors"),
         )  # fmt: skip
         theirs = load_file(str(tmp_path / f"upstream{i}.safetensors"))
         # Past the end of the text (upstream then runs windows without text), so the tail is compared too.
         text_ids = theirs["tts_text_ids"][0].tolist()
         assert text_ids == tok.encode(text.strip() + "\n", add_special_tokens=False).ids
         assert 6 * -(-len(text_ids) // 5) < LATENTS
-        tapes.append(tape)
         dumps.append(theirs)
 
     noise = TapeNoise()
-    ours = _OurEngine(model_dir, "float32", noise, max_tail_frames=LATENTS)
+    ours = _OurEngine(case.model_dir, dtype, noise, max_tail_frames=LATENTS)
     try:
-        spoken = ours.speak(requests, LATENTS, noise, tapes)
+        spoken = ours.speak(case.requests, LATENTS, noise, case.tapes)
     finally:
         ours.close()
     summaries = []
-    for (voice, _), mine, theirs in zip(requests, spoken, dumps, strict=True):
-        summary = {"voice": voice, "latents": LATENTS, **_compare(mine, theirs)}
+    for (voice, _), mine, theirs in zip(case.requests, spoken, dumps, strict=True):
+        summary = {"dtype": dtype, "voice": voice, "latents": LATENTS, **_compare(mine, theirs)}
         print("\nupstream parity:", json.dumps(summary), file=sys.stderr)
         summaries.append(summary)
+    latent_tolerance, audio_tolerance = TOLERANCE[dtype]
     for summary in summaries:
-        assert summary["max_abs_diff_latents"] < LATENT_TOLERANCE, summary
-        assert summary["max_abs_diff_audio"] < AUDIO_TOLERANCE, summary
+        assert summary["max_abs_diff_latents"] < latent_tolerance, summary
+        assert summary["max_abs_diff_audio"] < audio_tolerance, summary
 
 
 def test_the_published_format_loads(upstream: Upstream, tiny: Path, tmp_path: Path) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -96,26 +100,37 @@ def test_written_preset_names_the_classes_the_real_presets_name(tmp_path: Path) 
 
 
 class _Evil:
+    """Unpickling this runs `touch MARKER` through os.system, unless the unpickler refuses it first."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
     def __reduce__(self) -> tuple[object, tuple[str]]:
         import os
 
-        return (os.system, ("echo pwned > /dev/null",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_a_pickle_naming_another_callable_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
     path = tmp_path / "evil.pt"
-    torch.save({"lm": _Evil()}, path)
+    torch.save({"lm": _Evil(marker)}, path)
     with pytest.raises(UnsafePickleError, match=r"(posix|os)\.system"):
         read_preset(path)
+    assert not marker.exists()
     # A plain pickle (not a torch zip) is refused too, not unpickled.
     plain = tmp_path / "plain.pt"
-    plain.write_bytes(pickle.dumps({"lm": _Evil()}, protocol=2))
+    plain.write_bytes(pickle.dumps({"lm": _Evil(marker)}, protocol=2))
     with pytest.raises(PresetError):
         read_preset(plain)
+    assert not marker.exists()
+    # The marker proves the payload works when unpickled without restriction.
+    pickle.loads(plain.read_bytes())
+    assert marker.exists()
 
 
 def test_the_cli_reports_a_refused_pickle_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    torch.save({"lm": _Evil()}, tmp_path / "evil.pt")
+    torch.save({"lm": _Evil(tmp_path / "ran")}, tmp_path / "evil.pt")
     assert voices.main(["convert", str(tmp_path / "evil.pt"), "--out", str(tmp_path / "out")]) == 1
     assert "refusing" in capsys.readouterr().err
     assert not (tmp_path / "out" / "evil.safetensors").exists()
@@ -172,3 +187,31 @@ def test_voice_shape_from_upstream_config() -> None:
 
 def test_preset_parts_are_the_four_upstream_uses() -> None:
     assert PARTS == ("lm", "tts_lm", "neg_lm", "neg_tts_lm")
+
+
+def test_the_cli_refuses_voices_that_do_not_fit_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_preset(_tiny_tensors(), tmp_path / "tiny.pt")
+    config = {
+        "tts_backbone_num_hidden_layers": 20,
+        "decoder_config": {
+            "hidden_size": 896,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+        },
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    args = ["convert", str(tmp_path / "tiny.pt"), "--out", str(tmp_path / "out"), "--model-config"]
+    assert voices.main([*args, str(tmp_path / "config.json")]) == 1
+    assert "this model is" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "tiny.safetensors").exists()
+
+
+def test_python_dash_m_runs_the_converter(tmp_path: Path) -> None:
+    write_preset(_tiny_tensors(), tmp_path / "tiny.pt")
+    src = Path(voices.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    cmd = [sys.executable, "-m", "s2s_tts.voices", "convert", str(tmp_path), "--out", str(tmp_path / "voices")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert load_voice(tmp_path / "voices" / "tiny.safetensors").tts_lm.layers == 2

@@ -59,22 +59,38 @@ export function renderItem(item: Readonly<ConversationItem>): Json {
   return { id: item.id, object: 'realtime.item', type: 'message', status: item.status, role: item.role, content };
 }
 
-/** The endpointer's silences that close a turn (adaptive endpointing picks among them by the transcript). */
-export type EndpointSilence = Pick<EndpointerOptions, 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs'>;
+/**
+ * The endpointer's silences that close a turn (adaptive endpointing picks among them by the transcript
+ * and the turn model's verdict), the model's threshold and its incomplete wait.
+ */
+export type EndpointSilence = Pick<EndpointerOptions, 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs' | 'turnThreshold' | 'turnIncompleteMs'>;
 
 /**
  * The core's turn detection for a Realtime one. server_vad's numbers go to the endpointer; a
  * `silence_duration_ms` of the client's is a fixed silence, as OpenAI's server VAD has (adaptive
- * endpointing off). semantic_vad keeps adaptive endpointing, its eagerness making every silence
- * longer (low, 3x), as it is (medium, auto) or shorter (high, 0.6x). null is manual turns.
+ * endpointing off). semantic_vad keeps adaptive endpointing with the turn model, its eagerness making
+ * every silence longer (low, 3x), as it is (medium, auto) or shorter (high, 0.6x), and moving the
+ * probability the model needs to call a turn complete up (low, +0.2) or down (high, -0.2). null is manual turns.
  */
 export function coreTurnDetection(detection: TurnDetectionConfig, base: EndpointSilence): TurnDetection {
   if (detection === null) return { mode: 'manual', vad: {}, createResponse: false, interruptResponse: false };
   const switches = { createResponse: detection.create_response ?? true, interruptResponse: detection.interrupt_response ?? true };
   if (detection.type === 'semantic_vad') {
-    const scale = { low: 3, medium: 1, auto: 1, high: 0.6 }[detection.eagerness ?? 'auto'];
-    const scaled = (ms: number) => Math.min(5_000, Math.max(32, Math.round(ms * scale)));
-    const vad = scale === 1 ? {} : { adaptive: true, endpointMs: scaled(base.endpointMs), minEndpointMs: scaled(base.minEndpointMs), maxEndpointMs: scaled(base.maxEndpointMs) };
+    const eagerness = detection.eagerness ?? 'auto';
+    const scale = { low: 3, medium: 1, auto: 1, high: 0.6 }[eagerness];
+    const shift = { low: 0.2, medium: 0, auto: 0, high: -0.2 }[eagerness];
+    const scaled = (ms: number, max = 5_000) => Math.min(max, Math.max(32, Math.round(ms * scale)));
+    const vad =
+      scale === 1
+        ? {}
+        : {
+            adaptive: true,
+            endpointMs: scaled(base.endpointMs),
+            minEndpointMs: scaled(base.minEndpointMs),
+            maxEndpointMs: scaled(base.maxEndpointMs),
+            turnThreshold: Math.min(0.95, Math.max(0.05, Math.round((base.turnThreshold + shift) * 100) / 100)),
+            turnIncompleteMs: scaled(base.turnIncompleteMs, 10_000),
+          };
     return { mode: 'vad', vad, ...switches };
   }
   const vad: TurnDetection['vad'] = {};

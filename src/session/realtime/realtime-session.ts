@@ -93,6 +93,8 @@ export class RealtimeSession {
       endpointMs: endpointer.endpointMs,
       minEndpointMs: endpointer.minEndpointMs,
       maxEndpointMs: endpointer.maxEndpointMs,
+      turnThreshold: endpointer.turnThreshold,
+      turnIncompleteMs: endpointer.turnIncompleteMs,
     };
     this.#config = {
       instructions: options.instructions,

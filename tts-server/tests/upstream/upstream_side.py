@@ -271,7 +271,7 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     tape = _NoiseTape(noise[: args.latents].float())
     latent_dim = int(model.config.acoustic_vae_dim)
 
-    real_randn = torch.randn
+    real_randn, real_randn_tensor = torch.randn, dpm_solver.randn_tensor
 
     def taped_randn(*size: Any, **kwargs: Any) -> torch.Tensor:
         shape = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list, torch.Size)) else size
@@ -322,6 +322,7 @@ def cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
         pass
     finally:
         inference_module.torch.randn = real_randn
+        dpm_solver.randn_tensor = real_randn_tensor
     if len(latents) < args.latents:
         raise SystemExit(f"upstream generated {len(latents)} latents, {args.latents} asked")
     if tape.used != args.latents * (1 + args.steps):

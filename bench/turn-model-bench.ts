@@ -1,0 +1,253 @@
+/**
+ * `npm run bench -- turn`: the learned end-of-turn model (Smart Turn v3.2, the real file from the
+ * pinned pipecat-ai wheel) on this CPU and on speech we make.
+ *
+ *  - Time per decision: Whisper features and inference in the model's worker thread, on turns of
+ *    1-10 s, with the event loop's delay meanwhile (the model must not block it).
+ *  - Acceptance: espeak-ng speech in several voices, at 16 kHz and through G.711 (8 kHz mu-law, then
+ *    upsampled as the Realtime telephony path does), through the real endpointer (Silero VAD) as a
+ *    turn job feeds it (model and ASR instant in audio time). Paused sentences are said as ONE
+ *    utterance with an SSML break (300-900 ms) after a connector, a filler or a content word, so the
+ *    prosody runs on across the pause: a turn closed inside the pause is a cut. Finished questions
+ *    and statements: the silence waited before the turn closed (goal: at most 250 ms). Three policies:
+ *    the transcript cue alone (today), the model alone (no words), and both fused (the default). The
+ *    transcript is an oracle: the words said so far, punctuated as written.
+ *
+ * espeak-ng is not a human voice: these counts say how the model behaves on it, not on people.
+ */
+import alawmulaw from 'alawmulaw';
+import { loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { StreamResampler } from '../src/audio/resample.js';
+import { listenForTurn } from '../src/pipeline/listen.js';
+import { SMART_TURN_V3_2 } from '../src/models/registry.js';
+import { SmartTurnModel } from '../src/turn/turn-model.js';
+import { Endpointer, endpointerOptions, type EndpointerOptions } from '../src/vad/endpointer.js';
+import { BUNDLED_SILERO_V5, SileroVadModel, bundledSileroPath } from '../src/vad/silero-model.js';
+import { ScriptedAsrDouble } from '../test/doubles/scripted-asr-double.js';
+import { run } from '../test/fixtures/speech.js';
+import { realSmartTurn } from '../test/helpers/smart-turn-wheel.js';
+import { summarize, type BenchResult } from './stats.js';
+
+const RATE = 16_000;
+const VOICES = ['en-us', 'en-gb', 'en-us+f3'];
+const LEAD_MS = 300;
+const TAIL_MS = 2_000;
+
+type Kind = 'connector' | 'filler' | 'content';
+/** [first part, pause ms, second part, what the pause follows]. */
+export const PAUSED: [string, number, string, Kind][] = [
+  ['Can you remind me to call my mother and', 500, 'buy some milk?', 'connector'],
+  ['I need to buy a new phone but', 700, 'I do not know which one.', 'connector'],
+  ['I was thinking that maybe we could go to the', 600, 'beach tomorrow.', 'connector'],
+  ['Tell me about the history of', 900, 'ancient Rome.', 'connector'],
+  ['Um,', 450, 'can you play some music?', 'filler'],
+  ['So', 350, 'what is the weather like today?', 'filler'],
+  ['I would like, uh,', 800, 'a table for two.', 'filler'],
+  ['Could you, um,', 600, 'turn off the lights?', 'filler'],
+  ['Set an alarm for seven', 400, 'in the morning.', 'content'],
+  ['I want to learn how to play the guitar', 500, 'this summer.', 'content'],
+  ['Could you explain how photosynthesis works', 600, 'in simple words?', 'content'],
+  ['I want to book a flight to Paris', 800, 'next Friday.', 'content'],
+  ['The meeting is on Tuesday', 300, 'at three o clock.', 'content'],
+];
+
+export const FINISHED = [
+  'What is the capital of France?',
+  'Can you tell me a joke?',
+  'How far away is the moon?',
+  'Why is the sky blue?',
+  'Who wrote the novel Pride and Prejudice?',
+  'What should I cook for dinner tonight?',
+  'Please set a timer for ten minutes.',
+  'Tell me something interesting about octopuses.',
+  'I would like a cup of tea.',
+  'That sounds great, thank you.',
+];
+
+/** One utterance in a voice, 16 kHz float32, trimmed of espeak's own leading and trailing silence. */
+async function say(ssml: string, voice: string): Promise<Float32Array> {
+  const wav = await run('espeak-ng', ['-m', '-v', voice, '--stdout', '-s', '160', ssml]);
+  const trim = ['silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse'];
+  const raw = await run('sox', ['-t', 'wav', '-', '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-', 'gain', '-n', '-3', ...trim], wav);
+  return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+}
+
+/** Through the telephone: down to 8 kHz, mu-law and back, up to 16 kHz as the Realtime input path does. */
+async function viaG711(audio: Float32Array): Promise<Float32Array> {
+  const down = await StreamResampler.create(RATE, 8_000, 'medium');
+  const at8k = Float32Array.from([...down.process(audio), ...down.flush()]);
+  down.dispose();
+  const pcm = Int16Array.from(at8k, (v) => Math.max(-32768, Math.min(32767, Math.round(v * 32767))));
+  const decoded = alawmulaw.mulaw.decode(alawmulaw.mulaw.encode(pcm));
+  const up = await StreamResampler.create(8_000, RATE);
+  const out = Float32Array.from([...up.process(Float32Array.from(decoded, (v) => v / 32768)), ...up.flush()]);
+  up.dispose();
+  return out;
+}
+
+const pad = (audio: Float32Array) => {
+  const out = new Float32Array(Math.round(((LEAD_MS + TAIL_MS) * RATE) / 1000) + audio.length);
+  out.set(audio, Math.round((LEAD_MS * RATE) / 1000));
+  return out;
+};
+
+/** Where the SSML break is: the longest run of near-silence inside the speech (start, end samples). */
+function longestGap(audio: Float32Array): [number, number] {
+  let best: [number, number] = [0, 0];
+  let runStart = -1;
+  for (let i = 0; i < audio.length; i++) {
+    const quiet = Math.abs(audio[i]!) < 0.003;
+    if (quiet && runStart < 0) runStart = i;
+    if (!quiet && runStart >= 0) {
+      if (i - runStart > best[1] - best[0]) best = [runStart, i];
+      runStart = -1;
+    }
+  }
+  return best;
+}
+
+interface Sample {
+  kind: Kind | 'finished';
+  voice: string;
+  channel: '16k' | 'g711';
+  audio: Float32Array;
+  /** The transcript of the speech up to a sample position (the oracle ASR). */
+  textAt: (endSample: number) => string;
+  label: string;
+}
+
+type Policy = 'cue' | 'model' | 'fused';
+const POLICY_NAMES: Record<Policy, string> = { cue: 'transcript cue alone (today)', model: 'Smart Turn alone (no words)', fused: 'Smart Turn + transcript cue (default)' };
+
+async function makeSamples(): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  for (const voice of VOICES) {
+    for (const [first, pauseMs, second, kind] of PAUSED) {
+      const speech = await say(`${first} <break time="${pauseMs}ms"/> ${second}`, voice);
+      const [gapStart, gapEnd] = longestGap(speech);
+      const middle = Math.round((LEAD_MS * RATE) / 1000) + (gapStart + gapEnd) / 2;
+      const textAt = (end: number) => (end < middle ? first : `${first} ${second}`);
+      for (const channel of ['16k', 'g711'] as const) {
+        samples.push({ kind, voice, channel, audio: pad(channel === 'g711' ? await viaG711(speech) : speech), textAt, label: `${first} [${pauseMs}] ${second}` });
+      }
+    }
+    for (const text of FINISHED) {
+      const speech = await say(text, voice);
+      for (const channel of ['16k', 'g711'] as const) {
+        samples.push({ kind: 'finished', voice, channel, audio: pad(channel === 'g711' ? await viaG711(speech) : speech), textAt: () => text, label: text });
+      }
+    }
+  }
+  return samples;
+}
+
+interface Outcome {
+  sample: Sample;
+  /** Paused: a turn closed inside the sentence. Finished: the silence waited (ms) and its verdict. */
+  cut: boolean;
+  endpointMs: number;
+  probability: number | null;
+}
+
+async function runPolicy(silero: SileroVadModel, model: SmartTurnModel, policy: Policy, sample: Sample): Promise<Outcome> {
+  const options: Partial<EndpointerOptions> = { turnModel: policy !== 'cue' };
+  const endpointer = new Endpointer(silero, endpointerOptions(options), model);
+  // The audio the ASR gets begins pre-roll before the detected speech start (the lead silence, to
+  // within a 32 ms VAD frame): where it ends in the stream says which words were said by then.
+  const audioStart = Math.round(((LEAD_MS - endpointer.options.preRollMs) * RATE) / 1000);
+  const asr = new ScriptedAsrDouble({ text: (audio) => (policy === 'model' ? '' : sample.textAt(audioStart + audio.length)) });
+  const heard = await listenForTurn(endpointer, asr, sample.audio, new AbortController().signal);
+  if (!heard) return { sample, cut: false, endpointMs: NaN, probability: null };
+  return { sample, cut: heard.segments.length > 1, endpointMs: heard.endpointMs, probability: heard.turn?.probability ?? null };
+}
+
+export async function benchTurnModel(): Promise<BenchResult[]> {
+  const real = await realSmartTurn();
+  if (real.skip !== null) {
+    console.log(`\nturn model bench skipped: ${real.skip}`);
+    return [];
+  }
+  const model = await SmartTurnModel.load({ path: real.path, sha256: SMART_TURN_V3_2.sha256 });
+  const silero = await SileroVadModel.load({ path: bundledSileroPath(), sha256: BUNDLED_SILERO_V5.sha256 });
+  const results: BenchResult[] = [];
+  try {
+    results.push(...(await decisionTime(model)));
+    await acceptance(silero, model);
+  } finally {
+    await model.dispose();
+    await silero.dispose();
+  }
+  return results;
+}
+
+/** Time per decision on this CPU: one request at a time, turns of 1-10 s (beyond 8 s the window is full). */
+async function decisionTime(model: SmartTurnModel): Promise<BenchResult[]> {
+  const speech = await say(FINISHED.join(' '), 'en-us');
+  for (let i = 0; i < 3; i++) await model.predict(speech.subarray(0, RATE));
+  // The event loop's delay on this (shared) machine with nothing to do, to compare against.
+  const idle = monitorEventLoopDelay({ resolution: 2 });
+  idle.enable();
+  await new Promise((resolve) => setTimeout(resolve, 2_000));
+  idle.disable();
+  const loop = monitorEventLoopDelay({ resolution: 2 });
+  loop.enable();
+  const total: number[] = [];
+  const features: number[] = [];
+  const inference: number[] = [];
+  for (let i = 0; i < 60; i++) {
+    const seconds = 1 + (i % 10);
+    const verdict = await model.predict(speech.subarray(0, Math.min(speech.length, seconds * RATE)));
+    total.push(verdict.ms);
+    features.push(verdict.featuresMs);
+    inference.push(verdict.modelMs);
+  }
+  loop.disable();
+  const ms = (ns: number) => (ns / 1e6).toFixed(1);
+  console.log(
+    `\nSmart Turn v3.2 per decision (worker thread, 1 onnxruntime thread), load average ${loadavg()[0]!.toFixed(1)}: event-loop delay meanwhile p99 ${ms(loop.percentile(99))} ms, max ${ms(loop.max)} ms (idle, just before: p99 ${ms(idle.percentile(99))} ms, max ${ms(idle.max)} ms)`,
+  );
+  return [
+    summarize('Smart Turn v3.2 per decision (request to verdict)', 'ms', total, undefined, 'features + inference in the worker, 1-10 s turns'),
+    summarize('Smart Turn v3.2 Whisper features', 'ms', features),
+    summarize('Smart Turn v3.2 inference (onnxruntime, int8)', 'ms', inference),
+  ];
+}
+
+async function acceptance(silero: SileroVadModel, model: SmartTurnModel): Promise<void> {
+  const samples = await makeSamples();
+  const rows: string[] = [];
+  const wrong: string[] = [];
+  for (const policy of ['cue', 'model', 'fused'] as Policy[]) {
+    const outcomes: Outcome[] = [];
+    for (const sample of samples) outcomes.push(await runPolicy(silero, model, policy, sample));
+    const cell = (kind: Kind, channel: Sample['channel']) => {
+      const set = outcomes.filter((o) => o.sample.kind === kind && o.sample.channel === channel);
+      return `${set.filter((o) => !o.cut).length} / ${set.length}`;
+    };
+    const finished = (channel: Sample['channel']) => {
+      const set = outcomes.filter((o) => o.sample.kind === 'finished' && o.sample.channel === channel);
+      const fast = set.filter((o) => o.endpointMs <= 250).length;
+      const sorted = set.map((o) => o.endpointMs).sort((a, b) => a - b);
+      return `${fast} / ${set.length} (median ${Math.round(sorted[sorted.length >> 1] ?? NaN)} ms)`;
+    };
+    rows.push(
+      `| ${POLICY_NAMES[policy]} | ${cell('connector', '16k')} | ${cell('filler', '16k')} | ${cell('content', '16k')} | ${finished('16k')} | ${cell('connector', 'g711')} | ${cell('filler', 'g711')} | ${cell('content', 'g711')} | ${finished('g711')} |`,
+    );
+    if (policy === 'fused') {
+      for (const o of outcomes) {
+        const p = o.probability === null ? '-' : o.probability.toFixed(2);
+        if (o.sample.kind !== 'finished' && o.cut) wrong.push(`cut      ${o.sample.voice} ${o.sample.channel} p=${p}: ${o.sample.label}`);
+        if (o.sample.kind === 'finished' && !(o.endpointMs <= 250)) wrong.push(`slow ${Math.round(o.endpointMs)} ms ${o.sample.voice} ${o.sample.channel} p=${p}: ${o.sample.label}`);
+      }
+    }
+  }
+  const per = VOICES.length;
+  console.log(
+    `\nSmart Turn on espeak-ng speech (${VOICES.join(', ')}), as a turn job feeds the endpointer. Paused sentences: not cut / all (${PAUSED.filter((p) => p[3] === 'connector').length * per} connector, ${PAUSED.filter((p) => p[3] === 'filler').length * per} filler, ${PAUSED.filter((p) => p[3] === 'content').length * per} content-word cases per channel); finished: closed within 250 ms of silence / all:\n`,
+  );
+  console.log('| policy | 16 kHz connector | filler | content word | finished <= 250 ms | G.711 connector | filler | content word | finished <= 250 ms |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(rows.join('\n'));
+  console.log(`\nwhat the default (fused) gets wrong:\n  ${wrong.join('\n  ') || 'nothing'}`);
+}
