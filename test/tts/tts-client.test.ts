@@ -13,7 +13,7 @@ import { TtsPortTakenError, TtsSidecar } from '../../src/tts/sidecar.js';
 import { TtsServerClient, TtsStreamError } from '../../src/tts/tts-client.js';
 import { speakText, type TtsStream } from '../../src/tts/tts.js';
 import { loadSileroVad } from '../../src/vad/vad.js';
-import { doubleSidecarConfig, espeakServerCommand, freePort, startDoubleSidecar, ttsServerPid } from '../helpers/tts-sidecar.js';
+import { doubleSidecarConfig, espeakServerCommand, freePort, startDoubleSidecar } from '../helpers/tts-sidecar.js';
 import { collect } from '../helpers/collect.js';
 import { waitFor } from '../helpers/harness.js';
 
@@ -264,11 +264,19 @@ describe('TTS sidecar lifecycle', () => {
     const config = await doubleSidecarConfig({}, { port, command: ['sh', '-c', `${server} & wait`] });
     const error = await TtsSidecar.start(config, log).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TtsPortTakenError);
-    expect((error as Error).message).toMatch(new RegExp(`^port ${port} \\(S2S_TTS_PORT\\) is already in use \\(a TTS server with pid \\d+ answers there, ours is \\d+\\)`));
-    // The forked server outlives sh: stop it ourselves.
-    await ttsServerPid(port)
-      .then((pid) => process.kill(pid, 'SIGTERM'))
-      .catch(() => undefined);
+    const named = new RegExp(`^port ${port} \\(S2S_TTS_PORT\\) is already in use \\(a TTS server with pid (\\d+) answers there, ours is \\d+\\)`).exec((error as Error).message);
+    expect(named).not.toBeNull();
+    // The forked server outlives sh (it was never ours to stop): stop it here, by the pid the error names.
+    const pid = Number(named![1]);
+    process.kill(pid, 'SIGKILL');
+    await waitFor(() => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 10_000);
   }, 30_000);
 
   /** Starts `Sidecar` with a command that cannot run; returns how many /config polls came after start-up failed. */
