@@ -3,7 +3,7 @@
  * policies, all configured in our pipeline.
  *
  * Real: Silero VAD, the endpointer (adaptive or fixed), the listener with speculative ASR, the
- * preemptive responder, the clause chunker, the output pacer, the live session and its WebSocket,
+ * preemptive responder, the answer's text streamed into the TTS, the output pacer, the live session and its WebSocket,
  * and espeak-ng questions streamed at real time in 20 ms or 320 ms frames. CALIBRATED, NOT MEASURED:
  * the ASR, LLM and TTS are doubles (bench/doubles/) that take the time bench/doubles/l4-calibration.ts
  * gives for an L4, sharing one simulated GPU. Reported from the true end of speech (known from how the

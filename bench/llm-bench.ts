@@ -1,12 +1,12 @@
 /**
  * LLM-side benchmarks (regression checks of our own overhead, not model figures):
- *  - clause chunker cost per delta on a markdown-laden reply streamed in 4-character deltas
+ *  - speech normalisation (SpeakableStream) cost per delta on a markdown-laden reply streamed in 4-character deltas
  *  - time to first token and per-token time through our conversation wrapper on the tiny Qwen2 GGUF
  */
 import { writeTinyQwen } from '../builder/tiny-models/tiny-qwen.js';
-import { ClauseChunker } from '../src/llm/clause-chunker.js';
 import { LlamaCppLlm } from '../src/llm/llama-cpp-llm.js';
 import { Logger } from '../src/log/logger.js';
+import { SpeakableStream } from '../src/tts/speakable.js';
 import { summarize, type BenchResult } from './stats.js';
 
 const REPLY =
@@ -17,15 +17,15 @@ export async function benchLlm(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const perDelta: number[] = [];
   for (let round = 0; round < 200; round++) {
-    const chunker = new ClauseChunker();
+    const speakable = new SpeakableStream();
     for (let i = 0; i < REPLY.length; i += 4) {
       const started = performance.now();
-      chunker.push(REPLY.slice(i, i + 4));
+      speakable.push(REPLY.slice(i, i + 4));
       perDelta.push((performance.now() - started) * 1000);
     }
-    chunker.flush();
+    speakable.end();
   }
-  results.push(summarize('clause chunker per 4-char delta', 'us', perDelta));
+  results.push(summarize('speech normalisation (SpeakableStream) per 4-char delta', 'us', perDelta));
 
   const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
   const path = await writeTinyQwen('.bench/tiny-qwen.gguf');

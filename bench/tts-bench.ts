@@ -1,43 +1,73 @@
 /**
- * TTS client overhead: the time from the server sending a frame to our client emitting it as a
- * chunk, next to the same path for a bare `ws` client (the transport alone). The difference is
- * what our client adds per chunk. Server: the VibeVoice protocol double, frames stamped at send.
+ * `npm run bench -- tts`: our TTS engine (tts-server/).
+ *
+ * The engine: runs its Python bench (`python -m s2s_tts.bench`, tts-server/) and prints its table:
+ *    time per batched step at 1, 2, 4 and 8 streams and the ratio to one stream (the figure that
+ *    carries over to a GPU), first text window -> first audio, and first audio of streamed text against
+ *    one request per clause on the same engine. Arguments after `--tts-` go to it (`--tts-size=tiny`,
+ *    `--tts-device=cuda`, `--tts-dtype=bfloat16`); default: the real architecture, fp32, on CPU.
  */
-import WebSocket from 'ws';
-import { Logger } from '../src/log/logger.js';
-import { VibeVoiceClient } from '../src/tts/vibevoice-client.js';
-import { startDoubleSidecar } from '../test/helpers/tts-sidecar.js';
-import { summarize, type BenchResult } from './stats.js';
-
-const TEXT = 'This sentence is long enough to give the benchmark a good number of audio frames to time, one after another.';
-const now = () => performance.timeOrigin + performance.now();
-const stampOf = (bytes: Uint8Array) => new DataView(bytes.buffer, bytes.byteOffset, 8).getFloat64(0, true);
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { BenchResult } from './stats.js';
 
 export async function benchTts(): Promise<BenchResult[]> {
-  const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
-  const sidecar = await startDoubleSidecar(log, ['--stamp', '--frame-ms', '10']);
-  const tts = new VibeVoiceClient(sidecar, {}, log);
-  const ours: number[] = [];
-  const bare: number[] = [];
-  try {
-    for (let round = 0; round < 10; round++) {
-      for await (const chunk of tts.synthesize(TEXT, { signal: new AbortController().signal })) {
-        if (chunk.length >= 4) ours.push(now() - stampOf(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
-      }
-      await new Promise<void>((resolve, reject) => {
-        const ws = new WebSocket(`ws://127.0.0.1:${sidecar.config.port}/stream?${new URLSearchParams({ text: TEXT, voice: 'en-Carter_man' })}`);
-        ws.on('message', (data, isBinary) => {
-          if (isBinary && (data as Buffer).length >= 8) bare.push(now() - stampOf(data as Buffer));
-        });
-        ws.on('close', () => resolve());
-        ws.on('error', reject);
-      });
-    }
-  } finally {
-    await tts.dispose();
+  return benchEngine();
+}
+
+/** One JSON object per line from `python -m s2s_tts.bench`; each becomes a row of the printed table. */
+type EngineRow = Record<string, unknown>;
+
+async function benchEngine(): Promise<BenchResult[]> {
+  const checkoutPython = resolve('tts-server', '.venv', 'bin', 'python');
+  const python = existsSync(checkoutPython) ? checkoutPython : 'python3';
+  const args = ['-m', 's2s_tts.bench', '--size', 'real', '--dtype', 'float32', '--device', 'cpu'];
+  for (const arg of process.argv.slice(2)) {
+    const match = /^--tts-([a-z-]+)=(.+)$/.exec(arg);
+    if (!match) continue;
+    const at = args.indexOf(`--${match[1]}`);
+    if (at >= 0) args[at + 1] = match[2]!;
+    else args.push(`--${match[1]}`, match[2]!);
   }
-  return [
-    summarize('TTS frame sent -> our client emits chunk', 'ms', ours),
-    summarize('TTS frame sent -> bare ws message (baseline)', 'ms', bare),
-  ];
+  process.stderr.write(`bench: tts engine: ${python} ${args.join(' ')}\n`);
+  const rows: EngineRow[] = [];
+  const code = await new Promise<number | null>((done, fail) => {
+    const child = spawn(python, args, { env: { ...process.env, PYTHONPATH: resolve('tts-server', 'src') }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let buffered = '';
+    child.stdout.on('data', (data: Buffer) => {
+      buffered += data.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines.filter((l) => l.trim())) {
+        try {
+          rows.push(JSON.parse(line) as EngineRow);
+        } catch {
+          process.stderr.write(`${line}\n`);
+        }
+      }
+    });
+    child.once('error', fail);
+    child.once('exit', done);
+  });
+  if (code !== 0) throw new Error(`the TTS engine bench (${python} ${args.join(' ')}) exited with code ${code}`);
+  const common = ['size', 'device', 'dtype', 'steps', 'cfg'];
+  const setup = rows.find((r) => r['bench'] === 'tts_setup');
+  console.log(`\nTTS engine, python -m s2s_tts.bench ${args.slice(2).join(' ')}: ${common.map((k) => `${k} ${String(setup?.[k] ?? rows[0]?.[k] ?? '?')}`).join(', ')}\n`);
+  // One table per kind of figure (tts_step, tts_first_audio, tts_streamed_vs_clause, ...), as the engine names them.
+  for (const kind of [...new Set(rows.map((r) => String(r['bench'])))]) {
+    console.log(`${kind}:\n${markdownTable(rows.filter((r) => r['bench'] === kind).map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'bench' && !common.includes(k)))))}\n`);
+  }
+  // The step times by stream count also go into the summary table (median of the timed steps).
+  return rows.flatMap((row) =>
+    row['bench'] === 'tts_step' && typeof row['median_ms'] === 'number'
+      ? [{ name: `tts engine step, ${String(row['streams'])} stream(s) (x${String(row['ratio_to_1'])} of one) [${args.slice(2).join(' ')}]`, unit: 'ms', samples: Number(row['frames'] ?? 1), median: row['median_ms'], p90: Number.NaN, p99: Number.NaN }]
+      : [],
+  );
+}
+
+function markdownTable(rows: EngineRow[]): string {
+  const keys = [...new Set(rows.flatMap((row) => Object.keys(row)))];
+  const cell = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 3)) : v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v));
+  return [`| ${keys.join(' | ')} |`, `|${keys.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${keys.map((k) => cell(row[k])).join(' | ')} |`)].join('\n');
 }

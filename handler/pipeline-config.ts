@@ -1,17 +1,16 @@
 /**
  * The speech pipeline's configuration, read from the environment once at start and validated
- * with zod. `S2S_PROFILE=test` swaps model files and the TTS server command (tiny generated models,
- * the espeak-ng protocol double), never code paths.
+ * with zod. `S2S_PROFILE=test` swaps model files and the TTS engine (tiny generated models, the
+ * espeak-ng double behind our own TTS server), never code paths.
  */
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../src/errors.js';
 import { DEFAULT_AUDIO_LIMITS, type AudioLimits } from '../src/audio/decode-input.js';
 import type { FetchLimits } from '../src/audio/fetch-audio.js';
-import type { ChunkerOptions } from '../src/llm/clause-chunker.js';
 import { SPOKEN_SYSTEM_PROMPT } from '../src/llm/llm.js';
-import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, type AsrPrecision, type Profile } from '../src/models/registry.js';
+import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, ttsPython, type AsrPrecision, type Profile } from '../src/models/registry.js';
 import type { EnginesConfig } from '../src/pipeline/engines.js';
 import type { PreemptionMode } from '../src/pipeline/preemptive.js';
 import type { SchedulerOptions } from '../src/pipeline/scheduler.js';
@@ -44,11 +43,6 @@ export const envSchema = z.object({
   S2S_MAX_CONVERSATIONS: int(8, 1, 64),
   /** Replaced by S2S_MAX_CONVERSATIONS: refused with a clear message. */
   S2S_LLM_CONVERSATIONS: z.string().optional(),
-  /**
-   * Speech streams the TTS server makes at once; the worker queues the rest, confirmed answers
-   * first. VibeVoice's demo server (today's sidecar) speaks one at a time.
-   */
-  S2S_TTS_MAX_STREAMS: int(1, 1, 64),
   S2S_LLM_THREADS: int(0, 0, 64),
   S2S_MAX_RESPONSE_TOKENS: int(200, 1, 2048),
   S2S_TEMPERATURE: num(0.7, 0, 2),
@@ -75,13 +69,21 @@ export const envSchema = z.object({
   S2S_TURN_INCOMPLETE_MS: int(1_500, 32, 10_000),
   S2S_TURN_RECHECK_MS: int(100, 0, 5_000),
   S2S_TURN_THREADS: int(1, 1, 16),
-  S2S_FIRST_CHUNK_MAX_WORDS: int(12, 4, 100),
   /** Preemptive response: full (LLM and TTS start on the speculative transcript), llm (LLM only), off. */
   S2S_PREEMPTION: z.enum(['full', 'llm', 'off']).default('full'),
-  /** The TTS server command as a JSON array of strings. */
+  /** The TTS server's engine: the model, or the espeak-ng double (default in the test profile). */
+  S2S_TTS_ENGINE: z.enum(['vibevoice', 'espeak-double']).optional(),
+  /** The TTS model folder (config.json, model.safetensors, tokenizer/, voices/); default from the models folder. */
+  S2S_TTS_MODEL_DIR: z.string().min(1).optional(),
+  /**
+   * Streams the TTS server speaks at once (batched): the scheduler's TTS slots and the server's --max-streams;
+   * beyond it streams wait on the worker's TTS lane, confirmed before speculative.
+   */
+  S2S_TTS_MAX_STREAMS: z.coerce.number().int().min(1).max(256).optional(),
+  /** The Python that runs the TTS server; default the checkout's tts-server/.venv when there is one, else python3. */
+  S2S_TTS_PYTHON: z.string().min(1).optional(),
+  /** The TTS server command as a JSON array of strings, instead of `python -m s2s_tts ...`. */
   S2S_TTS_COMMAND: z.string().optional(),
-  /** Checkout of microsoft/VibeVoice at the pinned commit (the image puts it here). */
-  VIBEVOICE_REPO: z.string().default('/opt/VibeVoice'),
   S2S_TTS_PORT: int(8000, 1, 65_535),
   S2S_TTS_STARTUP_TIMEOUT_MS: int(300_000, 500, 1_800_000),
   S2S_VOICE: z.string().min(1).optional(),
@@ -136,7 +138,6 @@ export interface JobDefaults {
   temperature: number;
   cfg: number;
   steps: number;
-  chunker: Partial<ChunkerOptions>;
   preemption: PreemptionMode;
 }
 
@@ -241,24 +242,13 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
   if (e.S2S_ENDPOINT_MIN_MS > e.S2S_ENDPOINT_MAX_MS) {
     throw new ConfigError(`S2S_ENDPOINT_MIN_MS (${e.S2S_ENDPOINT_MIN_MS}) must not exceed S2S_ENDPOINT_MAX_MS (${e.S2S_ENDPOINT_MAX_MS})`);
   }
-  let command: string[];
-  if (e.S2S_TTS_COMMAND) {
-    const list = z.array(z.string().min(1)).min(1).safeParse(safeJson(e.S2S_TTS_COMMAND));
-    if (!list.success) throw new ConfigError('S2S_TTS_COMMAND must be a JSON array of strings, e.g. ["python3","-m","uvicorn",...]');
-    command = list.data;
-  } else if (profile === 'test') {
-    // The VibeVoice protocol double, speaking with espeak-ng (needs the dev dependencies).
-    command = [process.execPath, '--import', 'tsx', 'test/doubles/vibevoice-server-double.ts', '--port', String(e.S2S_TTS_PORT)];
-  } else {
-    // VibeVoice's own app, run with uvicorn on loopback only (its launcher binds 0.0.0.0).
-    command = ['python3', '-m', 'uvicorn', 'web.app:app', '--host', '127.0.0.1', '--port', String(e.S2S_TTS_PORT)];
-  }
+  const tts = ttsServer(e, profile, device, files.tts.modelDir);
   const fetchHint = `fetch them with: ${fetchCommand(profile)}`;
   const publicHost = e.RUNPOD_PUBLIC_IP ?? '127.0.0.1';
   const publicPort = e.RUNPOD_PUBLIC_IP && e.RUNPOD_TCP_PORT_8005 ? e.RUNPOD_TCP_PORT_8005 : e.S2S_SESSION_PORT;
   return Object.freeze({
     profile,
-    capacity: { maxConversations: e.S2S_MAX_CONVERSATIONS, scheduler: schedulerOptions(e.S2S_MAX_CONVERSATIONS, e.S2S_TTS_MAX_STREAMS, devices.asr) },
+    capacity: { maxConversations: e.S2S_MAX_CONVERSATIONS, scheduler: schedulerOptions(e.S2S_MAX_CONVERSATIONS, tts.maxStreams, devices.asr) },
     devices,
     warnings,
     // The tiny test models have no first-call costs worth a slower start.
@@ -320,17 +310,16 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
         defaultTemperature: e.S2S_TEMPERATURE,
       },
       tts: {
+        engine: tts.engine,
+        modelDir: tts.modelDir,
+        maxStreams: tts.maxStreams,
         sidecar: {
-          command,
-          cwd: profile === 'test' || e.S2S_TTS_COMMAND ? undefined : join(e.VIBEVOICE_REPO, 'demo'),
+          command: tts.command,
           env: {
-            MODEL_PATH: files.tts.modelDir ?? e.MODEL_PATH,
-            MODEL_DEVICE: device,
-            ...(e.S2S_VOICE ? { VOICE_PRESET: e.S2S_VOICE } : {}),
-            // The processor loads its tokenizer by hub name: it must come from the cache, never the network.
+            ...tts.env,
+            // The model folder holds the tokenizer: nothing may come from the network.
             HF_HUB_OFFLINE: '1',
             TRANSFORMERS_OFFLINE: '1',
-            // Where `npm run models` cached that tokenizer.
             HF_HOME: hfHome(modelsDir, e.HF_HOME),
           },
           host: '127.0.0.1',
@@ -349,7 +338,6 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
       temperature: e.S2S_TEMPERATURE,
       cfg: e.S2S_TTS_CFG,
       steps: e.S2S_TTS_STEPS,
-      chunker: { firstChunkMaxWords: e.S2S_FIRST_CHUNK_MAX_WORDS },
       preemption: e.S2S_PREEMPTION,
     },
     audio: { maxInputMs: e.S2S_MAX_AUDIO_MS, maxInputBytes: e.S2S_MAX_AUDIO_BYTES },
@@ -367,6 +355,31 @@ export function readPipelineConfig(env: NodeJS.ProcessEnv, machine: Machine = pr
  */
 export function schedulerOptions(maxConversations: number, ttsStreams: number, asrDevice: 'cuda' | 'cpu' = 'cuda'): SchedulerOptions {
   return { asrSlots: asrDevice === 'cuda' ? 2 : 1, llmSlots: maxConversations, ttsSlots: ttsStreams, preemptionBackoff: true };
+}
+
+/**
+ * Our TTS server (`python -m s2s_tts`, docs/tts-protocol.md) on loopback: the model on the worker's
+ * device (CUDA in bfloat16, CPU in float32), or the espeak-ng double (the test profile's default).
+ * Python: S2S_TTS_PYTHON, else the checkout's `tts-server/.venv` (tts-server/setup-venv.sh) when
+ * there is one, else the image's `python3` (the image installs s2s_tts into it).
+ */
+function ttsServer(e: z.infer<typeof envSchema>, profile: Profile, device: 'cuda' | 'cpu', defaultModelDir: string) {
+  const engine = e.S2S_TTS_ENGINE ?? (profile === 'test' ? 'espeak-double' : 'vibevoice');
+  const modelDir = resolve(e.S2S_TTS_MODEL_DIR ?? defaultModelDir);
+  // An L4 batches 16 streams at little more than the cost of one (TTS-ENGINE.md); the test profile's CPU, 4.
+  const maxStreams = e.S2S_TTS_MAX_STREAMS ?? (profile === 'test' ? 4 : 16);
+  const dtype = device === 'cuda' ? 'bfloat16' : 'float32';
+  if (e.S2S_TTS_COMMAND) {
+    const list = z.array(z.string().min(1)).min(1).safeParse(safeJson(e.S2S_TTS_COMMAND));
+    if (!list.success) throw new ConfigError('S2S_TTS_COMMAND must be a JSON array of strings, e.g. ["python3","-m","s2s_tts",...]');
+    return { engine, modelDir, maxStreams, command: list.data, env: {} };
+  }
+  const python = ttsPython(process.cwd(), e.S2S_TTS_PYTHON, existsSync);
+  const args = ['-m', 's2s_tts', '--engine', engine, '--model-dir', modelDir, '--host', '127.0.0.1', '--port', String(e.S2S_TTS_PORT)];
+  args.push('--device', device, '--dtype', dtype, '--max-streams', String(maxStreams));
+  // A checkout's package is found in its source folder whichever Python runs it (the image installs it).
+  const source = resolve('tts-server', 'src');
+  return { engine, modelDir, maxStreams, command: [python, ...args], env: existsSync(source) ? { PYTHONPATH: source } : ({} as Record<string, string>) };
 }
 
 function safeJson(text: string): unknown {

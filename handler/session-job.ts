@@ -37,7 +37,6 @@ export function sessionOptions(config: PipelineConfig, input: Partial<SessionJob
     temperature: input.temperature ?? config.jobs.temperature,
     cfg: config.jobs.cfg,
     steps: config.jobs.steps,
-    chunker: config.jobs.chunker,
     vad: checkedEndpointerOverrides(input.vad, config.engines.vad.defaults),
     preemption: input.preemption ?? config.jobs.preemption,
     partialTranscriptMs: config.sessions.partialTranscriptMs,

@@ -58,7 +58,6 @@ export async function* runTurnJob(input: TurnJobInput, engines: Engines, config:
           temperature: input.temperature ?? jobs.temperature,
           cfg: jobs.cfg,
           steps: jobs.steps,
-          chunker: jobs.chunker,
           vad,
           preemption: input.preemption ?? jobs.preemption,
         },

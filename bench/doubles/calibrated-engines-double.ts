@@ -12,8 +12,9 @@
 import type { Asr, Transcript } from '../../src/asr/asr.js';
 import { float32ToPcm16, pcm16ToFloat32 } from '../../src/audio/pcm.js';
 import type { ChatMessage, Conversation, ConversationOptions, Llm, ReplyOptions, ReplyPart, ReplyStats, RespondOptions } from '../../src/llm/llm.js';
-import type { Synthesis, SynthesisOptions, SynthesisStats, Tts } from '../../src/tts/tts.js';
-import { TTS_FRAME_SAMPLES, type BatchScaling, type ModelTimes } from './l4-calibration.js';
+import type { Tts, TtsStream, TtsStreamOptions, TtsStreamStats } from '../../src/tts/tts.js';
+import { AsyncQueue } from '../../src/util/async-queue.js';
+import { TTS_FRAME_SAMPLES, ttsStepRatio, type BatchScaling, type ModelTimes } from './l4-calibration.js';
 
 const SLICE_MS = 5;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -248,38 +249,155 @@ class CalibratedConversationDouble implements Conversation {
   dispose(): void {}
 }
 
-/** VibeVoice-Realtime-0.5B on the L4: set-up to the first chunk per request, then one 133 ms frame per step. */
+/** Words per 5-token text window (Qwen2.5's tokenizer: about 1.25 tokens per English word). */
+const WINDOW_WORDS = 4;
+/** Latent frames the model makes per text window while text remains (upstream's TTS_SPEECH_WINDOW_SIZE). */
+const FRAMES_PER_WINDOW = 6;
+/** About 2.25 latent frames (0.3 s of speech) per word. */
+const FRAMES_PER_WORD = 2.25;
+
+/**
+ * Our TTS engine (VibeVoice-Realtime-0.5B, tts-server/) on the L4, as its server runs it: text pushed
+ * into open streams; every stream that can advance does so in one batched step (a latent frame each,
+ * plus a text window for those that need one) whose time is the one-stream step times the measured
+ * batch ratio; a stream speaks as soon as its first window (5 tokens) is in, or at its end, and waits
+ * when speech catches up with its text. A stream that opens mid-step joins at the next step.
+ */
 export class CalibratedTtsDouble implements Tts {
   readonly voices = ['en-Carter_man'];
   readonly defaultVoice = 'en-Carter_man';
+  readonly #streams = new Set<CalibratedTtsStream>();
+  #stepping = false;
+  /** Steps run and streams per step, for the bench's report. */
+  readonly steps = { count: 0, streams: 0 };
+
   constructor(readonly gpu: SimulatedGpu) {}
 
-  synthesize(text: string, options: SynthesisOptions): Synthesis {
-    const stats: SynthesisStats = { ttfbMs: null, samples: 0, requests: 1 };
-    const gpu = this.gpu;
-    const t = gpu.times;
-    // About 2.25 latent frames (0.3 s of speech) per word.
-    const frames = Math.max(2, Math.ceil(tokensOf(text).length * 2.25));
-    const started = performance.now();
-    async function* generate(): AsyncGenerator<Int16Array> {
-      const job = gpu.start('tts', options.signal);
-      try {
-        for (let i = 0; i < frames && !options.signal.aborted; i++) {
-          await job.until(t.ttsFirstChunkMs + i * t.ttsFrameMs);
-          if (options.signal.aborted) return;
-          const pcm = tone(TTS_FRAME_SAMPLES, i);
-          stats.ttfbMs ??= performance.now() - started;
-          stats.samples += pcm.length;
-          yield pcm;
+  open(options: TtsStreamOptions): TtsStream {
+    const stream = new CalibratedTtsStream(options.signal, () => this.#kick());
+    this.#streams.add(stream);
+    return stream;
+  }
+
+  /** Starts the step loop unless it runs. */
+  #kick(): void {
+    if (!this.#stepping) void this.#run();
+  }
+
+  async #run(): Promise<void> {
+    this.#stepping = true;
+    try {
+      for (;;) {
+        for (const stream of this.#streams) if (stream.finished) this.#streams.delete(stream);
+        const batch = [...this.#streams].filter((s) => s.canStep());
+        if (batch.length === 0) return;
+        const t = this.gpu.times;
+        const windows = batch.some((s) => s.needsWindow());
+        const stepMs = t.ttsFrameMs * ttsStepRatio(t, batch.length) + (windows ? t.ttsWindowMs : 0);
+        const job = this.gpu.start('tts');
+        try {
+          await job.until(stepMs);
+        } finally {
+          job.end();
         }
-      } finally {
-        job.end();
+        this.steps.count++;
+        this.steps.streams += batch.length;
+        for (const stream of batch) stream.step();
       }
+    } finally {
+      this.#stepping = false;
     }
-    return Object.assign(generate(), { stats });
   }
 
   async dispose(): Promise<void> {}
+}
+
+class CalibratedTtsStream implements TtsStream {
+  readonly stats: TtsStreamStats = { ttfbMs: null, firstTextAt: null, queued: false, queueWaitMs: 0, samples: 0, spokenText: '' };
+  readonly #audio: AsyncQueue<Int16Array>;
+  #text = '';
+  #ended = false;
+  #stopped = false;
+  #windows = 0;
+  #frames = 0;
+
+  constructor(
+    readonly signal: AbortSignal,
+    readonly kick: () => void,
+  ) {
+    this.#audio = new AsyncQueue<Int16Array>(() => this.#stop());
+    if (signal.aborted) this.#stop();
+    signal.addEventListener('abort', () => this.#stop(), { once: true });
+  }
+
+  get finished(): boolean {
+    return this.#stopped;
+  }
+
+  /** Whole words pushed so far (the server holds back a partial last word until more text or the end). */
+  get #words(): number {
+    const words = this.#text.split(/\s+/).filter(Boolean).length;
+    return this.#ended || /\s$/.test(this.#text) ? words : Math.max(0, words - 1);
+  }
+
+  get #totalFrames(): number {
+    return Math.max(2, Math.ceil(this.#words * FRAMES_PER_WORD));
+  }
+
+  /** The next frame needs another text window first. */
+  needsWindow(): boolean {
+    return this.#frames >= this.#windows * FRAMES_PER_WINDOW;
+  }
+
+  canStep(): boolean {
+    if (this.#stopped) return false;
+    if (!this.needsWindow()) return !this.#ended || this.#frames < this.#totalFrames;
+    const wordsLeft = this.#words - this.#windows * WINDOW_WORDS;
+    if (wordsLeft >= WINDOW_WORDS || (this.#ended && wordsLeft > 0)) return true;
+    // Text all spoken into windows and ended: speech goes on to its end without more windows.
+    return this.#ended && this.#words > 0 && this.#frames < this.#totalFrames;
+  }
+
+  step(): void {
+    if (this.#stopped) return;
+    if (this.needsWindow() && this.#words - this.#windows * WINDOW_WORDS > 0) this.#windows++;
+    const pcm = tone(TTS_FRAME_SAMPLES, this.#frames++);
+    this.stats.ttfbMs ??= performance.now() - this.stats.firstTextAt!;
+    this.stats.samples += pcm.length;
+    this.#audio.push(pcm);
+    if (this.#ended && this.#frames >= this.#totalFrames) {
+      this.#stopped = true;
+      this.#audio.end();
+    }
+  }
+
+  push(text: string): void {
+    if (this.#ended || this.#stopped || !text) return;
+    this.#text += text;
+    this.stats.spokenText += text;
+    // As our client counts it: from the first whole word on its way to the engine.
+    if (this.#words > 0) this.stats.firstTextAt ??= performance.now();
+    this.kick();
+  }
+
+  end(): void {
+    if (this.#ended || this.#stopped) return;
+    this.#ended = true;
+    if (this.#words > 0) this.stats.firstTextAt ??= performance.now();
+    if (this.#words === 0) this.#stop();
+    else this.kick();
+  }
+
+  promote(): void {}
+
+  [Symbol.asyncIterator](): AsyncIterator<Int16Array> {
+    return this.#audio[Symbol.asyncIterator]();
+  }
+
+  #stop(): void {
+    this.#stopped = true;
+    this.#audio.end();
+  }
 }
 
 function tone(samples: number, frame: number): Int16Array {

@@ -2,8 +2,9 @@
  * THE calibration table for one NVIDIA L4 (24 GB, 300 GB/s), used by the calibrated engine doubles
  * of `npm run bench -- latency`. No build machine has a GPU or the production weights: these model
  * times are not measured here, they come from the published figures cited in each row (see
- * ../shared/docs/LATENCY.md, "Calibration for one NVIDIA L4"). Everything else in the benchmark (VAD,
- * endpointer, listener, preemption, chunker, pacer, WebSocket) is our real code, measured.
+ * ../shared/docs/LATENCY.md, "Calibration for one NVIDIA L4", and TTS-ENGINE.md for how our TTS engine's
+ * batched step grows with streams). Everything else in the benchmark (VAD, endpointer, listener,
+ * preemption, the answer's text streaming into the TTS, pacer, WebSocket) is our real code, measured.
  */
 export interface CalibrationRow {
   /** Central value. */
@@ -51,17 +52,42 @@ export const L4_CALIBRATION = {
     unit: 'ms per generated token',
     source: 'LATENCY.md: RTX 3070 Ti tg128 233 tok/s scaled by bandwidth (300 vs 608 GB/s) + fixed cost = ~135 tok/s, range 6.5-10',
   },
-  ttsFirstChunkMs: {
-    central: 200,
-    high: 300,
-    unit: 'ms from a request to its first audio chunk',
-    source: 'LATENCY.md VibeVoice-Realtime-0.5B: model card ~300 ms, docs ~200 ms; DGX Spark measured ~300 ms. Every request (clause) pays it',
-  },
   ttsFrameMs: {
     central: 70,
     high: 90,
-    unit: 'ms compute per 133 ms latent frame (RTF ~0.5)',
+    unit: 'ms per batched engine step for one stream: one 133 ms latent frame (RTF ~0.5)',
     source: 'LATENCY.md: DGX Spark 64 ms/frame; "real-time on T4"; L4 ~2x T4 for torch TTS; range 55-90',
+  },
+  ttsWindowMs: {
+    central: 70 * (15 / 290),
+    high: 90 * (38 / 350),
+    unit: 'ms per text window (5 tokens through the text and TTS LMs) taken in a step',
+    source:
+      'TTS-ENGINE.md measured per component at real size: bf16 text window 15 ms against 290 ms per frame (B=1), scaled to the L4 frame above; high: fp32 38 of 350 ms. First audio after the first text window = one window + one step: 74 ms (high 98)',
+  },
+  ttsStepRatio2: {
+    central: 1.02,
+    high: 1.3,
+    unit: 'x the one-stream step time when 2 streams advance in one batched step',
+    source: 'TTS-ENGINE.md measured scaling of a frame with batch (real architecture): bf16 B=2 1.02; high: fp32 1.30 (CPU matmuls; pessimistic for a GPU)',
+  },
+  ttsStepRatio4: {
+    central: 1.13,
+    high: 1.87,
+    unit: 'x the one-stream step time at 4 streams',
+    source: 'TTS-ENGINE.md: bf16 B=4 1.13; high: fp32 1.87',
+  },
+  ttsStepRatio8: {
+    central: 1.4,
+    high: 2.56,
+    unit: 'x the one-stream step time at 8 streams',
+    source: 'TTS-ENGINE.md: bf16 B=8 1.40; high: fp32 2.56',
+  },
+  ttsStepRatio16: {
+    central: 1.83,
+    high: 4.07,
+    unit: 'x the one-stream step time at 16 streams',
+    source: 'TTS-ENGINE.md: bf16 B=16 1.83; high: fp32 4.07',
   },
   sharedGpuFactor: {
     central: 1.5,
@@ -77,6 +103,26 @@ export type ModelTimes = Record<CalibrationKey, number>;
 /** The model times of one run: central values, or every row at the top of its range. */
 export function modelTimes(profile: 'central' | 'high'): ModelTimes {
   return Object.fromEntries(Object.entries(L4_CALIBRATION).map(([key, row]) => [key, row[profile]])) as ModelTimes;
+}
+
+/** The step time ratio for `streams` streams batched, interpolated between the measured batch sizes (linear in log2 B). */
+export function ttsStepRatio(times: ModelTimes, streams: number): number {
+  const points: [number, number][] = [
+    [1, 1],
+    [2, times.ttsStepRatio2],
+    [4, times.ttsStepRatio4],
+    [8, times.ttsStepRatio8],
+    [16, times.ttsStepRatio16],
+  ];
+  if (streams <= 1) return 1;
+  for (let i = 1; i < points.length; i++) {
+    const [b0, r0] = points[i - 1]!;
+    const [b1, r1] = points[i]!;
+    if (streams <= b1) return r0 + ((r1 - r0) * Math.log2(streams / b0)) / Math.log2(b1 / b0);
+  }
+  // Past 16: the last measured slope per doubling goes on.
+  const [b, r] = points.at(-1)!;
+  return r + (r - points.at(-2)![1]) * Math.log2(streams / b);
 }
 
 /** Length of a 133 ms VibeVoice latent frame in 24 kHz samples (7.5 Hz acoustic tokenizer). */

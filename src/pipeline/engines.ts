@@ -8,8 +8,8 @@ import { errorMessage, type Logger } from '../log/logger.js';
 import { LlamaCppLlm, type LlamaCppConfig } from '../llm/llama-cpp-llm.js';
 import type { Llm } from '../llm/llm.js';
 import { TtsSidecar, type SidecarConfig } from '../tts/sidecar.js';
+import { TtsServerClient, type TtsClientOptions } from '../tts/tts-client.js';
 import type { Tts } from '../tts/tts.js';
-import { VibeVoiceClient, type VibeVoiceClientOptions } from '../tts/vibevoice-client.js';
 import { loadSileroVad, type Vad, type VadConfig } from '../vad/vad.js';
 import type { Scheduler } from './scheduler.js';
 
@@ -27,7 +27,8 @@ export interface EnginesConfig {
   vad: VadConfig;
   asr: WhisperAsrConfig;
   llm: LlamaCppConfig;
-  tts: { sidecar: SidecarConfig; client: Partial<VibeVoiceClientOptions> };
+  /** Our TTS server: which engine, its model folder and how many streams it batches (for logs and checks). */
+  tts: { engine: 'vibevoice' | 'espeak-double'; modelDir: string; maxStreams: number; sidecar: SidecarConfig; client: Partial<TtsClientOptions> };
 }
 
 export async function loadEngines(config: EnginesConfig, log: Logger): Promise<Engines> {
@@ -42,10 +43,10 @@ export async function loadEngines(config: EnginesConfig, log: Logger): Promise<E
       throw Object.assign(new Error(`${name} failed to load: ${errorMessage(error)}`, { cause: error }), { engine: name });
     }
   };
-  // The TTS server first: it is a process of its own and the slowest to be ready (VibeVoice loads
-  // torch and its weights), so it should not wait behind the others' synchronous set-up.
+  // The TTS server first: it is a process of its own and the slowest to be ready (it loads torch and
+  // the model's weights), so it should not wait behind the others' synchronous set-up.
   const results = await Promise.allSettled([
-    timed('tts', async () => new VibeVoiceClient(await TtsSidecar.start(config.tts.sidecar, log), config.tts.client, log)),
+    timed('tts', async () => new TtsServerClient(await TtsSidecar.start(config.tts.sidecar, log), config.tts.client, log)),
     timed('vad', () => loadSileroVad(config.vad, (message) => log.warn(message))),
     timed('asr', () => SherpaWhisperAsr.load(config.asr, log)),
     timed('llm', () => LlamaCppLlm.load(config.llm, log)),

@@ -9,6 +9,10 @@
  * client's frame wait shows in both. overhead_ms is what remains after the endpoint and the model
  * time on the critical path (for a preemptive answer: the model time still left when the turn closed);
  * waiting for a shared engine counts as model time there, and is reported apart in the *_wait_ms figures.
+ *
+ * With text streamed into the TTS, llm_first_clause_ms is the LLM's time to the first text handed to
+ * the TTS stream (its first whole word after normalisation), and tts_ttfb_ms the TTS stream's time
+ * from that first text to its first audio chunk (see TtsStreamStats.ttfbMs).
  */
 import { TTS_SAMPLE_RATE } from '../tts/tts.js';
 import type { TurnMetrics } from './events.js';
@@ -54,9 +58,9 @@ export function turnMetrics(
   };
   if (!heard || !response) return metrics;
   const t = response;
-  const llmFirstClause = t.firstPieceAt === null ? 0 : t.firstPieceAt - t.requestedAt;
-  const ttsTtfb = t.pieces[0]?.stats.ttfbMs ?? 0;
-  const ttsWait = t.pieces[0]?.stats.waitMs ?? 0;
+  const llmFirstClause = t.firstTextAt === null ? 0 : t.firstTextAt - t.requestedAt;
+  const ttsTtfb = t.tts?.ttfbMs ?? 0;
+  const ttsWait = t.tts?.waitMs ?? 0;
   const firstAudio = firstOutAt === null ? 0 : endpointMs + (firstOutAt - heard.closedAt);
   // Model time on the critical path after the turn closed.
   const modelCritical =

@@ -1,7 +1,8 @@
 /**
  * Preemptive response: answer during the endpoint wait. When the speculative transcript is ready
- * and speech has not resumed, the response (LLM, and TTS unless `llm` only) starts on it at once;
- * its text and audio are held (not read) until the turn is confirmed. If speech resumes, or the
+ * and speech has not resumed, the response (LLM, and TTS unless `llm` only) starts on it at once,
+ * its TTS stream opened `speculative` (the TTS server serves confirmed streams first); its text and
+ * audio are held (not read) until the turn is confirmed, and the stream is then promoted. If speech resumes, or the
  * confirmed transcript differs, the held response is aborted, its tokens are counted as wasted, and
  * the conversation is rolled back to before it, so it leaves no trace in the history. The settings
  * it was made with are checked again when it is taken: settings changed meanwhile (tools, voice,
@@ -104,6 +105,7 @@ export class PreemptiveResponder {
         ...options,
         priority,
         signal: AbortSignal.any([abort.signal, this.#signal]),
+        // llm: the TTS opens once the turn is confirmed, as a confirmed stream.
         ...(this.#mode === 'llm' && { speakAfter: confirmed }),
       });
       return { response, historyLength, options };
@@ -157,6 +159,7 @@ export class PreemptiveResponder {
         if (signal.aborted) held.abort.abort(signal.reason);
         held.priority.promote();
         held.confirm();
+        started.response.promote();
         response = started.response;
       }
     }

@@ -1,12 +1,14 @@
 /**
  * The shared engines behind the scheduler (scheduler.ts): the same Asr, Llm and Tts interfaces,
  * but every call first takes a slot on its engine's lane, in priority order, and says how long it
- * waited (Transcript.waitMs, ReplyStats.waitMs, SynthesisStats.waitMs). Work whose signal fires
+ * waited (Transcript.waitMs, ReplyStats.waitMs, TtsStreamStats.waitMs). Work whose signal fires
  * while it waits never reaches the engine.
  */
 import type { Asr, TranscribeOptions, Transcript } from '../asr/asr.js';
 import type { ChatMessage, Conversation, ConversationOptions, Llm, ReplyOptions, ReplyPart, ReplyStats, RespondOptions } from '../llm/llm.js';
-import type { Synthesis, SynthesisOptions, SynthesisStats, Tts } from '../tts/tts.js';
+import type { Tts, TtsStream, TtsStreamOptions, TtsStreamStats } from '../tts/tts.js';
+import { WorkPriority } from '../util/work-priority.js';
+import { InvalidInputError } from '../errors.js';
 import type { Engines } from './engines.js';
 import type { EngineLane, Scheduler } from './scheduler.js';
 
@@ -107,6 +109,11 @@ class ScheduledConversation implements Conversation {
   }
 }
 
+/**
+ * A TTS stream takes a slot on the TTS lane before it is opened on the engine, and keeps it until it ends
+ * or is cancelled. Text pushed while it waits is held and sent when the stream opens; a stream cancelled
+ * while it waits never reaches the engine. `promote()` moves a waiting stream up and promotes the engine's.
+ */
 export class ScheduledTts implements Tts {
   constructor(
     readonly inner: Tts,
@@ -121,35 +128,91 @@ export class ScheduledTts implements Tts {
     return this.inner.defaultVoice;
   }
 
-  synthesize(text: string, options: SynthesisOptions): Synthesis {
-    const stats: SynthesisStats = { ttfbMs: null, samples: 0, requests: 0, waitMs: 0 };
-    const { inner, lane } = this;
-    async function* generate(): AsyncGenerator<Int16Array> {
-      const queuedAt = performance.now();
-      let slot;
-      try {
-        slot = await lane.acquire(options.priority, options.signal);
-      } catch {
-        // Cut or cancelled while it waited: nothing is spoken, and nothing was asked of the engine.
-        stats.waitMs = performance.now() - queuedAt;
-        return;
-      }
-      stats.waitMs = slot.waitMs;
-      try {
-        const synthesis = inner.synthesize(text, options);
-        for await (const pcm of synthesis) {
-          Object.assign(stats, { ttfbMs: synthesis.stats.ttfbMs, samples: synthesis.stats.samples, requests: synthesis.stats.requests });
-          yield pcm;
-        }
-        Object.assign(stats, { ttfbMs: synthesis.stats.ttfbMs, samples: synthesis.stats.samples, requests: synthesis.stats.requests });
-      } finally {
-        slot.release();
-      }
-    }
-    return Object.assign(generate(), { stats });
+  open(options: TtsStreamOptions): TtsStream {
+    return new ScheduledTtsStream(this.inner, this.lane, options);
   }
 
   dispose(): Promise<void> {
     return this.inner.dispose();
+  }
+}
+
+class ScheduledTtsStream implements TtsStream {
+  readonly stats: TtsStreamStats = { ttfbMs: null, firstTextAt: null, queued: false, queueWaitMs: 0, samples: 0, spokenText: '', waitMs: 0 };
+  readonly #priority: WorkPriority;
+  readonly #opened: Promise<TtsStream | null>;
+  #inner: TtsStream | null = null;
+  #held = '';
+  #ended = false;
+
+  constructor(inner: Tts, lane: EngineLane, options: TtsStreamOptions) {
+    // An unknown voice is refused at once, as the engine's own open() does, before any slot is taken.
+    if (options.voice !== undefined && !inner.voices.includes(options.voice)) {
+      throw new InvalidInputError(`unknown voice "${options.voice}"; valid voices: ${inner.voices.join(', ')}`);
+    }
+    this.#priority = new WorkPriority(options.priority ?? 'confirmed');
+    const queuedAt = performance.now();
+    this.#opened = lane.acquire(this.#priority, options.signal).then(
+      (slot) => {
+        this.stats.waitMs = slot.waitMs;
+        let stream: TtsStream;
+        try {
+          stream = inner.open({ ...options, priority: this.#priority.level === 'confirmed' ? 'confirmed' : 'speculative' });
+        } catch (error) {
+          slot.release();
+          throw error;
+        }
+        this.#inner = stream;
+        if (this.#held) stream.push(this.#held);
+        this.#held = '';
+        this.stats.firstTextAt ??= stream.stats.firstTextAt;
+        if (this.#ended) stream.end();
+        return { stream, release: () => slot.release() };
+      },
+      () => {
+        // Cut or cancelled while it waited: nothing is spoken, and nothing was asked of the engine.
+        this.stats.waitMs = performance.now() - queuedAt;
+        return null;
+      },
+    ).then((opened) => {
+      if (!opened) return null;
+      this.#release = opened.release;
+      return opened.stream;
+    });
+  }
+
+  #release: () => void = () => {};
+
+  push(text: string): void {
+    if (this.#ended) return;
+    if (this.#inner) {
+      this.#inner.push(text);
+      this.stats.firstTextAt ??= this.#inner.stats.firstTextAt;
+    } else this.#held += text;
+  }
+
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#inner?.end();
+  }
+
+  promote(): void {
+    this.#priority.promote();
+    this.#inner?.promote();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Int16Array> {
+    const stream = await this.#opened;
+    if (!stream) return;
+    try {
+      for await (const pcm of stream) {
+        Object.assign(this.stats, { ...stream.stats, waitMs: this.stats.waitMs });
+        yield pcm;
+      }
+      Object.assign(this.stats, { ...stream.stats, waitMs: this.stats.waitMs });
+    } finally {
+      this.#release();
+    }
   }
 }

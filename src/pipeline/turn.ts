@@ -1,6 +1,6 @@
 /**
  * One user turn of a turn job, end to end: find the speech (VAD), transcribe it (ASR, speculative),
- * answer it (LLM -> chunker -> TTS), and stream the contract's events: vad, transcript, text and
+ * answer it (LLM deltas -> one TTS stream), and stream the contract's events: vad, transcript, text and
  * audio as they are made, then the turn's metrics.
  */
 import { encodeBase64 } from '../audio/base64.js';

@@ -1,10 +1,11 @@
 /**
  * The first inference of each engine after load pays one-off costs (CUDA kernels and cuDNN's
- * algorithm search, llama.cpp's first evaluation, VibeVoice's first generation). One short decode,
+ * algorithm search, llama.cpp's first evaluation, the TTS engine's first stream). One short decode,
  * prompt and utterance per engine at start, before the first job is taken, so the first user's turn
  * is as fast as the hundredth. Each engine's warm-up time is logged.
  */
 import { errorMessage, type Logger } from '../log/logger.js';
+import { speakText } from '../tts/tts.js';
 import type { Engines } from './engines.js';
 
 export interface WarmUpReport {
@@ -47,7 +48,7 @@ export async function warmUpEngines(engines: Engines, log: Logger, signal: Abort
     }
   });
   const ttsMs = await timed('tts', async () => {
-    for await (const _chunk of engines.tts.synthesize('Hello there.', { signal })) {
+    for await (const _chunk of speakText(engines.tts, 'Hello there.', { signal })) {
       // As above.
     }
   });

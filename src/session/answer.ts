@@ -111,7 +111,8 @@ export class Answer {
           this.#ctx.emit({ type: 'function_call', turn, answerId: id, item: { ...call }, previousItemId });
         } else {
           this.#join();
-          items.addSpeech(item, chunk.piece, response.timings.pieces[chunk.piece]?.text ?? '', chunk.pcm.length);
+          // The words are the model's (digits, not the TTS's "five dollars"): what the history keeps.
+          items.addSpeech(item, generated, chunk.pcm.length);
           pacer.enqueue(chunk.pcm);
         }
       }

@@ -30,15 +30,22 @@ export interface ConversationItem {
   functionOutput?: { callId: string; output: string };
 }
 
-/** Each spoken piece of an assistant item with the length of its audio: what truncation cuts by. */
-type SpokenPieces = { text: string; samples: number }[];
+/** A spoken assistant item: its text so far and the length of its audio, what truncation cuts by. */
+type Spoken = { text: string; samples: number };
+
+/**
+ * About 0.3 s of speech per English word. A cut answer's TTS was given its text ahead of the speech
+ * (the engine reads text windows before it speaks them), so the heard share of the words given is an
+ * overestimate: words heard are bounded by this rate.
+ */
+const MAX_WORDS_PER_SECOND = 3.3;
 
 /** Where a new item went: the id of the item before it (null: first). */
 export type Placed = { previousItemId: string | null };
 
 export class ConversationItems {
   readonly #items: ConversationItem[] = [];
-  readonly #spoken = new Map<string, SpokenPieces>();
+  readonly #spoken = new Map<string, Spoken>();
   /** Ids of user items heard or typed that no answer has taken up yet. */
   #pendingInput: string[] = [];
   /** Items edited out of the model's order (deleted, truncated, inserted): the model's history is rebuilt before the next answer. */
@@ -140,16 +147,17 @@ export class ConversationItems {
     return true;
   }
 
-  /** The item will be spoken: its audio is counted piece by piece from now on, so it can be cut by time. */
+  /** The item will be spoken: its audio is counted from now on, so it can be cut by time. */
   startSpeech(item: ConversationItem): void {
-    this.#spoken.set(item.id, []);
+    this.#spoken.set(item.id, { text: '', samples: 0 });
   }
 
-  /** `samples` more audio of the item's spoken piece number `piece`, whose text is `text`. */
-  addSpeech(item: ConversationItem, piece: number, text: string, samples: number): void {
-    const pieces = this.#spoken.get(item.id);
-    if (!pieces) return;
-    (pieces[piece] ??= { text, samples: 0 }).samples += samples;
+  /** `samples` more audio of the item, whose text given to the TTS so far is `text`. */
+  addSpeech(item: ConversationItem, text: string, samples: number): void {
+    const spoken = this.#spoken.get(item.id);
+    if (!spoken) return;
+    spoken.text = text;
+    spoken.samples += samples;
     item.audioMs += (samples / this.#sampleRate) * 1000;
   }
 
@@ -167,23 +175,20 @@ export class ConversationItems {
     return clamped;
   }
 
-  /** Sets a spoken item's text to the pieces heard in its first `heardSamples` (a piece heard in part keeps that share of its words). */
+  /**
+   * Sets a spoken item's text to the words heard in its first `heardSamples`: their share of its words
+   * by time (an estimate: the audio does not say where each word is). A completed item's audio speaks
+   * all its text; one still in progress or cut was given text ahead of its speech, so its words heard
+   * are also bounded by a speaking rate.
+   */
   cutToHeard(item: ConversationItem, heardSamples: number): void {
-    const pieces = this.#spoken.get(item.id);
-    if (!pieces) return;
-    const heard: string[] = [];
-    let left = heardSamples;
-    for (const piece of pieces) {
-      if (left <= 0) break;
-      if (left >= piece.samples) heard.push(piece.text);
-      else {
-        const words = piece.text.split(/\s+/).filter(Boolean);
-        const kept = words.slice(0, Math.floor((words.length * left) / piece.samples));
-        if (kept.length > 0) heard.push(kept.join(' '));
-      }
-      left -= piece.samples;
-    }
-    item.text = heard.join(' ');
+    const spoken = this.#spoken.get(item.id);
+    if (!spoken) return;
+    const words = spoken.text.split(/\s+/).filter(Boolean);
+    const heard = Math.max(0, Math.min(heardSamples, spoken.samples));
+    let count = heard >= spoken.samples ? words.length : Math.floor((words.length * heard) / spoken.samples);
+    if (item.status !== 'completed') count = Math.min(count, Math.floor((heard / this.#sampleRate) * MAX_WORDS_PER_SECOND));
+    item.text = words.slice(0, count).join(' ');
     this.#historyDirty = true;
   }
 

@@ -3,7 +3,6 @@
  * they go to, and the summary a session ends with. Kept apart from the classes so that the wire
  * protocols (and the core's own parts) can import the shapes without the core.
  */
-import type { ChunkerOptions } from '../llm/clause-chunker.js';
 import type { ToolChoice, ToolSet } from '../llm/tools.js';
 import type { DoneEvent, TurnMetrics } from '../pipeline/events.js';
 import type { PreemptionMode } from '../pipeline/preemptive.js';
@@ -20,7 +19,6 @@ export interface SessionCoreOptions {
   temperature: number;
   cfg: number;
   steps: number;
-  chunker: Partial<ChunkerOptions>;
   vad: Partial<EndpointerOptions>;
   /** Incremental transcription: a partial transcript every this many ms of speech; 0 or absent: off. */
   partialTranscriptMs?: number;

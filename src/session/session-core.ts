@@ -295,7 +295,6 @@ export class SessionCore {
       toolChoice: settings.toolChoice,
       cfg: this.#options.cfg,
       steps: this.#options.steps,
-      chunker: this.#options.chunker,
     };
   }
 

@@ -1,9 +1,11 @@
 /**
- * Runs the TTS server (VibeVoice's realtime demo in production, a protocol double in the test
- * profile) as a child process on loopback: starts it, waits until `GET /config` answers, reads
- * its voices, restarts it with backoff when it dies, and stops it with the worker.
+ * Runs our TTS server (`python -m s2s_tts`, docs/tts-protocol.md) as a child process on loopback:
+ * checks that its port is free, starts it, waits until `GET /config` answers from that very child
+ * (its `pid`), reads its voices and limits, restarts it with backoff when it dies, and stops it
+ * with the worker.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { ConfigError, S2sError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 
@@ -21,9 +23,21 @@ export interface SidecarConfig {
   maxRestartDelayMs: number;
 }
 
-export interface SidecarVoices {
+/** What the server's `GET /config` says about itself. */
+export interface TtsServerInfo {
+  engine: string;
+  pid: number;
+  sampleRate: number;
   voices: string[];
   defaultVoice: string;
+  maxStreams: number;
+}
+
+/** The TTS port is held by another process: the worker cannot start its own server there (worded as the worker's other ports, handler/ports.ts). */
+export class TtsPortTakenError extends ConfigError {
+  constructor(host: string, port: number, detail: string) {
+    super(`port ${port} (S2S_TTS_PORT) is already in use (${detail}): stop that process or set S2S_TTS_PORT to a free port for the TTS server on ${host}`);
+  }
 }
 
 const POLL_MS = 100;
@@ -47,8 +61,8 @@ export class TtsSidecar {
   readonly config: SidecarConfig;
   readonly #log: Logger;
   #child: ChildProcess | null = null;
-  #ready: Promise<SidecarVoices>;
-  #voices: SidecarVoices | null = null;
+  #ready: Promise<TtsServerInfo>;
+  #server: TtsServerInfo | null = null;
   #stopping = false;
   #generation = 0;
   #restartDelayMs: number;
@@ -82,13 +96,14 @@ export class TtsSidecar {
     return `http://${this.config.host}:${this.config.port}`;
   }
 
-  get voices(): SidecarVoices {
-    if (!this.#voices) throw new S2sError('TTS_NOT_READY', 'the TTS server has not answered /config yet');
-    return this.#voices;
+  /** The running server's /config (voices, limits, pid). */
+  get server(): TtsServerInfo {
+    if (!this.#server) throw new S2sError('TTS_NOT_READY', 'the TTS server has not answered /config yet');
+    return this.#server;
   }
 
   /** Resolves when the server is up (at once, unless it is restarting). */
-  ready(): Promise<SidecarVoices> {
+  ready(): Promise<TtsServerInfo> {
     return this.#ready;
   }
 
@@ -112,7 +127,22 @@ export class TtsSidecar {
     clearTimeout(timer);
   }
 
-  #launch(): Promise<SidecarVoices> {
+  async #launch(): Promise<TtsServerInfo> {
+    // Something else on the port would answer our readiness checks, or make our server fail to bind.
+    await this.#checkPortFree();
+    return this.#spawn();
+  }
+
+  #checkPortFree(): Promise<void> {
+    const { host, port } = this.config;
+    return new Promise((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'EADDRINUSE' ? new TtsPortTakenError(host, port, 'another process listens on it') : error));
+      probe.listen(port, host, () => probe.close(() => resolve()));
+    });
+  }
+
+  #spawn(): Promise<TtsServerInfo> {
     const generation = ++this.#generation;
     const [program, ...args] = this.config.command;
     const started = performance.now();
@@ -152,12 +182,25 @@ export class TtsSidecar {
     const ready = (async () => {
       const deadline = Date.now() + this.config.startupTimeoutMs;
       while (!exited) {
-        const voices = await this.#fetchConfig();
-        if (voices) {
-          this.#voices = voices;
+        const server = await this.#fetchConfig();
+        if (server && server.pid !== child.pid) {
+          // Another process's server answers on our port: never taken for ours. (The setpriv wrapper
+          // execs the server, so our child's pid is the server's.)
+          child.kill('SIGKILL');
+          throw new TtsPortTakenError(this.config.host, this.config.port, `a TTS server with pid ${server.pid} answers there, ours is ${child.pid}`);
+        }
+        if (server) {
+          this.#server = server;
           this.#restartDelayMs = this.config.restartDelayMs;
-          this.#log.info('TTS server ready', { load_ms: Math.round(performance.now() - started), voices: voices.voices.length, default_voice: voices.defaultVoice });
-          return voices;
+          this.#log.info('TTS server ready', {
+            load_ms: Math.round(performance.now() - started),
+            engine: server.engine,
+            pid: server.pid,
+            voices: server.voices.length,
+            default_voice: server.defaultVoice,
+            max_streams: server.maxStreams,
+          });
+          return server;
         }
         if (exited) break;
         if (Date.now() > deadline) {
@@ -171,13 +214,21 @@ export class TtsSidecar {
     return Promise.race([ready, exitedEarly]);
   }
 
-  async #fetchConfig(): Promise<SidecarVoices | null> {
+  async #fetchConfig(): Promise<TtsServerInfo | null> {
     try {
       const response = await fetch(`${this.baseUrl}/config`, { signal: AbortSignal.timeout(2_000) });
       if (!response.ok) return null;
-      const body = (await response.json()) as { voices?: unknown; default_voice?: unknown };
-      if (!Array.isArray(body.voices) || typeof body.default_voice !== 'string') return null;
-      return { voices: body.voices.filter((v): v is string => typeof v === 'string'), defaultVoice: body.default_voice };
+      const body = (await response.json()) as Record<string, unknown>;
+      if (!Array.isArray(body['voices']) || typeof body['default_voice'] !== 'string') return null;
+      return {
+        engine: typeof body['engine'] === 'string' ? body['engine'] : 'unknown',
+        // No pid: not a server of docs/tts-protocol.md, so never ours.
+        pid: typeof body['pid'] === 'number' ? body['pid'] : -1,
+        sampleRate: typeof body['sample_rate'] === 'number' ? body['sample_rate'] : 24_000,
+        voices: body['voices'].filter((v): v is string => typeof v === 'string'),
+        defaultVoice: body['default_voice'],
+        maxStreams: typeof body['max_streams'] === 'number' ? body['max_streams'] : 1,
+      };
     } catch {
       return null;
     }

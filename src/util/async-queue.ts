@@ -36,6 +36,12 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
     }
   }
 
+  /** Ends the stream now: items not yet read are dropped (a cancelled producer's output is not wanted). */
+  discard(): void {
+    this.#items.length = 0;
+    this.end();
+  }
+
   fail(error: unknown): void {
     if (this.#ended) return;
     this.#error = error ?? new Error('stream failed');

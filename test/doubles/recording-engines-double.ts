@@ -4,7 +4,7 @@
  * scheduler lets run: work of a conversation that left, was cut or cancelled must never run.
  */
 import type { ChatMessage, Conversation, Llm, ReplyPart, ReplyStats, RespondOptions } from '../../src/llm/llm.js';
-import type { Synthesis, SynthesisOptions, SynthesisStats, Tts } from '../../src/tts/tts.js';
+import type { Tts, TtsStream, TtsStreamOptions, TtsStreamStats } from '../../src/tts/tts.js';
 
 export interface RecordedCall {
   /** The user text (LLM) or the text to speak (TTS). */
@@ -71,27 +71,27 @@ class RecordingConversationDouble implements Conversation {
   dispose(): void {}
 }
 
-/** Speaks every text as `chunks` chunks of silence, `chunkMs` apart; an abort ends it within a chunk. */
+/**
+ * A TTS whose streams speak `chunks` chunks of silence, `chunkMs` apart, from when they are read; an abort
+ * ends one within a chunk. A call is recorded when the stream is opened on it, its text as pushed.
+ */
 export class RecordingTtsDouble implements Tts {
   readonly voices = ['recording'];
   readonly defaultVoice = 'recording';
   readonly calls: RecordedCall[] = [];
   constructor(readonly options: { chunks?: number; chunkMs?: number } = {}) {}
 
-  synthesize(text: string, options: SynthesisOptions): Synthesis {
-    const stats: SynthesisStats = { ttfbMs: null, samples: 0, requests: 1 };
-    const call: RecordedCall = { text, ran: false, startedAt: null, endedAt: null };
+  open(options: TtsStreamOptions): TtsStream {
+    const stats: TtsStreamStats = { ttfbMs: null, firstTextAt: null, queued: false, queueWaitMs: 0, samples: 0, spokenText: '' };
+    const call: RecordedCall = { text: '', ran: !options.signal.aborted, startedAt: performance.now(), endedAt: null };
     this.calls.push(call);
     const { chunks = 3, chunkMs = 20 } = this.options;
     async function* generate(): AsyncGenerator<Int16Array> {
-      if (options.signal.aborted) return;
-      call.ran = true;
-      call.startedAt = performance.now();
       try {
         for (let i = 0; i < chunks; i++) {
           await sleep(chunkMs);
           if (options.signal.aborted) return;
-          stats.ttfbMs ??= performance.now() - call.startedAt;
+          stats.ttfbMs ??= performance.now() - call.startedAt!;
           stats.samples += 480;
           yield new Int16Array(480);
         }
@@ -99,7 +99,16 @@ export class RecordingTtsDouble implements Tts {
         call.endedAt = performance.now();
       }
     }
-    return Object.assign(generate(), { stats });
+    return Object.assign(generate(), {
+      stats,
+      push: (text: string) => {
+        call.text += text;
+        stats.spokenText += text;
+        stats.firstTextAt ??= performance.now();
+      },
+      end: () => {},
+      promote: () => {},
+    });
   }
 
   async dispose(): Promise<void> {}

@@ -43,10 +43,14 @@ describe('PreemptiveResponder', () => {
   it('plays the held answer when the turn is confirmed with the same transcript', async () => {
     const { conversation, tts, preemption } = await setup();
     preemption.start('What time is it?');
-    // Started before the turn closed: the TTS is asked for the first clause while nothing is read yet.
-    await waitFor(() => tts.requests.length > 0);
+    // Started before the turn closed: the LLM's text streams into a speculative TTS stream while nothing is read yet.
+    await waitFor(() => (tts.streams[0]?.text.length ?? 0) > 0);
+    expect(tts.streams[0]).toMatchObject({ priority: 'speculative', promoted: false });
     const taken = await preemption.take('What time is it?', new AbortController().signal);
     expect(taken.preemptive).toBe(true);
+    // Confirmed: the held stream is promoted, not opened again.
+    expect(tts.streams).toHaveLength(1);
+    expect(tts.streams[0]!.promoted).toBe(true);
     expect(await read(taken.response)).toEqual({ text: answerTo('What time is it?'), audio: expect.any(Number) });
     expect(conversation.history).toEqual([
       { role: 'user', content: 'What time is it?' },
@@ -55,7 +59,7 @@ describe('PreemptiveResponder', () => {
   });
 
   it('restarts on a changed transcript: the held answer is discarded, counted as wasted and leaves no trace', async () => {
-    const { conversation, preemption } = await setup();
+    const { conversation, tts, preemption } = await setup();
     preemption.start('What time is it');
     await settle();
     const taken = await preemption.take('What time is it in Paris?', new AbortController().signal);
@@ -68,6 +72,11 @@ describe('PreemptiveResponder', () => {
       { role: 'assistant', content: answerTo('What time is it in Paris?') },
     ]);
     expect(preemption.wastedTokens).toBe(taken.wastedTokens);
+    // The discarded answer's speculative stream was cancelled; the new one is confirmed from the start.
+    expect(tts.streams.map((s) => [s.priority, s.aborted])).toEqual([
+      ['speculative', true],
+      ['confirmed', false],
+    ]);
   });
 
   it('speech resuming discards the held answer; the next speculation starts afresh', async () => {
@@ -87,7 +96,7 @@ describe('PreemptiveResponder', () => {
     const { tts, preemption } = await setup('llm');
     preemption.start('Hello there.');
     await settle(80);
-    expect(tts.requests).toEqual([]);
+    expect(tts.streams).toEqual([]);
     const taken = await preemption.take('Hello there.', new AbortController().signal);
     expect(taken.preemptive).toBe(true);
     const { audio } = await read(taken.response);
@@ -98,7 +107,7 @@ describe('PreemptiveResponder', () => {
     const { tts, preemption } = await setup('off');
     preemption.start('Hello there.');
     await settle();
-    expect(tts.requests).toEqual([]);
+    expect(tts.streams).toEqual([]);
     const taken = await preemption.take('Hello there.', new AbortController().signal);
     expect(taken.preemptive).toBe(false);
     expect((await read(taken.response)).text).toBe(answerTo('Hello there.'));

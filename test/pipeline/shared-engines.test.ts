@@ -8,8 +8,9 @@ import { describe, expect, it } from 'vitest';
 import type { Engines } from '../../src/pipeline/engines.js';
 import { respond } from '../../src/pipeline/respond.js';
 import { scheduleEngines } from '../../src/pipeline/scheduled-engines.js';
-import { Scheduler, WorkPriority } from '../../src/pipeline/scheduler.js';
+import { Scheduler } from '../../src/pipeline/scheduler.js';
 import type { Vad } from '../../src/vad/vad.js';
+import { speakText } from '../../src/tts/tts.js';
 import { RecordingAsrDouble } from '../doubles/recording-asr-double.js';
 import { RecordingLlmDouble, RecordingTtsDouble } from '../doubles/recording-engines-double.js';
 
@@ -42,15 +43,15 @@ describe('shared engines: dropped work never runs', () => {
     const conversationB = await engines.llm.openConversation();
 
     // A holds every engine; B's work queues behind it; A's next work queues behind B's.
-    const a1 = [engines.asr.transcribe(new Float32Array(1_000), { signal: a.signal }), drain(conversationA.respond('a1', { signal: a.signal })), drain(engines.tts.synthesize('a1 speech', { signal: a.signal }))];
+    const a1 = [engines.asr.transcribe(new Float32Array(1_000), { signal: a.signal }), drain(conversationA.respond('a1', { signal: a.signal })), drain(speakText(engines.tts, 'a1 speech', { signal: a.signal }))];
     const b1 = [
       engines.asr.transcribe(new Float32Array(2_000), { signal: b.signal }),
       drain(conversationB.respond('b1', { signal: b.signal })),
-      drain(engines.tts.synthesize('b1 speech', { signal: b.signal })),
+      drain(speakText(engines.tts, 'b1 speech', { signal: b.signal })),
     ];
     const a2Asr = engines.asr.transcribe(new Float32Array(1_001), { signal: a.signal });
     const a2Llm = conversationA.respond('a2', { signal: a.signal });
-    const a2Tts = engines.tts.synthesize('a2 speech', { signal: a.signal });
+    const a2Tts = speakText(engines.tts, 'a2 speech', { signal: a.signal });
     const a2 = [a2Asr, drain(a2Llm), drain(a2Tts)];
     await settle();
     expect(scheduler.load()).toMatchObject({ asr: { active: 1, waiting: 2 }, llm: { active: 1, waiting: 2 }, tts: { active: 1, waiting: 2 } });
@@ -87,7 +88,7 @@ describe('shared engines: dropped work never runs', () => {
     const busy = await engines.llm.openConversation();
     const conversation = await engines.llm.openConversation();
     // Another conversation is answering: the LLM and the TTS are taken.
-    const otherWork = [drain(busy.respond('other', { signal: other.signal })), drain(engines.tts.synthesize('other speech', { signal: other.signal }))];
+    const otherWork = [drain(busy.respond('other', { signal: other.signal })), drain(speakText(engines.tts, 'other speech', { signal: other.signal }))];
 
     const cut = new AbortController();
     const answer = respond(conversation, engines.tts, 'question', { signal: AbortSignal.any([session.signal, cut.signal]) });
@@ -113,12 +114,12 @@ describe('shared engines: dropped work never runs', () => {
   it('confirmed work goes before speculative work, and a promoted speculative answer moves up', async () => {
     const { tts, engines } = sharedEngines();
     const signal = new AbortController().signal;
-    const first = drain(engines.tts.synthesize('first', { signal }));
+    const first = drain(speakText(engines.tts, 'first', { signal }));
     await settle(5);
-    const speculative = drain(engines.tts.synthesize('speculative', { signal, priority: 'speculative' }));
-    const preemptive = new WorkPriority('speculative');
-    const promoted = drain(engines.tts.synthesize('promoted', { signal, priority: preemptive }));
-    const confirmed = drain(engines.tts.synthesize('confirmed', { signal }));
+    const speculative = drain(speakText(engines.tts, 'speculative', { signal, priority: 'speculative' }));
+    const preemptive = speakText(engines.tts, 'promoted', { signal, priority: 'speculative' });
+    const promoted = drain(preemptive);
+    const confirmed = drain(speakText(engines.tts, 'confirmed', { signal }));
     // Its turn was confirmed while it waited: ahead of the speculative work, behind confirmed work asked for earlier.
     preemptive.promote();
     await Promise.all([first, speculative, promoted, confirmed]);

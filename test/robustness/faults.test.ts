@@ -8,10 +8,8 @@
  * paths (a session job's live session: test/worker/process.test.ts).
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
 import { createS2sHandler } from '../../handler/s2s-handler.js';
@@ -27,6 +25,7 @@ import { SessionClient } from '../helpers/session-client.js';
 import { freePort } from '../helpers/tts-sidecar.js';
 import { sdkEndpoint } from '../helpers/sdk.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
+import { ttsServerPid } from '../helpers/tts-sidecar.js';
 import { checkTurnJob, fastTtsEnv } from './load-scenario.js';
 import { Rng } from './fuzz.js';
 import { platformFaultLoop } from './long-loops.js';
@@ -152,12 +151,13 @@ describe('platform faults', () => {
 
 describe('engine faults', () => {
   it('the TTS server killed mid-utterance: that turn fails clearly or is retried, the server restarts, the next job is served', async () => {
-    const pidFile = join(await mkdtemp(join(tmpdir(), 's2s-tts-pid-')), 'tts.pid');
     const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
     // Frames 5 ms apart, so an utterance lasts long enough to be cut.
-    const s2s = await createS2sHandler({ log, env: await testProfileEnv(await fastTtsEnv(['--frame-ms', '5', '--pid-file', pidFile])) });
+    const tts = await fastTtsEnv({ frameMs: 5 });
+    const port = Number(tts['S2S_TTS_PORT']);
+    const s2s = await createS2sHandler({ log, env: await testProfileEnv(tts) });
     try {
-      const firstPid = Number(readFileSync(pidFile, 'utf8'));
+      const firstPid = await ttsServerPid(port);
       const job = { id: 'tts-kill', input: { audio: goodAudio, max_response_tokens: 24 }, log, progress: async () => undefined };
       let outcome = 'completed';
       try {
@@ -173,8 +173,12 @@ describe('engine faults', () => {
       }
       tally.add('jobsRun');
       expect(outcome).not.toBe('completed'); // the kill happened
-      if (outcome !== 'killed') expect(outcome).toMatch(/^TTS server died mid-utterance|TTS/);
-      await waitFor(() => Number(readFileSync(pidFile, 'utf8')) !== firstPid, 20_000);
+      if (outcome !== 'killed') expect(outcome).toMatch(/^TTS server (died mid-stream|closed the stream)|TTS/);
+      // Restarted: a new server answers on the port.
+      for (const deadline = Date.now() + 20_000; (await ttsServerPid(port).catch(() => firstPid)) === firstPid; ) {
+        if (Date.now() > deadline) throw new Error('the TTS server was not restarted');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
       const events: { type: string }[] = [];
       for await (const event of s2s.handle({ ...job, id: 'after-kill' }, new AbortController().signal)) events.push(event as { type: string });
       tally.add('jobsRun');
@@ -186,14 +190,15 @@ describe('engine faults', () => {
   }, 90_000);
 
   it('a model that fails to load stops the start with the engine named, and leaves no TTS server behind', async () => {
-    const pidFile = join(await mkdtemp(join(tmpdir(), 's2s-tts-pid-')), 'tts.pid');
-    const env = await testProfileEnv(await fastTtsEnv(['--pid-file', pidFile]));
+    const env = await testProfileEnv(await fastTtsEnv());
     writeFileSync(modelFiles('test', env['S2S_MODELS_DIR']!).llm.gguf, 'GGUF but not really a model');
     tally.add('faultsInjected');
     const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
     await expect(createS2sHandler({ log, env })).rejects.toThrow(/^llm failed to load: /);
-    const pid = Number(readFileSync(pidFile, 'utf8'));
-    expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+    // Nothing holds the TTS port any more (a server bound to it, loading or listening, would).
+    const probe = createNetServer();
+    await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(Number(env['S2S_TTS_PORT']), '127.0.0.1', resolve));
+    await new Promise((resolve) => probe.close(resolve));
   }, 60_000);
 });
 
@@ -280,7 +285,7 @@ describe('SIGTERM', () => {
     const api = await LocalRunpodApi.start({ port: 0 });
     try {
       const endpoint = sdkEndpoint(api.baseUrl, api.endpointId);
-      const env = { ...process.env, ...(await testProfileEnv(await fastTtsEnv(['--frame-ms', '20']))), ...api.workerEnv(), RUNPOD_POD_ID: 'w-sigterm-turn' };
+      const env = { ...process.env, ...(await testProfileEnv(await fastTtsEnv({ frameMs: 20 }))), ...api.workerEnv(), RUNPOD_POD_ID: 'w-sigterm-turn' };
       const child = spawn(process.execPath, ['dist/handler.mjs'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

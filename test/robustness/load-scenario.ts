@@ -21,7 +21,7 @@ import { makeUtterance, wavOf } from '../fixtures/speech.js';
 import { API_KEY, startHarness, waitFor, type Harness } from '../helpers/harness.js';
 import { SessionClient } from '../helpers/session-client.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
-import { freePort } from '../helpers/tts-sidecar.js';
+import { espeakTtsEnv, freePort, type EspeakServerOptions } from '../helpers/tts-sidecar.js';
 import { sampleResources, watchEventLoop, watchListenerWarnings, type ResourceSample, type Tally } from './tally.js';
 
 /** Resources after a phase of the load: the warm-up, each 100 sequential turn jobs, the pairs, each round of sessions. */
@@ -99,14 +99,9 @@ const median = (values: number[]) => {
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
 };
 
-/**
- * The TTS double without its 20 ms pause between frames (the load is on the worker, not on
- * waiting), with extra flags; `pidFile` makes it write its process id there (fault tests kill it).
- */
-export async function fastTtsEnv(flags: string[] = []): Promise<Record<string, string>> {
-  const port = await freePort();
-  const command = [process.execPath, '--import', 'tsx', 'test/doubles/vibevoice-server-double.ts', '--port', String(port), '--frame-ms', '0', ...flags];
-  return { S2S_TTS_PORT: String(port), S2S_TTS_COMMAND: JSON.stringify(command) };
+/** Our TTS server's espeak-ng double without its 20 ms pause per frame (the load is on the worker, not on waiting). */
+export async function fastTtsEnv(options: EspeakServerOptions = {}): Promise<Record<string, string>> {
+  return espeakTtsEnv({ frameMs: 0, ...options });
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {

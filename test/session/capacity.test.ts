@@ -45,10 +45,8 @@ let questions: Utterance[];
 
 beforeAll(async () => {
   const ttsPort = await freePort();
-  const ttsCommand = [process.execPath, '--import', 'tsx', 'test/doubles/vibevoice-server-double.ts', '--port', String(ttsPort), '--max-streams', '4'];
   handler = await testProfileHandler({
     S2S_TTS_PORT: String(ttsPort),
-    S2S_TTS_COMMAND: JSON.stringify(ttsCommand),
     S2S_MAX_CONVERSATIONS: '4',
     S2S_TTS_MAX_STREAMS: '4',
     S2S_TEMPERATURE: '0',

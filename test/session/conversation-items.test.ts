@@ -79,23 +79,37 @@ describe('conversation items', () => {
     ]);
   });
 
-  it('a spoken item is cut to the pieces heard by time (a piece heard in part keeps that share of its words), clamped to its audio', () => {
+  it('a completed spoken item is cut to its share of words by time, clamped to its audio', () => {
     const items = new ConversationItems([], RATE);
     const spoken: ConversationItem = { ...message('a1', 'assistant', 'One two. Three four five six.'), modality: 'audio' };
     items.placeAfter(spoken, null);
     expect(items.truncate('a1', 500)).toBe(0); // not spoken: nothing to cut by
     items.startSpeech(spoken);
-    items.addSpeech(spoken, 0, 'One two.', RATE / 2);
-    items.addSpeech(spoken, 1, 'Three four five six.', RATE / 2);
-    items.addSpeech(spoken, 1, 'Three four five six.', RATE / 2);
-    expect(spoken.audioMs).toBe(1_500);
+    items.addSpeech(spoken, 'One two.', RATE / 2);
+    items.addSpeech(spoken, 'One two. Three four', RATE / 2);
+    items.addSpeech(spoken, 'One two. Three four five six.', RATE);
+    expect(spoken.audioMs).toBe(2_000);
     expect(items.truncate('a1', 1_000)).toBe(1_000);
-    expect(spoken.text).toBe('One two. Three four');
+    expect(spoken.text).toBe('One two. Three');
     expect(items.historyDirty).toBe(true);
-    expect(items.truncate('a1', 99_000)).toBe(1_500);
+    expect(items.truncate('a1', 99_000)).toBe(2_000);
     expect(spoken.text).toBe('One two. Three four five six.');
     expect(items.truncate('a1', 0)).toBe(0);
     expect(spoken.text).toBe('');
     expect(items.truncate('none', 10)).toBeNull();
+  });
+
+  it('an answer cut while its TTS had text far ahead of the speech keeps no more words than a speaking rate allows', () => {
+    const items = new ConversationItems([], RATE);
+    const spoken: ConversationItem = { ...message('a1', 'assistant', ''), modality: 'audio', status: 'in_progress' };
+    items.placeAfter(spoken, null);
+    items.startSpeech(spoken);
+    // The LLM wrote 40 words; the TTS has made one second of audio so far.
+    const text = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+    items.addSpeech(spoken, text, RATE);
+    items.cutToHeard(spoken, RATE / 2);
+    expect(spoken.text).toBe('w0'); // half a second: 1.65 words, not half of the 40 given
+    items.cutToHeard(spoken, RATE);
+    expect(spoken.text).toBe('w0 w1 w2');
   });
 });

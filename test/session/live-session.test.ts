@@ -21,8 +21,14 @@ let url: string;
 let question: Utterance;
 let blip: Utterance;
 let interruption: Utterance;
-/** Samples of the whole answer to a question. */
+/** Samples of the whole answer to a question, outside any session (its length varies a little: see below). */
 let fullAnswerSamples: number;
+/**
+ * Every sample of the answer the TTS made reached the client: its metrics count what the TTS made.
+ * (The espeak double speaks the text in pieces as it arrives, so one answer's length varies by a few
+ * frames with the LLM's timing; the audio the session delivered is checked against its own answer.)
+ */
+const expectAllDelivered = (client: SessionClient, metrics: { [k: string]: unknown }) => expect(client.audioSamples()).toBe(Math.round(((metrics['audio_out_ms'] as number) * 24_000) / 1000));
 
 beforeAll(async () => {
   handler = await testProfileHandler({ S2S_SESSION_IDLE_MS: '3000', S2S_MIN_INTERRUPTION_MS: '400' });
@@ -71,15 +77,16 @@ describe('live session', () => {
     expect(order).toEqual(['ready', 'speech_start', 'speech_end', 'transcript', 'response_start', 'metrics']);
     expect(client.events('transcript')[0]).toEqual({ type: 'transcript', turn: 0, text: 'hello world' });
     expect(client.events('text').map((e) => e['delta']).join('')).toContain('tiny model');
-    expect(client.audioSamples()).toBe(fullAnswerSamples);
+    expectAllDelivered(client, metrics);
     expect(fullAnswerSamples).toBeGreaterThan(24_000 * 2);
-    expect(metrics['audio_out_ms'] as number).toBeCloseTo((fullAnswerSamples / 24_000) * 1000, 0);
+    // The same answer as outside a session, give or take the double's piece boundaries (a frame or two each).
+    expect(Math.abs(client.audioSamples() - fullAnswerSamples)).toBeLessThan(24_000);
     expect(metrics['interrupted']).toBe(false);
     expect(metrics['first_audio_ms'] as number).toBeGreaterThanOrEqual(metrics['endpoint_ms'] as number);
     // Paced: the audio took about as long to arrive as it lasts (less the 250 ms lead).
     const audio = client.received.filter((r) => r.kind === 'audio');
     const spreadMs = audio.at(-1)!.at - audio[0]!.at;
-    expect(spreadMs).toBeGreaterThan((fullAnswerSamples / 24_000) * 1000 - 600);
+    expect(spreadMs).toBeGreaterThan((client.audioSamples() / 24_000) * 1000 - 600);
     client.send({ type: 'end' });
     const end = await client.waitFor((e) => e.type === 'session_end');
     expect(end).toMatchObject({ reason: 'client_end', turns: 1 });
@@ -97,7 +104,7 @@ describe('live session', () => {
     expect(types.indexOf('paused')).toBeLessThan(types.indexOf('resumed'));
     expect(metrics['interrupted']).toBe(false);
     expect(client.events('transcript')).toHaveLength(1);
-    expect(client.audioSamples()).toBe(fullAnswerSamples);
+    expectAllDelivered(client, metrics);
     client.ws.close();
   }, 30_000);
 
@@ -126,9 +133,9 @@ describe('live session', () => {
   it('answers a typed turn', async () => {
     const client = await connect();
     client.send({ type: 'text', text: 'Tell me something.' });
-    await client.waitFor((e) => e.type === 'metrics');
+    const metrics = await client.waitFor((e) => e.type === 'metrics');
     expect(client.events('transcript')[0]).toEqual({ type: 'transcript', turn: 0, text: 'Tell me something.' });
-    expect(client.audioSamples()).toBe(fullAnswerSamples);
+    expectAllDelivered(client, metrics);
     client.ws.close();
   }, 30_000);
 

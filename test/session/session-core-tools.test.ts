@@ -45,7 +45,6 @@ async function openCore(): Promise<Recorded> {
       temperature: 0.7,
       cfg: 1.5,
       steps: 5,
-      chunker: {},
       vad: {},
       minInterruptionMs: 300,
       outputLeadMs: 200,

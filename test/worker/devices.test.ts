@@ -15,12 +15,15 @@ const GPU_IMAGE: Machine = { nvidiaGpu: true, sherpaCuda: true };
 /** A GPU machine running the npm install (sherpa-onnx without its CUDA libraries). */
 const GPU_NPM: Machine = { nvidiaGpu: true, sherpaCuda: false };
 
+/** The value after `flag` in a command line. */
+const argOf = (command: readonly string[], flag: string) => command[command.indexOf(flag) + 1];
+
 function engines(env: Record<string, string>, machine: Machine) {
   const config = readPipelineConfig({ S2S_MODELS_DIR: '/models', ...env }, machine);
   return {
     config,
     llmGpu: config.engines.llm.gpu,
-    ttsDevice: config.engines.tts.sidecar.env?.['MODEL_DEVICE'],
+    ttsDevice: argOf(config.engines.tts.sidecar.command, '--device'),
     asrProvider: config.engines.asr.provider,
     encoder: config.engines.asr.encoder,
   };
@@ -91,5 +94,37 @@ describe('the GPU probe', () => {
     await writeFile(join(dev, 'nvidia0'), '');
     expect(hasNvidiaGpu(dev)).toBe(true);
     expect(hasNvidiaGpu(join(dev, 'absent'))).toBe(false);
+  });
+});
+
+describe('the TTS server: engine, model folder, device and dtype, stream limit', () => {
+  it('production: the real engine on CUDA in bfloat16, 16 streams, the model folder under the models dir, on loopback', () => {
+    const { config } = engines({}, GPU_IMAGE);
+    const { command } = config.engines.tts.sidecar;
+    expect(command.slice(1, 3)).toEqual(['-m', 's2s_tts']);
+    expect({ engine: argOf(command, '--engine'), dir: argOf(command, '--model-dir'), device: argOf(command, '--device'), dtype: argOf(command, '--dtype') }).toEqual({
+      engine: 'vibevoice',
+      dir: '/models/tts/VibeVoice-Realtime-0.5B',
+      device: 'cuda',
+      dtype: 'bfloat16',
+    });
+    expect(argOf(command, '--max-streams')).toBe('16');
+    expect(argOf(command, '--host')).toBe('127.0.0.1');
+    expect(argOf(command, '--port')).toBe('8000');
+    expect(config.engines.tts).toMatchObject({ engine: 'vibevoice', maxStreams: 16 });
+  });
+
+  it('the test profile: the espeak-ng double on CPU in float32; S2S_TTS_ENGINE=vibevoice with a model folder is the CPU profile of the real engine', () => {
+    const test = engines({ S2S_PROFILE: 'test' }, NO_GPU).config.engines.tts;
+    expect([argOf(test.sidecar.command, '--engine'), argOf(test.sidecar.command, '--device'), argOf(test.sidecar.command, '--dtype')]).toEqual(['espeak-double', 'cpu', 'float32']);
+    expect(test.maxStreams).toBe(4);
+    const cpu = engines({ S2S_PROFILE: 'test', S2S_TTS_ENGINE: 'vibevoice', S2S_TTS_MODEL_DIR: '/tiny/model', S2S_TTS_MAX_STREAMS: '6' }, NO_GPU).config.engines.tts;
+    expect([argOf(cpu.sidecar.command, '--engine'), argOf(cpu.sidecar.command, '--model-dir'), argOf(cpu.sidecar.command, '--max-streams')]).toEqual(['vibevoice', '/tiny/model', '6']);
+  });
+
+  it('S2S_TTS_PYTHON chooses the Python; a bad engine name is a clear config error', () => {
+    expect(engines({ S2S_TTS_PYTHON: '/opt/py/bin/python3' }, GPU_IMAGE).config.engines.tts.sidecar.command[0]).toBe('/opt/py/bin/python3');
+    expect(() => engines({ S2S_TTS_ENGINE: 'vibevoice-demo' }, NO_GPU)).toThrow(/S2S_TTS_ENGINE/);
+    expect(() => engines({ S2S_TTS_MAX_STREAMS: '0' }, NO_GPU)).toThrow(/S2S_TTS_MAX_STREAMS/);
   });
 });

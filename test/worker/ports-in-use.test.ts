@@ -2,14 +2,17 @@
  * Issue 21 item 12 (the worker's own ports): a port the worker needs that another process holds
  * stops start-up at once with one clear line naming the port and the variable (or flag) that moves
  * it, and exit code 1: never `ready` followed by an unhandled EADDRINUSE, never a worker that runs
- * without it. The TTS server's port is the TTS manager's (its readiness is checked by pid).
+ * without it. The TTS server's port too: another process's server there is never taken for ours
+ * (its readiness is checked by the pid of the child the worker spawned).
  */
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LocalRunpodApi } from '../../handler/local/runpod-api.js';
 import { testProfileEnv } from '../helpers/test-profile.js';
-import { freePort } from '../helpers/tts-sidecar.js';
+import { Logger } from '../../src/log/logger.js';
+import { TtsSidecar } from '../../src/tts/sidecar.js';
+import { doubleSidecarConfig, espeakTtsEnv, freePort } from '../helpers/tts-sidecar.js';
 
 const blockers: Server[] = [];
 let api: LocalRunpodApi | null = null;
@@ -75,6 +78,21 @@ describe('a port the worker needs is taken', () => {
     const { code, stderr } = await runWorker(['--rp_serve_api', '--rp_api_port', String(port)], await testProfileEnv({ S2S_WEB_PORT: '0' }));
     expect(code).toBe(1);
     expectOneClearLine(stderr, port, '--rp_api_port');
+  }, 60_000);
+
+  it('the TTS server port (S2S_TTS_PORT), even when a TTS server of the same protocol answers there', async () => {
+    api = await LocalRunpodApi.start({ port: 0 });
+    // A foreign server speaking our protocol: before, its /config answer was taken for our server's.
+    const env = await espeakTtsEnv();
+    const port = Number(env['S2S_TTS_PORT']);
+    const foreign = await TtsSidecar.start(await doubleSidecarConfig({}, { port }), new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined }));
+    try {
+      const { code, stderr } = await runWorker([], { ...(await testProfileEnv({ S2S_TTS_PORT: String(port) })), ...api.workerEnv() });
+      expect(code).toBe(1);
+      expectOneClearLine(stderr, port, 'S2S_TTS_PORT');
+    } finally {
+      await foreign.stop();
+    }
   }, 60_000);
 
   it('the browser client (S2S_WEB_PORT)', async () => {
