@@ -35,7 +35,7 @@ beforeAll(async () => {
     S2S_TTS_ENGINE: 'vibevoice',
     S2S_TTS_MODEL_DIR: await tinyTtsModelDir(),
     S2S_TTS_MAX_STREAMS: '4',
-    S2S_LLM_CONVERSATIONS: '6',
+    S2S_MAX_CONVERSATIONS: '6',
     S2S_SESSION_IDLE_MS: '20000',
   });
   ttsPort = Number(env['S2S_TTS_PORT']);

@@ -12,8 +12,9 @@ describe('S2S_MAX_CONVERSATIONS', () => {
     const config = readPipelineConfig({ S2S_MODELS_DIR: '/models' }, NO_GPU);
     expect(config.capacity.maxConversations).toBe(8);
     expect(config.engines.llm.maxConversations).toBe(8);
-    // Production asks for CUDA: two Whisper decodes at once; on the CPU one.
-    expect(config.capacity.scheduler).toEqual({ asrSlots: 2, llmSlots: 8, ttsSlots: 1, preemptionBackoff: true });
+    // Production asks for CUDA: two Whisper decodes at once; on the CPU one. The TTS lane has the server's streams.
+    expect(config.capacity.scheduler).toEqual({ asrSlots: 2, llmSlots: 8, ttsSlots: config.engines.tts.maxStreams, preemptionBackoff: true });
+    expect(config.engines.tts.maxStreams).toBe(16);
     const cpu = readPipelineConfig({ S2S_MODELS_DIR: '/models', S2S_DEVICE: 'cpu' }, NO_GPU);
     expect(cpu.capacity.scheduler.asrSlots).toBe(1);
     const six = readPipelineConfig({ S2S_MODELS_DIR: '/models', S2S_MAX_CONVERSATIONS: '6', S2S_TTS_MAX_STREAMS: '16' }, NO_GPU);
