@@ -31,14 +31,15 @@ export function meetsGoal(result: BenchResult): boolean {
 }
 
 export function formatTable(results: readonly BenchResult[]): string {
-  const fmt = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3));
+  const fmt = (v: number) => (Number.isNaN(v) ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(3));
   const rows = results.map((r) => {
     const goal = r.goal
       ? [r.goal.median !== undefined ? `median<${r.goal.median}` : '', r.goal.p90 !== undefined ? `p90<${r.goal.p90}` : '', r.goal.p99 !== undefined ? `p99<${r.goal.p99}` : '']
           .filter(Boolean)
           .join(' ')
       : '';
-    return [r.name, `${fmt(r.median)} ${r.unit}`, `${fmt(r.p90)} ${r.unit}`, `${fmt(r.p99)} ${r.unit}`, String(r.samples), goal, r.goal ? (meetsGoal(r) ? 'ok' : 'MISSED') : ''];
+    const cell = (v: number) => (Number.isNaN(v) ? '-' : `${fmt(v)} ${r.unit}`);
+    return [r.name, cell(r.median), cell(r.p90), cell(r.p99), String(r.samples), goal, r.goal ? (meetsGoal(r) ? 'ok' : 'MISSED') : ''];
   });
   const header = ['benchmark', 'median', 'p90', 'p99', 'n', 'goal', ''];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
