@@ -133,6 +133,21 @@ export async function fetchFile(file: RemoteFile, dest: string, manifest: Manife
   }
   const size = (await stat(part)).size;
   if (size !== file.size) throw new DownloadError(`${file.repo}/${file.path}: got ${size} bytes, expected ${file.size}`);
+  await placeVerified(part, dest, file, manifest, manifestKey);
+  return 'downloaded';
+}
+
+/**
+ * A whole `.part` file checked against its pinned checksum, then renamed into place and recorded in the
+ * manifest; a mismatch removes it (the next run refetches). Shared by the hub's files and plain URLs.
+ */
+export async function placeVerified(
+  part: string,
+  dest: string,
+  file: Pick<RemoteFile, 'repo' | 'revision' | 'path' | 'size' | 'sha256' | 'gitSha1'>,
+  manifest: Manifest,
+  manifestKey: string,
+): Promise<void> {
   const problem = await verify(part, file);
   if (problem) {
     await rm(part);
@@ -148,7 +163,6 @@ export async function fetchFile(file: RemoteFile, dest: string, manifest: Manife
     git_sha1: file.gitSha1,
     fetched_at: new Date().toISOString(),
   };
-  return 'downloaded';
 }
 
 async function transfer(file: RemoteFile, part: string, offset: number, options: HubOptions): Promise<void> {

@@ -4,11 +4,11 @@
  * renamed into place, and recorded in the manifest.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DownloadError, verify, type Manifest } from './hub-download.js';
+import { DownloadError, placeVerified, type Manifest } from './hub-download.js';
 
 export interface UrlFile {
   url: string;
@@ -43,21 +43,7 @@ export async function fetchUrlFile(file: UrlFile, dest: string, manifest: Manife
     }
   }
   const size = (await stat(part)).size;
-  const problem = await verify(part, { size, sha256: null, gitSha1: file.gitSha1 });
-  if (problem) {
-    await rm(part);
-    throw new DownloadError(`${file.repo}/${file.path}: checksum mismatch (${problem}); the partial file was removed, run again to refetch`);
-  }
-  await rename(part, dest);
-  manifest.files[manifestKey] = {
-    repo: file.repo,
-    revision: file.revision,
-    path: file.path,
-    size,
-    sha256: null,
-    git_sha1: file.gitSha1,
-    fetched_at: new Date().toISOString(),
-  };
+  await placeVerified(part, dest, { ...file, size, sha256: null }, manifest, manifestKey);
   return 'downloaded';
 }
 
