@@ -21,17 +21,14 @@
  * under load (scheduler.ts); N = 8 and 12 also run without the back-off, so its effect is measured
  * in the same run (`--no-compare` leaves them out). Session errors are counted and printed.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { readPipelineConfig, schedulerOptions } from '../handler/pipeline-config.js';
-import { createHandlerFor } from '../handler/s2s-handler.js';
 import { float32ToPcm16 } from '../src/audio/pcm.js';
-import { Logger } from '../src/log/logger.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import { loadSileroVad, type Vad } from '../src/vad/vad.js';
 import { speak } from '../test/fixtures/speech.js';
+import { serveCalibratedWorker } from './calibrated-worker.js';
 import { CalibratedAsrDouble, CalibratedLlmDouble, CalibratedTtsDouble, SimulatedGpu, TranscriptOracle, type ScriptedClip } from './doubles/calibrated-engines-double.js';
 import { L4_BATCH_SCALING, l4BatchScaling, modelTimes } from './doubles/l4-calibration.js';
 import { ANSWER, QUESTIONS } from './latency-bench.js';
@@ -103,20 +100,8 @@ async function startWorker(vad: Vad, oracle: TranscriptOracle, variant: Variant)
     tts: new CalibratedTtsDouble(gpu),
     dispose: async () => undefined,
   };
-  const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
-  const handler = createHandlerFor(engines, config, log);
-  const server: Server = createServer((_req, res) => res.writeHead(404).end());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  handler.serveSessionsOn(server, TOKEN);
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws?token=${TOKEN}`,
-    scheduler: handler.engines.scheduler!,
-    async close() {
-      await handler.dispose();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  const worker = await serveCalibratedWorker(engines, config, TOKEN);
+  return { url: worker.url, scheduler: worker.handler.engines.scheduler!, close: () => worker.close() };
 }
 
 /**

@@ -13,14 +13,10 @@
  * Each policy and frame size runs against its own worker (own simulated GPU), all concurrently,
  * sessions one after another within each: one session per question, closed at the first answer audio.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
-import { createHandlerFor } from '../handler/s2s-handler.js';
 import { readPipelineConfig } from '../handler/pipeline-config.js';
 import { float32ToPcm16 } from '../src/audio/pcm.js';
-import { Logger } from '../src/log/logger.js';
 import type { Engines } from '../src/pipeline/engines.js';
 import type { PreemptionMode } from '../src/pipeline/preemptive.js';
 import { SMART_TURN_V3_2 } from '../src/models/registry.js';
@@ -28,6 +24,7 @@ import type { EndpointerOptions } from '../src/vad/endpointer.js';
 import { DEFAULT_VAD_CONFIG, loadSileroVad, type Vad } from '../src/vad/vad.js';
 import { speak } from '../test/fixtures/speech.js';
 import { realSmartTurn } from '../test/helpers/smart-turn-wheel.js';
+import { serveCalibratedWorker } from './calibrated-worker.js';
 import { CalibratedAsrDouble, CalibratedLlmDouble, CalibratedTtsDouble, SimulatedGpu, TranscriptOracle, type ScriptedClip } from './doubles/calibrated-engines-double.js';
 import { modelTimes } from './doubles/l4-calibration.js';
 import { quantile, summarize, type BenchResult } from './stats.js';
@@ -147,20 +144,8 @@ async function startWorker(vad: Vad, oracle: TranscriptOracle, policy: Policy, t
     tts: new CalibratedTtsDouble(gpu),
     dispose: async () => undefined,
   };
-  const log = new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
-  const handler = createHandlerFor(engines, config, log);
-  const server: Server = createServer((_req, res) => res.writeHead(404).end());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  handler.serveSessionsOn(server, TOKEN);
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws?token=${TOKEN}`,
-    asr,
-    async close() {
-      await handler.dispose();
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
+  const worker = await serveCalibratedWorker(engines, config, TOKEN);
+  return { url: worker.url, asr, close: () => worker.close() };
 }
 
 interface SessionRun {
