@@ -10,7 +10,7 @@ import type { Tts, TtsStream, TtsStreamOptions, TtsStreamStats } from '../tts/tt
 import { WorkPriority } from '../util/work-priority.js';
 import { InvalidInputError } from '../errors.js';
 import type { Engines } from './engines.js';
-import type { EngineLane, Scheduler } from './scheduler.js';
+import type { EngineLane, Scheduler, Slot } from './scheduler.js';
 
 /** The engines with every ASR, LLM and TTS call going through `scheduler`. */
 export function scheduleEngines(engines: Engines, scheduler: Scheduler): Engines {
@@ -140,8 +140,10 @@ export class ScheduledTts implements Tts {
 class ScheduledTtsStream implements TtsStream {
   readonly stats: TtsStreamStats = { ttfbMs: null, firstTextAt: null, queued: false, queueWaitMs: 0, samples: 0, spokenText: '', waitMs: 0 };
   readonly #priority: WorkPriority;
+  /** The engine's stream once it has a slot; null when it was cancelled while it waited. */
   readonly #opened: Promise<TtsStream | null>;
   #inner: TtsStream | null = null;
+  #release: () => void = () => {};
   #held = '';
   #ended = false;
 
@@ -151,37 +153,39 @@ class ScheduledTtsStream implements TtsStream {
       throw new InvalidInputError(`unknown voice "${options.voice}"; valid voices: ${inner.voices.join(', ')}`);
     }
     this.#priority = new WorkPriority(options.priority ?? 'confirmed');
-    const queuedAt = performance.now();
-    this.#opened = lane.acquire(this.#priority, options.signal).then(
-      (slot) => {
-        this.stats.waitMs = slot.waitMs;
-        let stream: TtsStream;
-        try {
-          stream = inner.open({ ...options, priority: this.#priority.level === 'confirmed' ? 'confirmed' : 'speculative' });
-        } catch (error) {
-          slot.release();
-          throw error;
-        }
-        this.#inner = stream;
-        if (this.#held) stream.push(this.#held);
-        this.#held = '';
-        this.stats.firstTextAt ??= stream.stats.firstTextAt;
-        if (this.#ended) stream.end();
-        return { stream, release: () => slot.release() };
-      },
-      () => {
-        // Cut or cancelled while it waited: nothing is spoken, and nothing was asked of the engine.
-        this.stats.waitMs = performance.now() - queuedAt;
-        return null;
-      },
-    ).then((opened) => {
-      if (!opened) return null;
-      this.#release = opened.release;
-      return opened.stream;
-    });
+    this.#opened = this.#open(inner, lane, options);
+    // A failure is the reader's to see; one nobody reads must not be an unhandled rejection.
+    this.#opened.catch(() => undefined);
   }
 
-  #release: () => void = () => {};
+  async #open(inner: Tts, lane: EngineLane, options: TtsStreamOptions): Promise<TtsStream | null> {
+    const queuedAt = performance.now();
+    let slot: Slot;
+    try {
+      slot = await lane.acquire(this.#priority, options.signal);
+    } catch {
+      // Cut or cancelled while it waited: nothing is spoken, and nothing was asked of the engine.
+      this.stats.waitMs = performance.now() - queuedAt;
+      return null;
+    }
+    this.stats.waitMs = slot.waitMs;
+    // The slot is the stream's until it is read to its end or cancelled (release() frees it once).
+    this.#release = () => slot.release();
+    options.signal.addEventListener('abort', this.#release, { once: true });
+    let stream: TtsStream;
+    try {
+      stream = inner.open({ ...options, priority: this.#priority.level === 'confirmed' ? 'confirmed' : 'speculative' });
+    } catch (error) {
+      this.#release();
+      throw error;
+    }
+    this.#inner = stream;
+    if (this.#held) stream.push(this.#held);
+    this.#held = '';
+    this.stats.firstTextAt ??= stream.stats.firstTextAt;
+    if (this.#ended) stream.end();
+    return stream;
+  }
 
   push(text: string): void {
     if (this.#ended) return;
