@@ -23,6 +23,7 @@
 import { z } from 'zod';
 import type { TurnModel } from '../turn/turn-model.js';
 import { SileroVadModel, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from './silero-model.js';
+import { AudioHistory } from './audio-history.js';
 
 export const endpointerOptionsSchema = z.strictObject({
   activationThreshold: z.number().min(0).max(1).default(0.5),
@@ -182,9 +183,7 @@ export class Endpointer {
   /** Samples pushed but not yet a whole frame. */
   #pending = new Float32Array(0);
   /** Recent audio: everything since the current utterance began (minus pre-roll), or the pre-roll when idle. */
-  #history = new Float32Array(VAD_SAMPLE_RATE);
-  #historyLength = 0;
-  #historyStart = 0;
+  readonly #history = new AudioHistory(VAD_SAMPLE_RATE);
   /** Position of the next frame's first sample. */
   #position = 0;
   #phase: Phase = 'idle';
@@ -353,7 +352,7 @@ export class Endpointer {
     const started = performance.now();
     const probability = await this.#model.probability(this.#input, this.#state);
     this.vadMs += performance.now() - started;
-    this.#remember(frame);
+    this.#history.append(frame);
     this.#position += VAD_FRAME_SAMPLES;
     const { activationThreshold, releaseThreshold } = this.options;
 
@@ -400,7 +399,8 @@ export class Endpointer {
       const end = this.#phase === 'trailing_silence' ? this.#silenceStart : this.#position;
       events.push(this.#endTurn(end, 'max_length'));
     }
-    if (this.#phase === 'idle') this.#trimHistory();
+    // While idle only the pre-roll (plus the current frame) is kept.
+    if (this.#phase === 'idle') this.#history.keepLast(msToSamples(this.options.preRollMs) + VAD_FRAME_SAMPLES);
   }
 
   /** `silence_start` once per silence, when it has lasted `speculateAfterMs`. */
@@ -447,28 +447,6 @@ export class Endpointer {
 
   /** The utterance's audio from pre-roll before its start up to `endSample`. */
   #audio(endSample: number): Float32Array {
-    const from = Math.max(this.#historyStart, this.#speechStart - msToSamples(this.options.preRollMs));
-    return this.#history.slice(from - this.#historyStart, endSample - this.#historyStart);
-  }
-
-  #remember(frame: Float32Array): void {
-    if (this.#historyLength + frame.length > this.#history.length) {
-      const grown = new Float32Array(this.#history.length * 2);
-      grown.set(this.#history.subarray(0, this.#historyLength));
-      this.#history = grown;
-    }
-    this.#history.set(frame, this.#historyLength);
-    this.#historyLength += frame.length;
-  }
-
-  /** While idle only the pre-roll (plus the current frame) is kept. */
-  #trimHistory(): void {
-    const keep = msToSamples(this.options.preRollMs) + VAD_FRAME_SAMPLES;
-    if (this.#historyLength > keep * 2) {
-      const drop = this.#historyLength - keep;
-      this.#history.copyWithin(0, drop, this.#historyLength);
-      this.#historyLength = keep;
-      this.#historyStart += drop;
-    }
+    return this.#history.slice(this.#speechStart - msToSamples(this.options.preRollMs), endSample);
   }
 }
