@@ -22,6 +22,7 @@
  */
 import { z } from 'zod';
 import type { TurnModel } from '../turn/turn-model.js';
+import { endpointCue, SilenceJudge, type TurnModelReport } from './turn-decision.js';
 import { SileroVadModel, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from './silero-model.js';
 import { AudioHistory } from './audio-history.js';
 
@@ -70,85 +71,7 @@ export function endpointerOptions(overrides: Partial<EndpointerOptions> = {}): E
   return options;
 }
 
-/** Words after which a speaker is usually mid-thought: connectors, fillers, articles, prepositions. */
-const CONTINUATION_WORDS = new Set([
-  'and', 'but', 'or', 'so', 'because', 'then', 'if', 'that', 'which', 'when', 'while', 'although',
-  'um', 'uh', 'er', 'erm', 'hmm', 'like',
-  'the', 'a', 'an', 'my', 'your', 'our', 'their', 'this', 'some',
-  'to', 'of', 'in', 'on', 'for', 'with', 'at', 'from', 'about', 'is', 'are', 'was',
-]);
-
-export type EndpointCue = 'sentence_end' | 'continuation' | 'none';
-
-/** How a (speculative) transcript ends, for the endpoint: a finished sentence, a dangling connector, or neither. */
-export function endpointCue(transcript: string): EndpointCue {
-  const text = transcript.trim();
-  if (!text) return 'none';
-  if (/(,|;|:|\.\.\.|…|-)$/.test(text)) return 'continuation';
-  if (/[.!?]["')\]]*$/.test(text)) return 'sentence_end';
-  const last = /([a-z']+)\W*$/i.exec(text)?.[1]?.toLowerCase();
-  return last !== undefined && CONTINUATION_WORDS.has(last) ? 'continuation' : 'none';
-}
-
-/** The silence (ms) that closes a turn whose speech so far reads `transcript`. */
-export function adaptiveEndpointMs(transcript: string, options: Pick<EndpointerOptions, 'adaptive' | 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs'>): number {
-  if (!options.adaptive) return options.endpointMs;
-  const cue = endpointCue(transcript);
-  // The bounds never cross the base: a job that only shortens endpoint_ms gets no longer minimum.
-  if (cue === 'sentence_end') return Math.min(options.minEndpointMs, options.endpointMs);
-  return cue === 'continuation' ? Math.max(options.maxEndpointMs, options.endpointMs) : options.endpointMs;
-}
-
-/** The model's latest verdict on the open silence. */
-export interface TurnVerdict {
-  probability: number;
-  complete: boolean;
-}
-
-/**
- * The silence (ms) that closes a turn, from the transcript cue (null: not known yet) and the turn
- * model's verdict (null: none). The model moves the endpoint inside the cue's range and never
- * shortens a dangling connector's wait (with `adaptive` off the silence is fixed: `endpointMs`):
- *   cue \ model    complete        incomplete                 no verdict
- *   sentence end    min (200)       base (400)                 min
- *   none / unknown  min             turnIncompleteMs (1500)    base (unknown: base)
- *   continuation    max (900)       max(turnIncompleteMs, max) max
- */
-export function fusedEndpointMs(
-  cue: EndpointCue | null,
-  verdict: TurnVerdict | null,
-  options: Pick<EndpointerOptions, 'adaptive' | 'endpointMs' | 'minEndpointMs' | 'maxEndpointMs' | 'turnIncompleteMs'>,
-): number {
-  // A fixed silence (adaptive off) is what it says, with or without a model.
-  if (!options.adaptive) return options.endpointMs;
-  const min = Math.min(options.minEndpointMs, options.endpointMs);
-  const max = Math.max(options.maxEndpointMs, options.endpointMs);
-  if (!verdict) {
-    if (cue === null || cue === 'none') return options.endpointMs;
-    return cue === 'sentence_end' ? min : max;
-  }
-  const incomplete = Math.max(options.turnIncompleteMs, options.endpointMs);
-  if (cue === 'continuation') return verdict.complete ? max : Math.max(incomplete, max);
-  if (cue === 'sentence_end') return verdict.complete ? min : options.endpointMs;
-  return verdict.complete ? min : incomplete;
-}
-
-/** What closed a turn: the turn model's verdict, the transcript cue, or the fixed silence alone. */
-export type EndpointDecider = 'model' | 'transcript' | 'silence';
-
-/** How the turn model took part in a turn's endpoint (in speech_end and the turn's metrics). */
-export interface TurnModelReport {
-  decidedBy: EndpointDecider;
-  /** The verdict in force when the turn closed (null: none had come). */
-  probability: number | null;
-  verdict: 'complete' | 'incomplete' | null;
-  /** Wall time of the latest verdict (features, inference and queueing); null without one. */
-  modelMs: number | null;
-  /** Model runs on this turn's last silence. */
-  runs: number;
-  /** A run failed (the transcript cue decided). */
-  failed: boolean;
-}
+export { adaptiveEndpointMs, endpointCue, fusedEndpointMs, type EndpointCue, type EndpointDecider, type TurnModelReport, type TurnVerdict } from './turn-decision.js';
 
 export type EndReason = 'endpoint' | 'max_length' | 'end_of_input';
 
@@ -193,15 +116,8 @@ export class Endpointer {
   /** Silence needed to close the current turn, in samples (adapted to the transcript so far). */
   #endpointSamples: number;
   #busy = false;
-  readonly #turnModel: TurnModel | null;
-  /** The open silence's transcript cue and model verdict (null: not known yet). */
-  #cue: EndpointCue | null = null;
-  #verdict: (TurnVerdict & { ms: number }) | null = null;
-  /** The model run in flight on the open silence, and where the last one started. */
-  #turnRun: { abort: AbortController; done: Promise<void> } | null = null;
-  #turnRunAt = 0;
-  #turnRuns = 0;
-  #turnFailed = false;
+  /** What the open silence's transcript and the turn model say about the endpoint. */
+  readonly #judge: SilenceJudge;
   /** Total model compute time, ms. */
   vadMs = 0;
 
@@ -210,7 +126,7 @@ export class Endpointer {
     this.#options = options;
     this.#endpointSamples = msToSamples(options.endpointMs);
     // A fixed endpoint (adaptive off) stays fixed: no model runs.
-    this.#turnModel = options.turnModel && options.adaptive ? turnModel : null;
+    this.#judge = new SilenceJudge(options.turnModel && options.adaptive ? turnModel : null);
   }
 
   /**
@@ -218,7 +134,7 @@ export class Endpointer {
    * there, await it before feeding on, so the verdict lands where it would in real time.
    */
   get turnVerdictPending(): Promise<void> | null {
-    return this.#turnRun?.done ?? null;
+    return this.#judge.pending;
   }
 
   get options(): EndpointerOptions {
@@ -252,43 +168,25 @@ export class Endpointer {
    */
   adaptToTranscript(transcript: string, endSample: number): void {
     if (this.#phase !== 'trailing_silence' || this.#silenceStart !== endSample) return;
-    this.#cue = endpointCue(transcript);
+    this.#judge.cue = endpointCue(transcript);
     this.#decide();
   }
 
   /** The endpoint from what is known now: the transcript cue and the model's latest verdict. */
   #decide(): void {
-    this.#endpointSamples = msToSamples(fusedEndpointMs(this.#cue, this.#verdict, this.options));
+    this.#endpointSamples = msToSamples(this.#judge.endpointMs(this.options));
   }
 
   /** Runs the model on the turn so far (pre-roll to now, silence included); its verdict applies while this silence lasts. */
   #runTurnModel(): void {
-    const model = this.#turnModel;
-    if (!model || this.#turnRun) return;
     const silenceStart = this.#silenceStart;
-    const abort = new AbortController();
-    this.#turnRunAt = this.#position;
-    this.#turnRuns++;
-    const done = model.predict(this.#audio(this.#position), abort.signal).then(
-      (prediction) => {
-        if (this.#phase !== 'trailing_silence' || this.#silenceStart !== silenceStart || abort.signal.aborted) return;
-        this.#verdict = { probability: prediction.probability, complete: prediction.probability >= this.options.turnThreshold, ms: prediction.ms };
-        this.#decide();
-      },
-      () => {
-        if (!abort.signal.aborted) this.#turnFailed = true;
-      },
+    this.#judge.run(
+      this.#position,
+      () => this.#audio(this.#position),
+      this.options.turnThreshold,
+      () => this.#phase === 'trailing_silence' && this.#silenceStart === silenceStart,
+      () => this.#decide(),
     );
-    const run = { abort, done: done.finally(() => this.#turnRun === run && (this.#turnRun = null)) };
-    this.#turnRun = run;
-  }
-
-  /** Drops the open silence's cue, verdict and model run (speech resumed, or the turn closed). */
-  #forgetSilence(): void {
-    this.#turnRun?.abort.abort();
-    this.#turnRun = null;
-    this.#cue = null;
-    this.#verdict = null;
   }
 
   /** Samples seen so far. */
@@ -373,9 +271,7 @@ export class Endpointer {
           this.#phase = 'trailing_silence';
           this.#silenceStart = frameStart;
           this.#silenceAnnounced = false;
-          this.#forgetSilence();
-          this.#turnRuns = 0;
-          this.#turnFailed = false;
+          this.#judge.reset();
           this.#decide();
           this.#runTurnModel();
           this.#announceSilence(events);
@@ -384,13 +280,13 @@ export class Endpointer {
       case 'trailing_silence':
         if (probability >= activationThreshold) {
           this.#phase = 'speech';
-          this.#forgetSilence();
+          this.#judge.forgetSilence();
           events.push({ type: 'speech_resumed', atSample: frameStart });
         } else if (this.#position - this.#silenceStart >= this.#endpointSamples) {
           events.push(this.#endTurn(this.#silenceStart, 'endpoint'));
         } else {
           const recheck = msToSamples(this.options.turnRecheckMs);
-          if (recheck > 0 && this.#position - this.#turnRunAt >= recheck) this.#runTurnModel();
+          if (recheck > 0 && this.#judge.due(this.#position, recheck)) this.#runTurnModel();
           this.#announceSilence(events);
         }
         break;
@@ -418,8 +314,6 @@ export class Endpointer {
   }
 
   #endTurn(endSample: number, reason: EndReason): VadEvent {
-    const verdict = this.#verdict;
-    const decidedBy: EndpointDecider = !this.options.adaptive ? 'silence' : verdict ? 'model' : this.#cue !== null && this.#cue !== 'none' ? 'transcript' : 'silence';
     const event: VadEvent = {
       type: 'speech_end',
       startSample: this.#speechStart,
@@ -428,19 +322,10 @@ export class Endpointer {
       reason,
       audio: this.#audio(endSample),
       endpointMs: samplesToMs(this.#endpointSamples),
-      turn: {
-        decidedBy,
-        probability: verdict?.probability ?? null,
-        verdict: verdict ? (verdict.complete ? 'complete' : 'incomplete') : null,
-        modelMs: verdict?.ms ?? null,
-        runs: this.#turnRuns,
-        failed: this.#turnFailed,
-      },
+      turn: this.#judge.report(this.options.adaptive),
     };
     this.#phase = 'idle';
-    this.#forgetSilence();
-    this.#turnRuns = 0;
-    this.#turnFailed = false;
+    this.#judge.reset();
     this.#endpointSamples = msToSamples(this.options.endpointMs);
     return event;
   }
