@@ -164,6 +164,8 @@ export class TurnListener {
     for (const event of events) {
       if (event.type === 'speech_start') {
         this.#dropSpeculation();
+        // A joined turn begins: the turn model hears it from here, across the segments to come.
+        if (this.#options.joinSegments && this.#segments.length === 0) this.endpointer.keepTurnContext(event.startSample);
         this.#partialAt = event.startSample;
         out.push({ type: 'speech_start', startSample: event.startSample });
       } else if (event.type === 'speech_resumed') {
@@ -171,8 +173,10 @@ export class TurnListener {
         out.push({ type: 'speech_resumed', atSample: event.atSample });
       } else if (event.type === 'silence_start') {
         this.#dropSpeculation();
-        // Only a single-segment turn can be transcribed from the endpointer's audio alone.
-        if (this.#segments.length === 0) this.#speculation = this.#speculate(event.endSample, event.audio);
+        // A joined turn's later segments: the transcript of all of it so far, for the endpoint cue only
+        // (the turn's transcript is then made from its joined audio when it closes).
+        const audio = this.#parts.length > 0 ? concatFloat32([...this.#parts, event.audio]) : event.audio;
+        this.#speculation = this.#speculate(event.endSample, audio);
       } else {
         const at = performance.now();
         this.#generation++;
@@ -217,7 +221,8 @@ export class TurnListener {
     const speculation = this.#speculation;
     const vadMs = this.endpointer.vadMs - this.#vadMsAtTurnStart;
     this.#reset();
-    const usable = segments.length === 1 && speculation !== null && speculation.endSample === closed.endSample;
+    // The speculation of the turn's last silence heard all of it (a joined turn's earlier parts too).
+    const usable = speculation !== null && speculation.endSample === closed.endSample;
     if (!usable) speculation?.abort.abort();
     else speculation.priority.promote();
     const final = usable ? speculation.result : this.#transcribeAudio(concatFloat32(parts), this.#signal, 'confirmed');
@@ -256,6 +261,7 @@ export class TurnListener {
   }
 
   #reset(): void {
+    if (this.#options.joinSegments) this.endpointer.keepTurnContext(null);
     this.#segments = [];
     this.#parts = [];
     this.#closed = null;

@@ -25,6 +25,7 @@ import type { TurnModel } from '../turn/turn-model.js';
 import { endpointCue, SilenceJudge, type TurnModelReport } from './turn-decision.js';
 import { SileroVadModel, VAD_CONTEXT_SAMPLES, VAD_FRAME_SAMPLES, VAD_SAMPLE_RATE } from './silero-model.js';
 import { AudioHistory } from './audio-history.js';
+import { WINDOW_SAMPLES } from '../turn/whisper-features.js';
 
 export const endpointerOptionsSchema = z.strictObject({
   activationThreshold: z.number().min(0).max(1).default(0.5),
@@ -113,6 +114,11 @@ export class Endpointer {
   #speechStart = 0;
   #silenceStart = 0;
   #silenceAnnounced = false;
+  /**
+   * Where the turn the model judges began, when that is before the current utterance: a joined turn
+   * (a turn job) whose earlier segments the endpointer already closed. Null: the current utterance.
+   */
+  #turnContextStart: number | null = null;
   /** Silence needed to close the current turn, in samples (adapted to the transcript so far). */
   #endpointSamples: number;
   #busy = false;
@@ -150,6 +156,15 @@ export class Endpointer {
     this.#endpointSamples = msToSamples(options.endpointMs);
   }
 
+  /**
+   * The turn the model judges began at `startSample` (a joined turn's first segment; null: each
+   * utterance is its own turn). Smart Turn wants the whole turn, not the segment after the last close:
+   * its audio is kept (up to the model's 8 s window) and given to the model from there.
+   */
+  keepTurnContext(startSample: number | null): void {
+    this.#turnContextStart = startSample;
+  }
+
   /** Forgets the speech in progress (the client cleared it); the position and the model's state go on. */
   discardSpeech(): void {
     this.#phase = 'idle';
@@ -182,7 +197,7 @@ export class Endpointer {
     const silenceStart = this.#silenceStart;
     this.#judge.run(
       this.#position,
-      () => this.#audio(this.#position),
+      () => this.#modelAudio(),
       this.options.turnThreshold,
       () => this.#phase === 'trailing_silence' && this.#silenceStart === silenceStart,
       () => this.#decide(),
@@ -295,8 +310,12 @@ export class Endpointer {
       const end = this.#phase === 'trailing_silence' ? this.#silenceStart : this.#position;
       events.push(this.#endTurn(end, 'max_length'));
     }
-    // While idle only the pre-roll (plus the current frame) is kept.
-    if (this.#phase === 'idle') this.#history.keepLast(msToSamples(this.options.preRollMs) + VAD_FRAME_SAMPLES);
+    // While idle only the pre-roll (plus the current frame) is kept, or a joined turn's last 8 s.
+    if (this.#phase === 'idle') {
+      const preRoll = msToSamples(this.options.preRollMs) + VAD_FRAME_SAMPLES;
+      const context = this.#turnContextStart === null ? 0 : Math.min(WINDOW_SAMPLES, this.#position - this.#turnContextStart + preRoll);
+      this.#history.keepLast(Math.max(preRoll, context));
+    }
   }
 
   /** `silence_start` once per silence, when it has lasted `speculateAfterMs`. */
@@ -328,6 +347,13 @@ export class Endpointer {
     this.#judge.reset();
     this.#endpointSamples = msToSamples(this.options.endpointMs);
     return event;
+  }
+
+  /** What the turn model hears: the turn so far (a joined turn's earlier segments too), at most its 8 s window. */
+  #modelAudio(): Float32Array {
+    const utteranceStart = this.#speechStart - msToSamples(this.options.preRollMs);
+    const turnStart = this.#turnContextStart === null ? utteranceStart : Math.min(utteranceStart, this.#turnContextStart - msToSamples(this.options.preRollMs));
+    return this.#history.slice(Math.max(turnStart, this.#position - WINDOW_SAMPLES), this.#position);
   }
 
   /** The utterance's audio from pre-roll before its start up to `endSample`. */

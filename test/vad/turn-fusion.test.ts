@@ -116,4 +116,26 @@ describe('fused endpoint: transcript cue and turn model', () => {
     expect(end?.type === 'speech_end' && end.endpointMs).toBe(400);
     expect(end?.type === 'speech_end' && end.turn).toMatchObject({ decidedBy: 'silence', verdict: null, runs: 1 });
   });
+
+  it('a turn job cut at a long pause: the model then hears the whole joined turn, and the cue reads all its words', async () => {
+    const paused = await makeUtterance([{ silenceMs: 300 }, { say: 'I want to book a flight' }, { silenceMs: 1200 }, { say: 'to Paris' }, { silenceMs: 2000 }]);
+    // Complete on the first silence (so the pause closes a segment), incomplete on the second, so the
+    // second segment closes only after the incomplete wait.
+    const model: ScriptedTurnModelDouble = new ScriptedTurnModelDouble((): number => (model.runs === 0 ? 0.9 : 0.2));
+    // The first segment alone is under 1.9 s of audio (pre-roll included); both joined are more.
+    const asr = new ScriptedAsrDouble({ text: (samples) => (samples.length < 16 * 1900 ? 'I want to book a flight' : 'I want to book a flight to Paris') });
+    const endpointer = new Endpointer(silero, endpointerOptions({ turnRecheckMs: 0, turnIncompleteMs: 1000 }), model);
+    const heard = await listenForTurn(endpointer, asr, paused.samples, new AbortController().signal);
+    expect(heard!.segments).toHaveLength(2);
+    // Before the fix the second verdict heard "to Paris" alone: now it hears from the first segment on.
+    const [first, second] = paused.truth;
+    expect(model.audioLengths.at(-1)!).toBeGreaterThan((second!.endMs - first!.startMs) * 16);
+    // The second silence's speculation transcribed the joined audio (the cue read the whole turn), and
+    // that speculation is the turn's transcript: no further decode.
+    expect(asr.calls).toHaveLength(2);
+    expect(asr.calls[1]!.samples).toBeGreaterThan((second!.endMs - second!.startMs + first!.endMs - first!.startMs) * 16);
+    expect(heard!.transcript).toBe('I want to book a flight to Paris');
+    expect(heard!.asrSpeculative).toBe(true);
+    expect(heard!.endpointMs).toBe(frames(1000));
+  });
 });
