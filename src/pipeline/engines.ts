@@ -47,7 +47,7 @@ export async function loadEngines(config: EnginesConfig, log: Logger): Promise<E
   // the model's weights), so it should not wait behind the others' synchronous set-up.
   const results = await Promise.allSettled([
     timed('tts', async () => new TtsServerClient(await TtsSidecar.start(config.tts.sidecar, log), config.tts.client, log)),
-    timed('vad', () => loadSileroVad(config.vad, (message) => log.warn(message))),
+    timed('vad', () => loadSileroVad(config.vad, log)),
     timed('asr', () => SherpaWhisperAsr.load(config.asr, log)),
     timed('llm', () => LlamaCppLlm.load(config.llm, log)),
   ]);

@@ -7,12 +7,18 @@
  * (smart-turn-worker.ts), one prediction at a time in arrival order; a prediction whose signal is
  * aborted while it waits is dropped without running. The pinned production file: SMART_TURN_V3_2 in
  * src/models/registry.ts.
+ *
+ * A worker that dies (a crash, an exit) is started again from the same bytes, a bounded number of times
+ * with backoff; its requests, and every request until it is back, reject at once, so those turns end
+ * on the transcript cue. Each death and restart is logged; `health` reports the state.
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.js';
+import { Logger, errorMessage } from '../log/logger.js';
 import type { TurnWorkerReply, TurnWorkerRequest } from './smart-turn-worker.js';
+import { closeTurnWorker, newTurnWorker, startTurnWorker, type CreateTurnWorker } from './turn-worker-thread.js';
 
 export interface TurnPrediction {
   /** Probability that the turn is complete, 0..1. */
@@ -23,10 +29,19 @@ export interface TurnPrediction {
   modelMs: number;
 }
 
+/** up: serving; restarting: its worker died and a new one is on its way; off: gave up, or disposed. */
+export interface TurnModelHealth {
+  state: 'up' | 'restarting' | 'off';
+  /** Fresh workers started after a death since load (successful or not). */
+  restarts: number;
+}
+
 /** What the endpointer needs of a turn model (the real one, or a test double). */
 export interface TurnModel {
   /** The verdict on a turn's 16 kHz audio so far; rejects with the signal's reason when aborted before it ran. */
   predict(audio: Float32Array, signal?: AbortSignal): Promise<TurnPrediction>;
+  /** Whether it is serving, for logs and checks (a double may leave it out). */
+  readonly health?: TurnModelHealth;
   dispose(): Promise<void>;
 }
 
@@ -38,6 +53,18 @@ export interface TurnModelFile {
   threads?: number;
 }
 
+export interface TurnModelOptions {
+  /** Where deaths and restarts of the worker are told (default: readable lines on stderr). */
+  log?: Logger;
+  /** Makes the worker thread (default `new Worker`). */
+  createWorker?: CreateTurnWorker;
+  /** Deaths allowed within `restartWindowMs`: one more leaves the model off for the process. */
+  maxRestarts?: number;
+  restartWindowMs?: number;
+  /** Wait before a restart, doubled for each earlier death in the window. */
+  restartDelayMs?: number;
+}
+
 interface Pending {
   id: number;
   audio: Float32Array;
@@ -47,36 +74,39 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** The worker's entry: the .ts source through tsx when running from source, else the bundle's sibling file. */
-function workerEntry(): { url: URL; execArgv: string[] } {
-  return import.meta.url.endsWith('.ts')
-    ? { url: new URL('./smart-turn-worker.ts', import.meta.url), execArgv: ['--import', 'tsx'] }
-    : { url: new URL('./smart-turn-worker.mjs', import.meta.url), execArgv: [] };
-}
-
 export class SmartTurnModel implements TurnModel {
-  readonly #worker: Worker;
+  readonly #bytes: Uint8Array;
+  readonly #threads: number;
+  readonly #log: Logger;
+  readonly #create: CreateTurnWorker;
+  readonly #limits: Required<Pick<TurnModelOptions, 'maxRestarts' | 'restartWindowMs' | 'restartDelayMs'>>;
+  /** The live worker; null while a new one is on its way, or for good once off. */
+  #worker: Worker | null = null;
   readonly #queue: Pending[] = [];
   #running: Pending | null = null;
   #nextId = 0;
-  #broken: Error | null = null;
-  #exited = false;
+  /** Why predictions reject for good (gave up restarting, or disposed). */
+  #off: Error | null = null;
+  #disposed: Promise<void> | null = null;
+  #restarts = 0;
+  /** When the worker died, within the restart window. */
+  #deaths: number[] = [];
+  #restartTimer: NodeJS.Timeout | null = null;
+  #restarting: Promise<void> | null = null;
 
-  private constructor(worker: Worker) {
-    this.#worker = worker;
-    worker.on('message', (reply: TurnWorkerReply) => this.#onReply(reply));
-    worker.on('error', (error) => this.#fail(new Error(`the turn model's worker failed: ${error.message}`)));
-    worker.on('exit', (code) => {
-      this.#exited = true;
-      this.#fail(new Error(`the turn model's worker exited (code ${code})`));
-    });
+  private constructor(bytes: Uint8Array, threads: number, options: TurnModelOptions) {
+    this.#bytes = bytes;
+    this.#threads = threads;
+    this.#log = options.log ?? new Logger({ level: 'INFO', jsonLines: false });
+    this.#create = options.createWorker ?? newTurnWorker;
+    this.#limits = { maxRestarts: options.maxRestarts ?? 3, restartWindowMs: options.restartWindowMs ?? 60_000, restartDelayMs: options.restartDelayMs ?? 500 };
   }
 
   /**
    * Reads and checks the file (sha256), then loads it in a worker thread. Every failure is a
    * ConfigError naming the file: a missing, corrupt or foreign model stops start-up.
    */
-  static async load(file: TurnModelFile): Promise<SmartTurnModel> {
+  static async load(file: TurnModelFile, options: TurnModelOptions = {}): Promise<SmartTurnModel> {
     let bytes: Buffer;
     try {
       bytes = await readFile(file.path);
@@ -89,32 +119,22 @@ export class SmartTurnModel implements TurnModel {
         throw new ConfigError(`turn model at ${file.path} has sha256 ${actual}, expected ${file.sha256}: the file is corrupt or not the pinned version`);
       }
     }
-    const entry = workerEntry();
-    const worker = new Worker(entry.url, { execArgv: entry.execArgv });
-    const model = await new Promise<SmartTurnModel>((resolve, reject) => {
-      const onReply = (reply: TurnWorkerReply) => {
-        if (reply.type !== 'ready' && reply.type !== 'load_failed') return;
-        worker.off('message', onReply);
-        worker.off('error', onError);
-        if (reply.type === 'ready') resolve(new SmartTurnModel(worker));
-        else reject(new ConfigError(`turn model at ${file.path} could not be loaded: ${reply.message}`));
-      };
-      const onError = (error: Error) => reject(new ConfigError(`turn model at ${file.path}: its worker failed to start: ${error.message}`, { cause: error }));
-      worker.on('message', onReply);
-      worker.once('error', onError);
-      const model = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-      worker.postMessage({ type: 'load', model, threads: file.threads ?? 1 } satisfies TurnWorkerRequest, [model]);
-    }).catch(async (error: unknown) => {
-      await worker.terminate();
-      throw error;
-    });
-    // An idle worker does not keep the process alive (one with a prediction running does).
-    worker.unref();
+    const model = new SmartTurnModel(bytes, file.threads ?? 1, options);
+    try {
+      model.#attach(await startTurnWorker(bytes, model.#threads, model.#create));
+    } catch (cause) {
+      throw new ConfigError(`turn model at ${file.path} could not be loaded: ${errorMessage(cause)}`, { cause });
+    }
     return model;
   }
 
+  get health(): TurnModelHealth {
+    return { state: this.#off ? 'off' : this.#worker ? 'up' : 'restarting', restarts: this.#restarts };
+  }
+
   predict(audio: Float32Array, signal?: AbortSignal): Promise<TurnPrediction> {
-    if (this.#broken) return Promise.reject(this.#broken);
+    if (this.#off) return Promise.reject(this.#off);
+    if (!this.#worker) return Promise.reject(new Error("the turn model's worker is restarting"));
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     return new Promise((resolve, reject) => {
       this.#queue.push({ id: this.#nextId++, audio, signal, requestedAt: performance.now(), resolve, reject });
@@ -122,19 +142,32 @@ export class SmartTurnModel implements TurnModel {
     });
   }
 
-  /** Ends the worker once its run in progress is over (terminating it mid-run would abort the process). */
-  async dispose(): Promise<void> {
-    if (this.#exited) return;
-    const exited = new Promise<void>((resolve) => this.#worker.once('exit', () => resolve()));
-    this.#fail(new Error('the turn model was disposed'));
-    // Held until it has gone, or an idle (unreferenced) worker would let the process leave first.
-    this.#worker.ref();
-    this.#worker.postMessage({ type: 'close' } satisfies TurnWorkerRequest);
-    await exited;
+  /** Ends the worker (once its run in progress is over), and a restart on its way. */
+  dispose(): Promise<void> {
+    this.#disposed ??= (async () => {
+      this.#off = new Error('the turn model was disposed');
+      this.#rejectAll(this.#off);
+      if (this.#restartTimer) clearTimeout(this.#restartTimer);
+      const worker = this.#worker;
+      this.#worker = null;
+      // A restart in progress sees the dispose and closes its new worker itself.
+      await Promise.all([worker && closeTurnWorker(worker), this.#restarting]);
+    })();
+    return this.#disposed;
+  }
+
+  #attach(worker: Worker): void {
+    this.#worker = worker;
+    worker.on('message', (reply: TurnWorkerReply) => this.#onReply(reply));
+    worker.on('error', (error) => this.#lost(worker, `failed: ${errorMessage(error)}`));
+    worker.on('exit', (code) => this.#lost(worker, `exited (code ${code})`));
+    // An idle worker does not keep the process alive (one with a prediction running does). After the
+    // listeners: adding a 'message' listener refs a worker again.
+    worker.unref();
   }
 
   #next(): void {
-    while (!this.#running && this.#queue.length > 0) {
+    while (this.#worker && !this.#running && this.#queue.length > 0) {
       const request = this.#queue.shift()!;
       if (request.signal?.aborted) {
         request.reject(request.signal.reason as Error);
@@ -152,7 +185,7 @@ export class SmartTurnModel implements TurnModel {
     const request = this.#running;
     if (!request || (reply.type !== 'verdict' && reply.type !== 'failed') || reply.id !== request.id) return;
     this.#running = null;
-    this.#worker.unref();
+    this.#worker?.unref();
     if (reply.type === 'verdict') {
       request.resolve({ probability: reply.probability, ms: performance.now() - request.requestedAt, featuresMs: reply.featuresMs, modelMs: reply.modelMs });
     } else {
@@ -161,9 +194,56 @@ export class SmartTurnModel implements TurnModel {
     this.#next();
   }
 
-  #fail(error: Error): void {
-    if (this.#broken) return;
-    this.#broken = error;
+  /** The live worker died (not by dispose): its requests fall back to the transcript cue, and a new one is started. */
+  #lost(worker: Worker, what: string): void {
+    // An 'error' is followed by its 'exit': the first of the two is the death.
+    if (worker !== this.#worker || this.#off) return;
+    this.#worker = null;
+    this.#rejectAll(new Error(`the turn model's worker ${what}`));
+    this.#restartLater(`worker ${what}`);
+  }
+
+  /** Counts a death against the bound, then either schedules a fresh worker or leaves the model off. */
+  #restartLater(reason: string): void {
+    const { maxRestarts, restartWindowMs, restartDelayMs } = this.#limits;
+    const now = performance.now();
+    this.#deaths = [...this.#deaths.filter((at) => now - at < restartWindowMs), now];
+    if (this.#deaths.length > maxRestarts) {
+      this.#off = new Error(`the turn model is off: its worker died ${this.#deaths.length} times within ${restartWindowMs / 1000} s`);
+      this.#log.error('turn model off for the rest of this process: its worker keeps dying; the transcript cue decides every turn', {
+        reason,
+        deaths: this.#deaths.length,
+        window_s: restartWindowMs / 1000,
+        restarts: this.#restarts,
+      });
+      return;
+    }
+    const delayMs = restartDelayMs * 2 ** (this.#deaths.length - 1);
+    this.#log.warn('turn model worker died; restarting it, the transcript cue decides turns until it is back', { reason, delay_ms: delayMs, restarts: this.#restarts });
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      this.#restarting = this.#restart();
+    }, delayMs);
+    // A pending restart does not keep the process alive.
+    this.#restartTimer.unref();
+  }
+
+  /** Never rejects: a failed start counts as another death. */
+  async #restart(): Promise<void> {
+    this.#restarts++;
+    let worker: Worker;
+    try {
+      worker = await startTurnWorker(this.#bytes, this.#threads, this.#create);
+    } catch (error) {
+      if (!this.#off) this.#restartLater(`restart failed: ${errorMessage(error)}`);
+      return;
+    }
+    if (this.#off) return closeTurnWorker(worker);
+    this.#attach(worker);
+    this.#log.info('turn model worker restarted', { restarts: this.#restarts });
+  }
+
+  #rejectAll(error: Error): void {
     for (const request of [...(this.#running ? [this.#running] : []), ...this.#queue.splice(0)]) request.reject(error);
     this.#running = null;
   }

@@ -4,6 +4,7 @@
  * stream's endpointer uses it, so every place turns are detected (sessions, turn jobs, Realtime,
  * telephony audio after its upsampling) gets the same decision.
  */
+import type { Logger } from '../log/logger.js';
 import { SmartTurnModel, type TurnModel, type TurnModelFile } from '../turn/turn-model.js';
 import { Endpointer, endpointerOptions, type EndpointerOptions } from './endpointer.js';
 import { BUNDLED_SILERO_V5, SileroVadModel, bundledSileroPath } from './silero-model.js';
@@ -33,25 +34,28 @@ export interface VadConfig {
 
 export const DEFAULT_VAD_CONFIG: VadConfig = { modelPath: null, sha256: BUNDLED_SILERO_V5.sha256, defaults: {}, turnModel: null };
 
-/** Loads the turn model as configured: an optional one that fails is a warning and null. */
-export async function loadTurnModel(config: TurnModelConfig | null | undefined, warn: (message: string) => void = () => undefined): Promise<TurnModel | null> {
+/**
+ * Loads the turn model as configured: an optional one that fails is a warning and null. `log` also
+ * hears of its worker's deaths and restarts later (without one: readable lines on stderr).
+ */
+export async function loadTurnModel(config: TurnModelConfig | null | undefined, log?: Logger): Promise<TurnModel | null> {
   if (!config) return null;
   try {
-    return await SmartTurnModel.load(config);
+    return await SmartTurnModel.load(config, { log });
   } catch (error) {
     if (config.mode === 'required') throw error;
-    warn(`${(error as Error).message}; turns end on the transcript cue alone`);
+    log?.warn(`${(error as Error).message}; turns end on the transcript cue alone`);
     return null;
   }
 }
 
-export async function loadSileroVad(config: VadConfig = DEFAULT_VAD_CONFIG, warn?: (message: string) => void): Promise<Vad> {
+export async function loadSileroVad(config: VadConfig = DEFAULT_VAD_CONFIG, log?: Logger): Promise<Vad> {
   const [silero, turn] = await Promise.allSettled([
     SileroVadModel.load({
       path: config.modelPath ?? bundledSileroPath(),
       sha256: config.modelPath === null ? BUNDLED_SILERO_V5.sha256 : config.sha256,
     }),
-    loadTurnModel(config.turnModel, warn),
+    loadTurnModel(config.turnModel, log),
   ]);
   if (silero.status === 'rejected' || turn.status === 'rejected') {
     // Free what did load (the turn model holds a worker thread) before failing.

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeTinySmartTurn } from '../../builder/tiny-models/tiny-smart-turn.js';
 import { ConfigError } from '../../src/errors.js';
+import { Logger } from '../../src/log/logger.js';
 import { SMART_TURN_V3_2 } from '../../src/models/registry.js';
 import { SmartTurnModel } from '../../src/turn/turn-model.js';
 import { loadTurnModel } from '../../src/vad/vad.js';
@@ -70,8 +71,9 @@ describe('turn model (tiny stand-in)', () => {
 
   it('an optional model that cannot load is a warning and no model; a required one is an error', async () => {
     const warnings: string[] = [];
+    const log = new Logger({ level: 'WARN', jsonLines: true, write: (line) => warnings.push((JSON.parse(line) as { message: string }).message) });
     const missing = join(dir, 'absent.onnx');
-    expect(await loadTurnModel({ mode: 'optional', path: missing, sha256: null }, (m) => warnings.push(m))).toBeNull();
+    expect(await loadTurnModel({ mode: 'optional', path: missing, sha256: null }, log)).toBeNull();
     expect(warnings).toEqual([expect.stringContaining(`turn model not found at ${missing}`)]);
     await expect(loadTurnModel({ mode: 'required', path: missing, sha256: null })).rejects.toThrow(ConfigError);
   });
