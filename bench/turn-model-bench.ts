@@ -16,7 +16,9 @@
  * espeak-ng is not a human voice: these counts say how the model behaves on it, not on people.
  */
 import alawmulaw from 'alawmulaw';
-import { loadavg } from 'node:os';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { StreamResampler } from '../src/audio/resample.js';
 import { listenForTurn } from '../src/pipeline/listen.js';
@@ -66,9 +68,12 @@ export const FINISHED = [
   'That sounds great, thank you.',
 ];
 
-/** One utterance in a voice, 16 kHz float32, trimmed of espeak's own leading and trailing silence. */
+/**
+ * One utterance in a voice, 16 kHz float32, trimmed of the synthesizer's own leading and trailing silence.
+ * Voices are espeak-ng's ('en-us'), or flite's as 'flite:slt' (SSML read the same way).
+ */
 async function say(ssml: string, voice: string): Promise<Float32Array> {
-  const wav = await run('espeak-ng', ['-m', '-v', voice, '--stdout', '-s', '160', ssml]);
+  const wav = voice.startsWith('flite:') ? await flite(voice.slice('flite:'.length), ssml) : await run('espeak-ng', ['-m', '-v', voice, '--stdout', '-s', '160', ssml]);
   const trim = ['silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse'];
   const raw = await run('sox', ['-t', 'wav', '-', '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-', 'gain', '-n', '-3', ...trim], wav);
   return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
@@ -178,6 +183,7 @@ export async function benchTurnModel(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   try {
     results.push(...(await decisionTime(model)));
+    await verdictsBySpeech(model);
     await acceptance(silero, model);
     await humanSpeech(silero, model);
   } finally {
@@ -258,11 +264,14 @@ async function acceptance(silero: SileroVadModel, model: SmartTurnModel): Promis
   console.log(`\nwhat the default (fused) gets wrong:\n  ${wrong.join('\n  ') || 'nothing'}`);
 }
 
-/** Mono float32 at 16 kHz from any audio file sox reads. */
-async function readAudio(path: string): Promise<Float32Array> {
-  const raw = await run('sox', [path, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-']);
+/** Mono float32 at 16 kHz from any audio file sox reads (sox effects after it, e.g. a trim). */
+async function readAudio(path: string, effects: string[] = []): Promise<Float32Array> {
+  const raw = await run('sox', [path, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-', ...effects]);
   return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
 }
+
+/** A recording trimmed of its own leading and trailing silence. */
+const readTrimmed = (path: string) => readAudio(path, ['silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse']);
 
 /**
  * JFK's sentence as recorded: 0.33 s of room tone, then speech with four pauses inside it (measured on the
@@ -304,8 +313,7 @@ async function humanSamples(): Promise<{ samples: Sample[]; skipped: string[] }>
   if (alsa.skip !== null) skipped.push(alsa.skip);
   for (const prompt of alsa.prompts) {
     // Trimmed of the file's own silence and padded like the espeak-ng speech.
-    const trimmed = await run('sox', [prompt.path, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-', 'silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse']);
-    const speech = new Float32Array(trimmed.buffer.slice(trimmed.byteOffset, trimmed.byteOffset + trimmed.byteLength));
+    const speech = await readTrimmed(prompt.path);
     // Two words: the first alone until the middle of the longest gap between them.
     const [gapStart, gapEnd] = longestGap(speech);
     const middle = Math.round((LEAD_MS * RATE) / 1000) + (gapStart + gapEnd) / 2;
@@ -362,5 +370,69 @@ async function humanSpeech(silero: SileroVadModel, model: SmartTurnModel): Promi
   console.log('\nHuman speech: JFK pauses not cut / 4 and the silence that closed the sentence; ALSA prompts closed within 250 ms / all:\n');
   console.log('| policy | 16 kHz JFK | ALSA prompts <= 250 ms | G.711 JFK | ALSA prompts <= 250 ms |');
   console.log('|---|---|---|---|---|');
+  console.log(rows.join('\n'));
+}
+
+/** flite writes its WAV header after the samples (its sizes), so to a file, not a pipe. */
+async function flite(voice: string, ssml: string): Promise<Buffer> {
+  const dir = await mkdtemp(join(tmpdir(), 'flite-'));
+  try {
+    await run('flite', ['-voice', voice, '-ssml', '-t', `<speak>${ssml}</speak>`, '-o', join(dir, 'out.wav')]);
+    return await readFile(join(dir, 'out.wav'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** flite's voices, where flite is installed (apt-get install flite): other synthesizers than espeak-ng. */
+async function fliteVoices(): Promise<string[]> {
+  const listed = await run('flite', ['-lv']).then(
+    (out) => out.toString(),
+    () => '',
+  );
+  return ['slt', 'rms', 'awb', 'kal16'].filter((v) => listed.split(/\s+/).includes(v)).map((v) => `flite:${v}`);
+}
+
+/**
+ * How often the model alone is right, by kind of speech, at 200 ms of silence (where pipecat asks it):
+ * finished sentences should read complete, the paused sentences' first parts (said in one breath with
+ * the rest, cut at the pause) incomplete. Synthetic voices against human speech (JFK's four pauses and
+ * end; ALSA's prompts, all finished).
+ */
+async function verdictsBySpeech(model: SmartTurnModel): Promise<void> {
+  const silence = (ms: number) => new Float32Array(Math.round((ms * RATE) / 1000));
+  const judge = async (speech: Float32Array) => (await model.predict(Float32Array.from([...silence(200), ...speech, ...silence(200)]))).probability;
+  const rows: string[] = [];
+  const fliteSkip = (await fliteVoices()).length === 0 ? ['flite voices: flite not installed (apt-get install flite)'] : [];
+  for (const voice of [...VOICES, ...(await fliteVoices())]) {
+    let finishedRight = 0;
+    for (const text of FINISHED) if ((await judge(await say(text, voice))) >= 0.5) finishedRight++;
+    let partsRight = 0;
+    for (const [first, pauseMs, second] of PAUSED) {
+      const speech = await say(`${first} <break time="${pauseMs}ms"/> ${second}`, voice);
+      if ((await judge(speech.subarray(0, longestGap(speech)[0]))) < 0.5) partsRight++;
+    }
+    const share = Math.round((100 * (finishedRight + partsRight)) / (FINISHED.length + PAUSED.length));
+    rows.push(`| ${voice.startsWith('flite:') ? `flite ${voice.slice(6)}` : `espeak-ng ${voice}`} | ${finishedRight} / ${FINISHED.length} | ${partsRight} / ${PAUSED.length} | ${share}% |`);
+  }
+  const jfk = await jfkRecording();
+  if (jfk.path !== null) {
+    const recording = await readAudio(jfk.path);
+    const at = (s: number) => Math.round(s * RATE);
+    let partsRight = 0;
+    for (const [from] of JFK_PAUSES_S) if ((await model.predict(recording.subarray(0, at(from + 0.2)))).probability < 0.5) partsRight++;
+    const endRight = (await model.predict(recording.subarray(0, at(JFK_END_S - 0.25 + 0.2)))).probability >= 0.5 ? 1 : 0;
+    rows.push(`| human: JFK (recorded silence) | ${endRight} / 1 | ${partsRight} / ${JFK_PAUSES_S.length} | ${Math.round((100 * (endRight + partsRight)) / (1 + JFK_PAUSES_S.length))}% |`);
+  }
+  const alsa = await alsaPrompts();
+  if (alsa.prompts.length > 0) {
+    let right = 0;
+    for (const prompt of alsa.prompts) if ((await judge(await readTrimmed(prompt.path))) >= 0.5) right++;
+    rows.push(`| human: ALSA prompts | ${right} / ${alsa.prompts.length} | - | ${Math.round((100 * right) / alsa.prompts.length)}% |`);
+  }
+  for (const reason of [...fliteSkip, ...(jfk.skip ? [jfk.skip] : []), ...(alsa.skip ? [alsa.skip] : [])]) console.log(`\nverdicts by speech: ${reason}`);
+  console.log('\nSmart Turn alone at 200 ms of silence, right / all: finished sentences read complete, paused sentences cut at the pause read incomplete:\n');
+  console.log('| speech | finished: complete | cut mid-sentence: incomplete | right |');
+  console.log('|---|---|---|---|');
   console.log(rows.join('\n'));
 }
