@@ -4,7 +4,8 @@
  * on the way (SpeakableStream); PCM16 24 kHz frames come back while text still arrives. Aborting
  * (barge-in, a discarded preemptive answer) sends `cancel` and closes. The server queues streams
  * when its slots are full, so nothing here retries: a named server error fails the stream with its
- * code, and a server that dies or drops the connection fails it at once.
+ * code, a server that dies or drops the connection fails it at once, and one that goes silent after
+ * the stream's text ended (a hung engine) fails it after `stallMs`.
  */
 import WebSocket from 'ws';
 import { InvalidInputError, S2sError } from '../errors.js';
@@ -19,9 +20,15 @@ export interface TtsClientOptions {
   defaultVoice?: string;
   cfg: number;
   steps: number;
+  /**
+   * Once a stream has all its text (`end`), the server owes it audio or `done`: silence from it this
+   * long means the engine hung, and the stream fails (TTS_STALLED) instead of holding its answer and its
+   * slot for ever. Not counted while the stream waits for a slot. Real steps take tens of ms on a GPU.
+   */
+  stallMs: number;
 }
 
-export const DEFAULT_CLIENT_OPTIONS: TtsClientOptions = { cfg: 1.5, steps: 5 };
+export const DEFAULT_CLIENT_OPTIONS: TtsClientOptions = { cfg: 1.5, steps: 5, stallMs: 15_000 };
 
 /** The server's error codes (docs/tts-protocol.md). */
 export type TtsServerErrorCode = 'bad_message' | 'unknown_voice' | 'bad_option' | 'text_after_end' | 'text_too_long' | 'unspeakable' | 'engine_error';
@@ -73,7 +80,7 @@ export class TtsServerClient implements Tts {
     // Refused here, before a connection, with the list a client can choose from.
     if (!this.voices.includes(voice)) throw new InvalidInputError(`unknown voice "${voice}"; valid voices: ${this.voices.join(', ')}`);
     const open: ClientMessage = { type: 'open', voice, cfg: options.cfg ?? this.#options.cfg, steps: options.steps ?? this.#options.steps, priority: options.priority ?? 'confirmed' };
-    return new ServerStream(this.#sidecar, open, options.signal, this.#log);
+    return new ServerStream(this.#sidecar, open, options.signal, this.#log, this.#options.stallMs);
   }
 
   async dispose(): Promise<void> {
@@ -96,15 +103,19 @@ class ServerStream implements TtsStream {
   /** done, error, failure or cancel: nothing more goes out or comes in. */
   #finished = false;
   #openedAt: number | null = null;
+  readonly #stallMs: number;
+  /** Armed from `end` while the server owes audio; reset by each message from it. */
+  #stallTimer: NodeJS.Timeout | null = null;
   #unsubscribeCrash: (() => void) | null = null;
   readonly #onAbort = () => this.#cancel();
   /** The audio, for the reader; the reader stopping early cancels the stream. */
   readonly #audioOut = new AsyncQueue<Int16Array>(() => this.#cancel());
 
-  constructor(sidecar: TtsServerHandle, open: ClientMessage, signal: AbortSignal, log: Logger) {
+  constructor(sidecar: TtsServerHandle, open: ClientMessage, signal: AbortSignal, log: Logger, stallMs: number) {
     this.#sidecar = sidecar;
     this.#signal = signal;
     this.#log = log;
+    this.#stallMs = stallMs;
     this.#outbox = [open];
     if (signal.aborted) {
       this.#finished = true;
@@ -138,6 +149,20 @@ class ServerStream implements TtsStream {
       return;
     }
     this.#send({ type: 'end' });
+    this.#watchForStall();
+  }
+
+  /** (Re)starts the stall timer once the stream has ended, unless it still waits for a slot. */
+  #watchForStall(): void {
+    if (this.#stallTimer) clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
+    if (this.#finished || !this.#ended || (this.stats.queued && this.stats.ttfbMs === null)) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#log.warn('TTS stream stalled: no audio from the server', { stallMs: this.#stallMs, audioSamples: this.stats.samples });
+      this.#fail(new S2sError('TTS_STALLED', `TTS server sent nothing for ${this.#stallMs} ms after the stream's text ended (the engine may be hung)`, { retryable: true }));
+    }, this.#stallMs);
+    // A hung stream must not keep the process alive on its own.
+    this.#stallTimer.unref();
   }
 
   promote(): void {
@@ -178,6 +203,7 @@ class ServerStream implements TtsStream {
       if (this.#finished) return;
       if (isBinary) this.#audio(data as Buffer);
       else this.#event(data.toString());
+      this.#watchForStall();
     });
     ws.on('close', (code, reason) => {
       // A close before `done` or `error`: the server died or dropped us. Fail now, never hang.
@@ -257,6 +283,8 @@ class ServerStream implements TtsStream {
   /** The abort listener stays: audio already here but not read is dropped when the signal fires later. */
   #finish(): void {
     this.#finished = true;
+    if (this.#stallTimer) clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
     this.#unsubscribeCrash?.();
     this.#unsubscribeCrash = null;
   }

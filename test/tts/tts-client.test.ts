@@ -179,6 +179,23 @@ describe('TTS stream client against the protocol double', () => {
     expect((await otherDone).length).toBeGreaterThan(3);
   });
 
+  it('a stream whose engine goes silent after its text ended fails as stalled, frees its slot, and the others go on', async () => {
+    // Its own client (same server) with a short watchdog; not disposed: that would stop the shared server.
+    const watchful = new TtsServerClient(sidecar, { stallMs: 500 }, log);
+    const other = speakText(watchful, 'Meanwhile another stream keeps talking, sentence after sentence, without a care.', { signal: live() });
+    const otherDone = collect(other);
+    const stalled = speakText(watchful, 'This answer [[stall]] never comes.', { signal: live() });
+    await expect(collect(stalled)).rejects.toMatchObject({ code: 'TTS_STALLED', retryable: true });
+    expect(lines.some((l) => l.includes('TTS stream stalled'))).toBe(true);
+    expect((await otherDone).length).toBeGreaterThan(3);
+    // The stalled stream's socket went away: the server dropped it.
+    const active = async () => ((await (await fetch(`${sidecar.baseUrl}/config`)).json()) as { streams: { active: number } }).streams.active;
+    for (let polls = 0; (await active()) > 0; polls++) {
+      if (polls > 400) throw new Error('the stalled stream still holds its slot on the server');
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  });
+
   it('refuses an unknown voice before any connection; an ended stream with nothing speakable is just empty', async () => {
     expect(() => tts.open({ signal: live(), voice: 'en-Nobody' })).toThrow(InvalidInputError);
     expect(() => tts.open({ signal: live(), voice: 'en-Nobody' })).toThrow(/unknown voice "en-Nobody"; valid voices: en-Carter_man, en-Davis_man/);

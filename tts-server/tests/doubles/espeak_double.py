@@ -12,7 +12,9 @@ Audio: PCM16 LE mono 24 kHz in frames of 3,200 samples, like the real engine (a 
 silence to a whole frame when the stream has nothing more to say yet).
 
 Test hooks: text containing `[[fail]]` makes the stream's next step fail (`engine_error`); `[[crash]]` ends the
-whole process (exit 3) right after the stream's first frame (the worker's restart tests). Timing, from the
+whole process (exit 3) right after the stream's first frame (the worker's restart tests); `[[stall]]` makes
+the stream go silent from then on, neither audio nor `done`, until it is cancelled (a hung engine, for the
+worker's stall watchdog). Timing, from the
 environment (read once, when this module loads): S2S_TTS_DOUBLE_FRAME_MS (the step pause, default 20),
 S2S_TTS_DOUBLE_LOAD_MS (a "model load" before the server listens, default 0), S2S_TTS_DOUBLE_FIRST_CHUNK_MS
 (extra time before each stream's first frame, default 0).
@@ -57,6 +59,7 @@ CLAUSE_END = re.compile(r"[.,;:!?]$")
 SPEAKABLE = re.compile(r"\w")
 FAIL_MARK = "[[fail]]"
 CRASH_MARK = "[[crash]]"
+STALL_MARK = "[[stall]]"
 # The pause of one "model step" per frame (default: a frame of 133 ms made in 20 ms, faster than real time as the
 # real engine on a GPU). Read once here; tests pass their own.
 DEFAULT_FRAME_DELAY_S = float(os.environ.get("S2S_TTS_DOUBLE_FRAME_MS", "20")) / 1000
@@ -120,6 +123,7 @@ class _Stream:
         self.spoke = False
         self.failing = False
         self.crash = False
+        self.stalled = False
         # Not before this time (monotonic) for the first frame.
         self.first_frame_at = 0.0
 
@@ -283,6 +287,10 @@ class EspeakDoubleEngine:
             return False
         if failing:
             raise RuntimeError("a model step failed (the [[fail]] test hook)")
+        if piece is not None and STALL_MARK in piece:
+            stream.stalled = True
+        if stream.stalled:
+            return False
         if piece is not None:
             stream.crash = stream.crash or CRASH_MARK in piece
             spoken = piece.replace(CRASH_MARK, " ")
