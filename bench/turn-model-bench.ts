@@ -28,7 +28,7 @@ import { Endpointer, endpointerOptions, type EndpointerOptions } from '../src/va
 import { BUNDLED_SILERO_V5, SileroVadModel, bundledSileroPath } from '../src/vad/silero-model.js';
 import { ScriptedAsrDouble } from '../test/doubles/scripted-asr-double.js';
 import { run } from '../test/fixtures/speech.js';
-import { alsaPrompts, jfkRecording, JFK_PHRASES } from '../test/helpers/human-speech.js';
+import { alsaPrompts, jfkRecording, JFK_END_S, JFK_PAUSES_S, JFK_PHRASES } from '../test/helpers/human-speech.js';
 import { realSmartTurn } from '../test/helpers/smart-turn-wheel.js';
 import { summarize, type BenchResult } from './stats.js';
 
@@ -273,18 +273,6 @@ async function readAudio(path: string, effects: string[] = []): Promise<Float32A
 /** A recording trimmed of its own leading and trailing silence. */
 const readTrimmed = (path: string) => readAudio(path, ['silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse']);
 
-/**
- * JFK's sentence as recorded: 0.33 s of room tone, then speech with four pauses inside it (measured on the
- * file: RMS of 10 ms frames under 0.02), the last word ending by 10.5 s; after it the recording's crowd
- * noise rises, so it is cut there and its own quiet lead (0.05-0.30 s) is looped for 2 s instead.
- */
-const JFK_PAUSES_S: [number, number][] = [
-  [2.12, 3.29],
-  [3.71, 3.98],
-  [4.31, 5.41],
-  [7.6, 8.19],
-];
-const JFK_END_S = 10.5;
 
 async function humanSamples(): Promise<{ samples: Sample[]; skipped: string[] }> {
   const samples: Sample[] = [];

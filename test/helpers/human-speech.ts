@@ -34,6 +34,19 @@ export const JFK_SOURCE = {
  */
 export const JFK_PHRASES = ['And so my fellow Americans,', 'ask', 'not', 'what your country can do for you,', 'ask what you can do for your country.'] as const;
 
+/**
+ * JFK's sentence as recorded: 0.33 s of room tone, then speech with four pauses inside it (measured on the
+ * file: RMS of 10 ms frames under 0.02), the last word ending by 10.5 s; after it the recording's crowd
+ * noise rises, so it is cut there and its own quiet lead (0.05-0.30 s) is looped for 2 s instead.
+ */
+export const JFK_PAUSES_S: [number, number][] = [
+  [2.12, 3.29],
+  [3.71, 3.98],
+  [4.31, 5.41],
+  [7.6, 8.19],
+];
+export const JFK_END_S = 10.5;
+
 const CACHE = resolve('.cache', 'human-speech');
 
 export type Fetched = { path: string; skip: null } | { path: null; skip: string };
