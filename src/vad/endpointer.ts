@@ -183,7 +183,8 @@ export class Endpointer {
    */
   adaptToTranscript(transcript: string, endSample: number): void {
     if (this.#phase !== 'trailing_silence' || this.#silenceStart !== endSample) return;
-    this.#judge.cue = endpointCue(transcript);
+    // No words heard (an empty transcript) tell nothing: the cue stays unknown.
+    this.#judge.cue = transcript.trim() ? endpointCue(transcript) : null;
     this.#decide();
   }
 

@@ -52,11 +52,16 @@ export interface TurnVerdict {
 
 /**
  * The silence (ms) that closes a turn, from the transcript cue (null: not known yet) and the turn
- * model's verdict (null: none). The model moves the endpoint inside the cue's range and never
- * shortens a dangling connector's wait (with `adaptive` off the silence is fixed: `endpointMs`):
+ * model's verdict (null: none). The model moves the endpoint inside the cue's range; it lengthens any
+ * wait it calls incomplete, but shortens one only where the words agree (a finished sentence) or are
+ * not known yet: words that just stop, with no full stop (Whisper writes one where it hears a sentence
+ * end), keep the base wait, and a dangling connector's is never shortened. Measured: a complete
+ * verdict on words with no cue was most often a pause inside a phrase (ALSA's "Front | center", the
+ * bench's content-word pauses). With `adaptive` off the silence is fixed: `endpointMs`.
  *   cue \ model    complete        incomplete                 no verdict
  *   sentence end    min (200)       base (400)                 min
- *   none / unknown  min             turnIncompleteMs (1500)    base (unknown: base)
+ *   unknown         min             turnIncompleteMs (1500)    base
+ *   none            base (400)      turnIncompleteMs (1500)    base
  *   continuation    max (900)       max(turnIncompleteMs, max) max
  */
 export function fusedEndpointMs(
@@ -75,7 +80,8 @@ export function fusedEndpointMs(
   const incomplete = Math.max(options.turnIncompleteMs, options.endpointMs);
   if (cue === 'continuation') return verdict.complete ? max : Math.max(incomplete, max);
   if (cue === 'sentence_end') return verdict.complete ? min : options.endpointMs;
-  return verdict.complete ? min : incomplete;
+  if (!verdict.complete) return incomplete;
+  return cue === null ? min : options.endpointMs;
 }
 
 /** What closed a turn: the turn model's verdict, the transcript cue, or the fixed silence alone. */

@@ -40,7 +40,7 @@ describe('fused endpoint: transcript cue and turn model', () => {
     const table = (['sentence_end', 'none', null, 'continuation'] as const).map((cue) => [fusedEndpointMs(cue, complete, options), fusedEndpointMs(cue, incomplete, options), fusedEndpointMs(cue, null, options)]);
     expect(table).toEqual([
       [200, 400, 200],
-      [200, 1500, 400],
+      [400, 1500, 400],
       [200, 1500, 400],
       [900, 1500, 900],
     ]);
@@ -48,15 +48,27 @@ describe('fused endpoint: transcript cue and turn model', () => {
     expect(fusedEndpointMs('none', complete, { ...options, adaptive: false })).toBe(400);
   });
 
-  it('closes after the short silence when the model says complete, though the words give no cue', async () => {
+  it('closes after the short silence when the model says complete and the words end a sentence', async () => {
     const model = new ScriptedTurnModelDouble(0.9);
-    const heard = await turnWith(model, 'What time is it');
+    const heard = await turnWith(model, 'What time is it?');
     expect(heard.endpointMs).toBe(frames(200));
     expect(heard.turn).toMatchObject({ decidedBy: 'model', verdict: 'complete', probability: 0.9, runs: 1, failed: false });
     // The model heard the turn so far: its whole speech, then the first silent frame.
     const { startMs, endMs } = speech.truth[0]!;
     expect(model.audioLengths.at(-1)!).toBeGreaterThan((endMs - startMs) * 16);
     expect(model.audioLengths.at(-1)!).toBeLessThan((endMs - startMs + 200 + 200) * 16);
+  });
+
+  it('a complete verdict on words that just stop (no full stop) keeps the base wait; before any words it closes early', async () => {
+    const stopped = await turnWith(new ScriptedTurnModelDouble(0.9), 'What time is it');
+    expect(stopped.endpointMs).toBe(frames(400));
+    expect(stopped.turn).toMatchObject({ decidedBy: 'model', verdict: 'complete' });
+    // Live feeding with no transcript (the ASR slower than the model): the verdict alone shortens the wait.
+    const endpointer = new Endpointer(silero, endpointerOptions({ turnRecheckMs: 0 }), new ScriptedTurnModelDouble(0.9));
+    const events: VadEvent[] = [];
+    for (let at = 0; at < speech.samples.length; at += 512) events.push(...(await endpointer.push(speech.samples.subarray(at, at + 512))));
+    const end = events.find((e) => e.type === 'speech_end');
+    expect(end?.type === 'speech_end' && end.endpointMs).toBe(200);
   });
 
   it('waits the incomplete silence when the model says incomplete', async () => {
@@ -68,7 +80,7 @@ describe('fused endpoint: transcript cue and turn model', () => {
   it('re-checks as the silence grows and closes when a later verdict says complete', async () => {
     // Incomplete until the model hears 250 ms of silence after the speech.
     const model = new ScriptedTurnModelDouble((audio) => (trailingSilenceMs(audio) >= 250 ? 0.8 : 0.1));
-    const heard = await turnWith(model, 'What time is it', { turnRecheckMs: 100, turnIncompleteMs: 1500 });
+    const heard = await turnWith(model, 'What time is it?', { turnRecheckMs: 100, turnIncompleteMs: 1500 });
     // Runs at the first silent frame (Silero releases some tens of ms after the speech), then every
     // 100 ms of silence, until one hears enough of it.
     expect(heard.turn).toMatchObject({ decidedBy: 'model', verdict: 'complete' });
