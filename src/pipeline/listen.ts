@@ -15,6 +15,9 @@ import { concatFloat32 } from '../audio/pcm.js';
 import { WorkPriority } from '../util/work-priority.js';
 import { msToSamples, samplesToMs, type Endpointer, type TurnModelReport, type VadEvent } from '../vad/endpointer.js';
 
+/** A joined turn's later silences are transcribed speculatively while the turn fits one Whisper window (30 s). */
+const MAX_SPECULATIVE_SAMPLES = 30 * 16_000;
+
 /** Audio of a complete item is fed one VAD frame at a time, so each frame sees the cues known before it. */
 const FEED_SAMPLES = 512;
 
@@ -173,10 +176,13 @@ export class TurnListener {
         out.push({ type: 'speech_resumed', atSample: event.atSample });
       } else if (event.type === 'silence_start') {
         this.#dropSpeculation();
-        // A joined turn's later segments: the transcript of all of it so far, for the endpoint cue only
-        // (the turn's transcript is then made from its joined audio when it closes).
-        const audio = this.#parts.length > 0 ? concatFloat32([...this.#parts, event.audio]) : event.audio;
-        this.#speculation = this.#speculate(event.endSample, audio);
+        // A joined turn's later segments: the transcript of all of it so far, so the endpoint cue reads
+        // the whole turn; past one Whisper window the decodes would grow with every pause, so none.
+        const heardSoFar = this.#parts.reduce((sum, part) => sum + part.length, event.audio.length);
+        if (this.#parts.length === 0 || heardSoFar <= MAX_SPECULATIVE_SAMPLES) {
+          const audio = this.#parts.length > 0 ? concatFloat32([...this.#parts, event.audio]) : event.audio;
+          this.#speculation = this.#speculate(event.endSample, audio);
+        }
       } else {
         const at = performance.now();
         this.#generation++;
