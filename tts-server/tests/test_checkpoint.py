@@ -13,7 +13,15 @@ from safetensors import safe_open
 from transformers import Qwen2Model
 from transformers.models.vibevoice.modeling_vibevoice import VibeVoiceDiffusionHeadSinusoidalEmbedding
 
-from s2s_tts.vibevoice.checkpoint import CheckpointError, load_model, to_ours, to_upstream, upstream_state_dict
+from s2s_tts.vibevoice.checkpoint import (
+    CheckpointError,
+    _compile,
+    load_model,
+    to_ours,
+    to_upstream,
+    upstream_names,
+    upstream_state_dict,
+)
 from s2s_tts.vibevoice.config import ConfigError, load_config, parse_config, qwen2_config
 from s2s_tts.vibevoice.kv_cache import SlotKVCache
 from s2s_tts.vibevoice.model import TEXT_TYPE
@@ -36,6 +44,7 @@ def test_every_tensor_maps_both_ways_at_real_size() -> None:
     assert None not in ups
     assert [to_ours(u) for u in ups] == names  # type: ignore[arg-type]
     assert len(set(ups)) == len(ups)
+    assert upstream_names(names) == dict(zip(ups, names, strict=True))
     # the names upstream publishes (TTS-ENGINE.md): decoder, head and connector counts at real size
     assert sum(u.startswith("model.acoustic_tokenizer.decoder.") for u in ups) == 276  # type: ignore[union-attr]
     assert sum(u.startswith("model.prediction_head.") for u in ups) == 26  # type: ignore[union-attr]
@@ -65,6 +74,28 @@ def test_missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
     write_tiny_model(tmp_path / "b", extra={"model.something_else.weight": torch.zeros(2)})
     with pytest.raises(CheckpointError, match=r"unexpected 1: model\.something_else\.weight"):
         load_model(tmp_path / "b", torch.device("cpu"), torch.float32)
+    write_tiny_model(tmp_path / "c", extra={"model.acoustic_connector.fc1.bias": torch.zeros(3)})
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatch: model\.acoustic_connector\.fc1\.bias: \(3,\) vs \(64,\) for "
+    ):
+        load_model(tmp_path / "c", torch.device("cpu"), torch.float32)
+
+
+def test_the_key_table_is_checked_one_to_one() -> None:
+    with pytest.raises(ValueError, match="different fields"):
+        _compile([("model.layers.{i}.{w}", "layers.{i}")])
+    with pytest.raises(CheckpointError, match=r"both map to model\.language_model\.layers\.0\.mlp\.up_proj\.weight"):
+        upstream_names(["lm_layers.0.mlp.up_proj.weight", "lm_layers.0.mlp.up_proj.weight"])
+    with pytest.raises(CheckpointError, match=r"no upstream name for our tensor made_up\.weight"):
+        upstream_names(["made_up.weight"])
+    # upstream's layer index is one more than ours past the stem; a key with no index of ours is not mapped
+    assert to_ours("model.acoustic_tokenizer.decoder.upsample_layers.3.0.convtr.convtr.bias") == (
+        "decoder.conv_layers.2.convtr.convtr.bias"
+    )
+    assert to_upstream("decoder.conv_layers.2.stage.1.mixer.conv.weight") == (
+        "model.acoustic_tokenizer.decoder.stages.3.1.mixer.conv.conv.conv.weight"
+    )
+    assert to_ours("model.acoustic_tokenizer.decoder.upsample_layers.0.0.convtr.convtr.bias") is None
 
 
 def test_bad_config_is_named(tmp_path: Path) -> None:
