@@ -228,9 +228,3 @@ def load_model(model_dir: str | Path, device: torch.device, dtype: torch.dtype) 
     model.place(device, dtype)  # the tables `place` recomputes are not in the checkpoint
     model.eval()
     return model
-
-
-def upstream_state_dict(model: RealtimeModel) -> dict[str, torch.Tensor]:
-    """Our weights under upstream's key names (for writing a checkpoint in the published layout)."""
-    state = model.state_dict()
-    return {key: state[name] for key, name in upstream_names(state).items()}
