@@ -108,7 +108,7 @@ class _Template:
 
 
 def _compile(rules: Iterable[tuple[str, str]]) -> list[tuple[_Template, _Template]]:
-    out = []
+    out: list[tuple[_Template, _Template]] = []
     for upstream, ours in rules:
         up, we = _Template(upstream), _Template(ours)
         if set(up.offsets) != set(we.offsets):
@@ -122,7 +122,7 @@ _COMPILED = _compile(_RULES)
 
 def _translate(name: str, upstream_side: bool) -> str | None:
     """`name` through the one rule that matches it (None: none does); two matching rules are a table error."""
-    hits = []
+    hits: list[str] = []
     for up, ours in _COMPILED:
         src, dst = (up, ours) if upstream_side else (ours, up)
         values = src.match(name)
@@ -198,7 +198,7 @@ class WeightFill:
         missing = sorted(set(self._state) - self._found)
         if not (missing or self._unexpected or self._shape_errors):
             return
-        parts = []
+        parts: list[str] = []
         if missing:
             parts.append(f"missing {len(missing)}: " + ", ".join(self._upstream[n] for n in missing[:20]))
         if self._unexpected:
