@@ -5,13 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_checkpoint import write_tiny_model
+from s2s_tts.tiny_model import write_tiny_model
 
 torch.set_num_threads(1)  # tests share two cores with other work; one thread avoids oversubscription
 
 
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-model")
-    write_tiny_model(out, seed=0)
-    return out
+    """The tiny model folder as the test profile gets it (`python -m s2s_tts.tiny_model`), seed 0."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)

@@ -5,37 +5,55 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from transformers import Qwen2Model
 from transformers.models.vibevoice.modeling_vibevoice import VibeVoiceDiffusionHeadSinusoidalEmbedding
 
-from s2s_tts.vibevoice.checkpoint import CheckpointError, load_model, to_ours, to_upstream, upstream_state_dict
+from s2s_tts.checkpoint_layout import checkpoint_shapes
+from s2s_tts.tiny_model import real_config, tiny_config
+from s2s_tts.vibevoice.checkpoint import CheckpointError, _compile, load_model, to_ours, to_upstream, upstream_names
 from s2s_tts.vibevoice.config import ConfigError, load_config, parse_config, qwen2_config
 from s2s_tts.vibevoice.kv_cache import SlotKVCache
 from s2s_tts.vibevoice.model import TEXT_TYPE
-from s2s_tts.vibevoice.random_model import REAL_CONFIG, random_model, tiny_config_dict
-from tiny_checkpoint import write_tiny_model
+from s2s_tts.vibevoice.random_model import random_model
 
 
 def _raw(path: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors in float32 (the tiny model's bf16 values, exactly)."""
     with safe_open(str(path / "model.safetensors"), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        return {k: f.get_tensor(k).float() for k in f.keys()}  # noqa: SIM118
+
+
+def _edited_copy(
+    tiny_dir: Path, out: Path, drop: tuple[str, ...] = (), extra: dict[str, torch.Tensor] | None = None
+) -> Path:
+    """A copy of the tiny model folder whose model.safetensors lacks `drop` and holds `extra` besides."""
+    shutil.copytree(tiny_dir, out)
+    weights = {k: v for k, v in load_file(str(out / "model.safetensors")).items() if k not in drop}
+    save_file({**weights, **(extra or {})}, str(out / "model.safetensors"))
+    return out
 
 
 def test_every_tensor_maps_both_ways_at_real_size() -> None:
     with torch.device("meta"):
         from s2s_tts.vibevoice.model import RealtimeModel
 
-        model = RealtimeModel(parse_config(REAL_CONFIG))
+        model = RealtimeModel(parse_config(real_config()))
     names = list(model.state_dict())
     ups = [to_upstream(n) for n in names]
     assert None not in ups
     assert [to_ours(u) for u in ups] == names  # type: ignore[arg-type]
     assert len(set(ups)) == len(ups)
+    assert upstream_names(names) == dict(zip(ups, names, strict=True))
+    # exactly the published tensors, less the TTS stack's token embedding that inference never reads
+    published = set(checkpoint_shapes(real_config()))
+    assert set(ups) == published - {"model.tts_language_model.embed_tokens.weight"}
     # the names upstream publishes (TTS-ENGINE.md): decoder, head and connector counts at real size
     assert sum(u.startswith("model.acoustic_tokenizer.decoder.") for u in ups) == 276  # type: ignore[union-attr]
     assert sum(u.startswith("model.prediction_head.") for u in ups) == 26  # type: ignore[union-attr]
@@ -58,17 +76,46 @@ def test_loads_strictly_and_exactly(tiny_dir: Path) -> None:
         assert torch.equal(tensor, raw[up]), name
 
 
-def test_missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
-    write_tiny_model(tmp_path / "a", drop=("model.prediction_head.cond_proj.weight",))
+def test_missing_and_unexpected_keys_are_named(tiny_dir: Path, tmp_path: Path) -> None:
+    _edited_copy(tiny_dir, tmp_path / "a", drop=("model.prediction_head.cond_proj.weight",))
     with pytest.raises(CheckpointError, match=r"missing 1: model\.prediction_head\.cond_proj\.weight"):
         load_model(tmp_path / "a", torch.device("cpu"), torch.float32)
-    write_tiny_model(tmp_path / "b", extra={"model.something_else.weight": torch.zeros(2)})
+    _edited_copy(tiny_dir, tmp_path / "b", extra={"model.something_else.weight": torch.zeros(2)})
     with pytest.raises(CheckpointError, match=r"unexpected 1: model\.something_else\.weight"):
         load_model(tmp_path / "b", torch.device("cpu"), torch.float32)
+    _edited_copy(tiny_dir, tmp_path / "c", extra={"model.acoustic_connector.fc1.bias": torch.zeros(3)})
+    with pytest.raises(
+        CheckpointError, match=r"shape mismatch: model\.acoustic_connector\.fc1\.bias: \(3,\) vs \(64,\) for "
+    ):
+        load_model(tmp_path / "c", torch.device("cpu"), torch.float32)
+
+
+def test_keys_inference_never_reads_are_allowed(tiny_dir: Path, tmp_path: Path) -> None:
+    # what a save_pretrained folder also holds: the acoustic encoder and the text LM's final norm
+    unused = {"model.acoustic_tokenizer.encoder.head.conv.conv.weight": torch.zeros(4, 4, 7)}
+    unused["model.language_model.norm.weight"] = torch.ones(64)
+    load_model(_edited_copy(tiny_dir, tmp_path / "m", extra=unused), torch.device("cpu"), torch.float32)
+
+
+def test_the_key_table_is_checked_one_to_one() -> None:
+    with pytest.raises(ValueError, match="different fields"):
+        _compile([("model.layers.{i}.{w}", "layers.{i}")])
+    with pytest.raises(CheckpointError, match=r"both map to model\.language_model\.layers\.0\.mlp\.up_proj\.weight"):
+        upstream_names(["lm_layers.0.mlp.up_proj.weight", "lm_layers.0.mlp.up_proj.weight"])
+    with pytest.raises(CheckpointError, match=r"no upstream name for our tensor made_up\.weight"):
+        upstream_names(["made_up.weight"])
+    # upstream's layer index is one more than ours past the stem; a key with no index of ours is not mapped
+    assert to_ours("model.acoustic_tokenizer.decoder.upsample_layers.3.0.convtr.convtr.bias") == (
+        "decoder.conv_layers.2.convtr.convtr.bias"
+    )
+    assert to_upstream("decoder.conv_layers.2.stage.1.mixer.conv.weight") == (
+        "model.acoustic_tokenizer.decoder.stages.3.1.mixer.conv.conv.conv.weight"
+    )
+    assert to_ours("model.acoustic_tokenizer.decoder.upsample_layers.0.0.convtr.convtr.bias") is None
 
 
 def test_bad_config_is_named(tmp_path: Path) -> None:
-    raw = tiny_config_dict()
+    raw = tiny_config()
     raw["acoustic_tokenizer_config"]["mixer_layer"] = "attention"
     with pytest.raises(ConfigError, match="mixer_layer"):
         parse_config(raw)
@@ -184,7 +231,9 @@ def test_connector_eos_and_head_match_a_direct_computation(tiny_dir: Path) -> No
         torch.testing.assert_close(model.head(latent, t, condition=hidden), want_head, rtol=1e-5, atol=1e-5)
 
 
-def test_state_dict_round_trip_through_upstream_names() -> None:
-    model = random_model(tiny_config_dict(), seed=4)
-    back = {to_ours(k): v for k, v in upstream_state_dict(model).items()}
-    assert back.keys() == model.state_dict().keys()
+def test_the_in_memory_random_model_is_the_tiny_folder_loaded(tiny_dir: Path) -> None:
+    # one source of random weights: the bench's and tests' in-memory model equals the written tiny model of the seed
+    loaded = load_model(tiny_dir, torch.device("cpu"), torch.float32).state_dict()
+    built = random_model(tiny_config(), seed=0).state_dict()
+    assert built.keys() == loaded.keys()
+    assert all(torch.equal(built[k], loaded[k]) for k in built)

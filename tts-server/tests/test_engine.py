@@ -13,18 +13,20 @@ import torch
 
 from doubles.outputs import CollectingOutput, FrameNoise
 from s2s_tts.engine_api import Done, StreamError, StreamOptions, StreamOutput
+from s2s_tts.tiny_model import tiny_config, tiny_tokenizer
 from s2s_tts.vibevoice.engine import SPEECH_WINDOW, TEXT_WINDOW, EngineOptions, VibeVoiceEngine
 from s2s_tts.vibevoice.model import RealtimeModel
 from s2s_tts.vibevoice.prompt import VoicePrompt
-from s2s_tts.vibevoice.random_model import byte_level_tokenizer, random_model, random_voice, tiny_config_dict
+from s2s_tts.vibevoice.random_model import random_model, random_voice
 
 FRAME_BYTES = 3200 * 2
+MATCH_LSB = 164  # 0.5% of full scale (see test_four_streams_in_one_step_match_each_alone)
 TAIL = SPEECH_WINDOW  # with EOS off, a stream finishes one window after its last text window
 
 
 @pytest.fixture(scope="module")
 def model() -> RealtimeModel:
-    return random_model(tiny_config_dict(), seed=0)
+    return random_model(tiny_config(), seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def voices(model: RealtimeModel) -> dict[str, VoicePrompt]:
 
 @pytest.fixture(scope="module")
 def tok():  # type: ignore[no-untyped-def]
-    return byte_level_tokenizer()
+    return tiny_tokenizer()
 
 
 @pytest.fixture
@@ -170,7 +172,10 @@ def test_four_streams_in_one_step_match_each_alone(make) -> None:  # type: ignor
     for want, got in zip(alone, outs, strict=True):
         assert got.done == want.done
         assert np.abs(pcm(got)).max() > 100
-        np.testing.assert_allclose(pcm(got).astype(np.int32), pcm(want).astype(np.int32), atol=2)
+        # Float rounding only: batch-size-dependent kernels differ by ~2e-4 of the signal after 30 autoregressive
+        # frames. The tiny model speaks at several times full scale (measured: at most 60 LSB apart); a batching
+        # mistake (a wrong row, cache or position) differs by thousands.
+        np.testing.assert_allclose(pcm(got).astype(np.int32), pcm(want).astype(np.int32), atol=MATCH_LSB)
 
 
 def test_cancel_mid_stream_frees_the_slot_and_memory(make) -> None:  # type: ignore[no-untyped-def]
@@ -317,12 +322,12 @@ def test_engine_from_a_model_folder_with_its_thread(tiny_dir: Path) -> None:
         tiny_dir, "cpu", "float32", max_streams=2, options=EngineOptions(eos=False, max_tail_frames=TAIL)
     )
     try:
-        assert eng.voices == ["en-Carter_man", "en-Emma_woman"] and eng.default_voice == "en-Carter_man"
+        assert eng.voices == ["en-Tiny_man", "en-Tiny_woman"] and eng.default_voice == "en-Tiny_man"
         assert (eng.sample_rate, eng.frame_samples, eng.max_streams) == (24000, 3200, 2)
 
         async def speak() -> list[object]:
             out = StreamOutput(asyncio.get_running_loop())
-            h = eng.open(StreamOptions(voice="en-Emma_woman", cfg=1.5, steps=2), out)
+            h = eng.open(StreamOptions(voice="en-Tiny_woman", cfg=1.5, steps=2), out)
             for word in ["Hello", "there,", "how", "are", "you", "today?"]:
                 h.push_text(word + " ")
                 await asyncio.sleep(0.001)
@@ -339,7 +344,7 @@ def test_engine_from_a_model_folder_with_its_thread(tiny_dir: Path) -> None:
     finally:
         eng.close()
     with pytest.raises(StreamError):
-        eng.open(StreamOptions(voice="en-Emma_woman", cfg=1.5, steps=2), CollectingOutput())
+        eng.open(StreamOptions(voice="en-Tiny_woman", cfg=1.5, steps=2), CollectingOutput())
 
 
 def test_bfloat16_engine_speaks(tiny_dir: Path) -> None:
@@ -353,7 +358,7 @@ def test_bfloat16_engine_speaks(tiny_dir: Path) -> None:
     try:
         assert eng.model.dtype == torch.bfloat16
         outs = [CollectingOutput(), CollectingOutput()]
-        for out, voice in zip(outs, ("en-Carter_man", "en-Emma_woman"), strict=True):
+        for out, voice in zip(outs, ("en-Tiny_man", "en-Tiny_woman"), strict=True):
             h = eng.open(StreamOptions(voice=voice, cfg=1.5, steps=5), out)
             h.push_text("Hello there, how are you today?")
             h.end()

@@ -8,7 +8,7 @@ import random
 import pytest
 from tokenizers import Tokenizer
 
-from s2s_tts.vibevoice.random_model import byte_level_tokenizer
+from s2s_tts.tiny_model import tiny_tokenizer
 from s2s_tts.vibevoice.text import IncrementalText
 
 TEXTS = [
@@ -22,7 +22,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tok() -> Tokenizer:
-    return byte_level_tokenizer()
+    return tiny_tokenizer()
 
 
 def _stream(tok: Tokenizer, pieces: list[str]) -> list[int]:

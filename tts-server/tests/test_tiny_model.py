@@ -66,15 +66,7 @@ def test_weights_carry_upstreams_names_and_shapes(tiny_dir: Path) -> None:
 
 def test_the_real_layout_matches_the_published_checkpoint() -> None:
     # The published model.safetensors is 2,035,332,888 bytes of bf16: 2 bytes a parameter plus its JSON header.
-    config = tiny_model.tiny_config()
-    config["decoder_config"].update(
-        hidden_size=896, intermediate_size=4864, num_attention_heads=14, num_key_value_heads=2, num_hidden_layers=24
-    )
-    config["decoder_config"]["vocab_size"] = 151936
-    config["tts_backbone_num_hidden_layers"] = 20
-    config["acoustic_tokenizer_config"].update(vae_dim=64, decoder_n_filters=32, encoder_depths="3-3-3-3-3-3-8")
-    config["diffusion_head_config"].update(hidden_size=896, head_layers=4, latent_size=64)
-    shapes = checkpoint_shapes(config)
+    shapes = checkpoint_shapes(tiny_model.real_config())
     parameters = sum(math.prod(s) for s in shapes.values())
     assert len(shapes) == 605
     assert parameters == 1_017_626_724

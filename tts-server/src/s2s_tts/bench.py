@@ -23,9 +23,10 @@ from typing import Any
 import torch
 
 from .engine_api import Done, StreamError, StreamOptions
+from .tiny_model import real_config, tiny_config, tiny_tokenizer
 from .vibevoice.engine import EngineOptions, VibeVoiceEngine
 from .vibevoice.model import SPEECH_TYPE
-from .vibevoice.random_model import REAL_CONFIG, byte_level_tokenizer, random_model, random_voice, tiny_config_dict
+from .vibevoice.random_model import random_model, random_voice
 
 LONG_TEXT = (
     "Sure, I can help with that. The weather today looks sunny and warm, with a light breeze from the west, "
@@ -261,13 +262,13 @@ def main(argv: list[str] | None = None) -> None:
     device = torch.device(args.device)
     counts = [int(x) for x in args.streams.split(",")]
     frames = args.frames or (6 if args.size == "real" else 30)
-    raw = REAL_CONFIG if args.size == "real" else tiny_config_dict()
+    raw = real_config() if args.size == "real" else tiny_config()
     t0 = time.perf_counter()
     model = random_model(raw, seed=0, device=device, dtype=dtype)
     init_s = time.perf_counter() - t0
     # prompt lengths of the official en-Mike_man preset (49 text, 148 TTS positions)
     voice = random_voice(model, lm_len=49, tts_len=148, seed=1)
-    tok = byte_level_tokenizer()
+    tok = tiny_tokenizer()
     base = {"size": args.size, "device": str(device), "dtype": args.dtype, "steps": args.steps, "cfg": args.cfg}
     _emit(
         {

@@ -19,12 +19,13 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from s2s_tts.checkpoint_layout import checkpoint_shapes
 from s2s_tts.upstream_preset import write_preset
@@ -138,6 +139,27 @@ def tiny_config() -> dict[str, Any]:
     }
 
 
+def real_config() -> dict[str, Any]:
+    """The published VibeVoice-Realtime-0.5B's sizes (hidden 896, 4 + 20 layers, vocab 151,936) in the same
+    structure: the bench builds the real architecture from it, with random weights."""
+    config = tiny_config()
+    config.update(acoustic_vae_dim=64, tts_backbone_num_hidden_layers=20)
+    config["decoder_config"].update(
+        hidden_size=896,
+        intermediate_size=4864,
+        max_position_embeddings=8192,
+        max_window_layers=24,
+        num_attention_heads=14,
+        num_hidden_layers=24,
+        vocab_size=151936,
+    )
+    config["acoustic_tokenizer_config"].update(
+        decoder_n_filters=32, encoder_depths="3-3-3-3-3-3-8", encoder_n_filters=32, vae_dim=64
+    )
+    config["diffusion_head_config"].update(hidden_size=896, head_layers=4, latent_size=64, speech_vae_dim=64)
+    return config
+
+
 PREPROCESSOR_CONFIG = {
     "processor_class": "VibeVoiceStreamingProcessor",
     "speech_tok_compress_ratio": 3200,
@@ -154,12 +176,12 @@ PREPROCESSOR_CONFIG = {
 
 
 def _random_tensor(name: str, shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
-    """Seeded values of a scale that keeps activations near unit size through the tiny network."""
+    """Seeded values of a scale that keeps activations near unit size through the network."""
     if name == "model.speech_scaling_factor":
         return torch.tensor(1.0)
     if name == "model.speech_bias_factor":
         return torch.tensor(0.0)
-    noise = torch.randn(shape, generator=g)
+    noise = torch.randn(shape, generator=g, device=g.device)
     leaf = name.rsplit(".", 2)
     if name.endswith(("norm.weight", "layernorm.weight")):
         return 1.0 + 0.1 * noise
@@ -175,17 +197,26 @@ def _random_tensor(name: str, shape: tuple[int, ...], g: torch.Generator) -> tor
     return noise / math.sqrt(fan_in)
 
 
-def random_weights(config: dict[str, Any], seed: int, dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
-    """Seeded random weights under the published tensor names (sorted, so the draw order is fixed)."""
-    g = torch.Generator().manual_seed(seed)
+def iter_random_weights(
+    config: dict[str, Any], seed: int, dtype: torch.dtype = torch.bfloat16, device: str | torch.device = "cpu"
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Seeded random weights under the published tensor names, one at a time in sorted order (so the draw order
+    is fixed): the tiny model's file and the bench's in-memory model (`vibevoice.random_model`) both come from here.
+    The draws are made on `device` (one seed gives other numbers on a GPU)."""
+    g = torch.Generator(device=torch.device(device)).manual_seed(seed)
     shapes = checkpoint_shapes(config)
-    return {name: _random_tensor(name, shapes[name], g).to(dtype) for name in sorted(shapes)}
+    for name in sorted(shapes):
+        yield name, _random_tensor(name, shapes[name], g).to(dtype)
 
 
-def write_tokenizer(out_dir: Path) -> int:
-    """Writes a tiny byte-level BPE tokenizer in the Qwen2 files' format; returns its size (tokens)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+def random_weights(config: dict[str, Any], seed: int, dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
+    """All of `iter_random_weights` (on the CPU) as one state dict."""
+    return dict(iter_random_weights(config, seed, dtype))
 
+
+def tiny_tokenizer() -> Tokenizer:
+    """A tiny byte-level BPE with Qwen2's pre-tokenizer split and Qwen2.5's special tokens (the same merges each
+    time: the corpus is fixed)."""
     tokenizer = Tokenizer(models.BPE(unk_token=None, fuse_unk=False, byte_fallback=False))
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
@@ -205,6 +236,12 @@ def write_tokenizer(out_dir: Path) -> int:
     )
     tokenizer.train_from_iterator([_CORPUS] * 4, trainer=trainer)
     tokenizer.add_special_tokens(list(SPECIAL_TOKENS))
+    return tokenizer
+
+
+def write_tokenizer(out_dir: Path) -> int:
+    """Writes the tiny tokenizer in the Qwen2 files' format; returns its size (tokens)."""
+    tokenizer = tiny_tokenizer()
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out_dir / "tokenizer.json"))
     tokenizer.model.save(str(out_dir))  # vocab.json, merges.txt
@@ -239,11 +276,8 @@ def write_tokenizer(out_dir: Path) -> int:
     return size
 
 
-def tiny_voice_tensors(
-    config: dict[str, Any], seed: int, lm_positions: int, tts_positions: int
-) -> dict[str, torch.Tensor]:
-    """Seeded prompt caches shaped for `config` (bf16, as the published presets are)."""
-    shape = VoiceShape.from_model_config(config)
+def tiny_voice_tensors(shape: VoiceShape, seed: int, lm_positions: int, tts_positions: int) -> dict[str, torch.Tensor]:
+    """Seeded prompt caches of `shape` in the converted voice format (bf16, as the published presets are)."""
     g = torch.Generator().manual_seed(seed)
     out: dict[str, torch.Tensor] = {}
     parts = (
@@ -275,7 +309,7 @@ def write_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     for i, name in enumerate(VOICE_NAMES):
         preset = out_dir / "presets" / f"{name}.pt"
         preset.parent.mkdir(parents=True, exist_ok=True)
-        write_preset(tiny_voice_tensors(config, seed * 1000 + i + 1, 10 + 3 * i, 16 + 5 * i), preset)
+        write_preset(tiny_voice_tensors(shape, seed * 1000 + i + 1, 10 + 3 * i, 16 + 5 * i), preset)
         convert_preset(preset, out_dir / "voices", expect=shape)
     return out_dir
 

@@ -207,27 +207,42 @@ def load_voice(
         raise VoiceFormatError(f"{path}: not a readable safetensors voice ({exc})") from exc
     if metadata.get("format") != FORMAT:
         raise VoiceFormatError(f"{path}: format {metadata.get('format')!r}, expected {FORMAT!r}")
-    _check_structure(tensors, str(path), expect)
+    sha = str(metadata.get("source_sha256", ""))
+    return voice_from_tensors(tensors, path.stem, sha, device, dtype, expect=expect, where=str(path))
 
-    def part(name: str) -> PromptPart:
-        n = _layer_count(tensors, name, "key")
+
+def voice_from_tensors(
+    tensors: dict[str, torch.Tensor],
+    name: str,
+    source_sha256: str = "",
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    expect: VoiceShape | None = None,
+    where: str | None = None,
+) -> VoicePrompt:
+    """A voice from its flat `s2s-voice-1` tensors, checked first (errors name `where`, by default `name`), on
+    `device`, cast to `dtype` if given."""
+    _check_structure(tensors, where or name, expect)
+
+    def part(part_name: str) -> PromptPart:
+        n = _layer_count(tensors, part_name, "key")
 
         def to(t: torch.Tensor) -> torch.Tensor:
             return t.to(device=device, dtype=dtype or t.dtype)
 
         return PromptPart(
-            last_hidden_state=to(tensors[f"{name}.last_hidden_state"]),
-            keys=tuple(to(tensors[f"{name}.key.{i}"]) for i in range(n)),
-            values=tuple(to(tensors[f"{name}.value.{i}"]) for i in range(n)),
+            last_hidden_state=to(tensors[f"{part_name}.last_hidden_state"]),
+            keys=tuple(to(tensors[f"{part_name}.key.{i}"]) for i in range(n)),
+            values=tuple(to(tensors[f"{part_name}.value.{i}"]) for i in range(n)),
         )
 
     return VoicePrompt(
-        name=path.stem,
+        name=name,
         lm=part("lm"),
         tts_lm=part("tts_lm"),
         neg_lm=part("neg_lm"),
         neg_tts_lm=part("neg_tts_lm"),
-        source_sha256=str(metadata.get("source_sha256", "")),
+        source_sha256=source_sha256,
     )
 
 

@@ -1,15 +1,16 @@
 """Loading `model.safetensors` as microsoft publishes it (upstream's key names) into our modules.
 
-The mapping is written once, as rules over key names, in both directions: `to_ours` for loading, `to_upstream`
-for writing a checkpoint in the published layout (tests). Loading is strict: every tensor our modules need must be
-there, and every key in the file must be either used or one of the known unused ones (the TTS stack's own token
-embedding, which upstream keeps and never reads; the acoustic encoder, which a `save_pretrained` folder has and the
-published file leaves out)."""
+The key mapping is written once, as one table of name templates (`_RULES`: upstream's name beside ours); both
+directions, `to_ours` and `to_upstream`, are read from it, and a name that two rules match is an error in the table.
+Loading pairs every tensor of ours with its upstream key and checks the pairing is one-to-one first. Loading is
+strict: every tensor our modules need must be there, and every key in the file must be either used or one of the
+known unused ones (the TTS stack's own token embedding, which upstream keeps and never reads; the acoustic encoder,
+which a `save_pretrained` folder has and the published file leaves out)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -25,6 +26,43 @@ class CheckpointError(ValueError):
 
 _DEC = "model.acoustic_tokenizer.decoder."
 _HEAD = "model.prediction_head."
+# A decoder block's tensors other than its mixer (which upstream nests three `conv`s deeper than transformers).
+_BLOCK = r"gamma|ffn_gamma|(?:norm|ffn_norm|ffn\.linear1|ffn\.linear2)\.\w+"
+
+# (upstream's key, our name). `{i}`/`{j}`: a layer index (`{i+1}`: the same index, one more on that side); `{w}`: one
+# name segment; `{proj}`: an MLP projection; `{block}`: a decoder block tensor; `{rest}`: the rest of the name.
+_RULES: tuple[tuple[str, str], ...] = (
+    ("model.language_model.embed_tokens.weight", "embed_tokens.weight"),
+    ("model.tts_language_model.norm.weight", "tts_norm.weight"),
+    ("model.tts_input_types.weight", "input_types.weight"),
+    ("model.speech_scaling_factor", "speech_scaling_factor"),
+    ("model.speech_bias_factor", "speech_bias_factor"),
+    ("model.language_model.layers.{i}.{rest}", "lm_layers.{i}.{rest}"),
+    ("model.tts_language_model.layers.{i}.{rest}", "tts_layers.{i}.{rest}"),
+    ("model.acoustic_connector.fc1.{w}", "connector.linear_1.{w}"),
+    ("model.acoustic_connector.norm.{w}", "connector.act.{w}"),
+    ("model.acoustic_connector.fc2.{w}", "connector.linear_2.{w}"),
+    ("tts_eos_classifier.fc1.{w}", "eos.fc1.{w}"),
+    ("tts_eos_classifier.fc2.{w}", "eos.fc2.{w}"),
+    (_HEAD + "t_embedder.mlp.0.{w}", "head.timestep_proj.fc1.{w}"),
+    (_HEAD + "t_embedder.mlp.2.{w}", "head.timestep_proj.fc2.{w}"),
+    (_HEAD + "layers.{i}.adaLN_modulation.1.{w}", "head.layers.{i}.linear.{w}"),
+    (_HEAD + "final_layer.adaLN_modulation.1.{w}", "head.final_layer.linear_1.{w}"),
+    (_HEAD + "final_layer.linear.{w}", "head.final_layer.linear_2.{w}"),
+    (_HEAD + "noisy_images_proj.{w}", "head.noisy_images_proj.{w}"),
+    (_HEAD + "cond_proj.{w}", "head.cond_proj.{w}"),
+    (_HEAD + "layers.{i}.ffn.{proj}.{w}", "head.layers.{i}.ffn.{proj}.{w}"),
+    (_HEAD + "layers.{i}.norm.{w}", "head.layers.{i}.norm.{w}"),
+    (_DEC + "upsample_layers.0.0.conv.conv.{w}", "decoder.stem.conv.conv.{w}"),
+    (_DEC + "upsample_layers.{i+1}.0.convtr.convtr.{w}", "decoder.conv_layers.{i}.convtr.convtr.{w}"),
+    (_DEC + "stages.0.{j}.mixer.conv.conv.conv.{w}", "decoder.stem.stage.{j}.mixer.conv.{w}"),
+    (_DEC + "stages.0.{j}.{block}", "decoder.stem.stage.{j}.{block}"),
+    (_DEC + "stages.{i+1}.{j}.mixer.conv.conv.conv.{w}", "decoder.conv_layers.{i}.stage.{j}.mixer.conv.{w}"),
+    (_DEC + "stages.{i+1}.{j}.{block}", "decoder.conv_layers.{i}.stage.{j}.{block}"),
+    (_DEC + "head.conv.conv.{w}", "decoder.head.conv.{w}"),
+)
+_FIELDS = {"i": r"0|[1-9]\d*", "j": r"0|[1-9]\d*", "w": r"\w+", "proj": r"\w+_proj", "block": _BLOCK, "rest": r".+"}
+_FIELD = re.compile(r"\{(\w+)(?:\+(\d+))?\}")
 
 # Keys a published or save_pretrained checkpoint may hold that inference never reads.
 _UNUSED = (
@@ -34,176 +72,150 @@ _UNUSED = (
 )
 
 
-def _block_to_ours(rest: str) -> str:
-    return rest.replace("mixer.conv.conv.conv.", "mixer.conv.")
+class _Template:
+    """One side of a rule: matches a name into field values, and writes field values into a name."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.offsets: dict[str, int] = {}
+        pattern, pos = "", 0
+        for m in _FIELD.finditer(text):
+            field, offset = m[1], int(m[2] or 0)
+            pattern += re.escape(text[pos : m.start()]) + f"(?P<{field}>{_FIELDS[field]})"
+            self.offsets[field] = offset
+            pos = m.end()
+        self.regex = re.compile(pattern + re.escape(text[pos:]))
+
+    def match(self, name: str) -> dict[str, str] | None:
+        m = self.regex.fullmatch(name)
+        if m is None:
+            return None
+        values = dict(m.groupdict())
+        for field, offset in self.offsets.items():
+            if offset:
+                index = int(values[field]) - offset
+                if index < 0:
+                    return None
+                values[field] = str(index)
+        return values
+
+    def write(self, values: dict[str, str]) -> str:
+        def field(m: re.Match[str]) -> str:
+            offset = self.offsets[m[1]]
+            return str(int(values[m[1]]) + offset) if offset else values[m[1]]
+
+        return _FIELD.sub(field, self.text)
 
 
-def _block_to_upstream(rest: str) -> str:
-    return rest.replace("mixer.conv.", "mixer.conv.conv.conv.")
+def _compile(rules: Iterable[tuple[str, str]]) -> list[tuple[_Template, _Template]]:
+    out: list[tuple[_Template, _Template]] = []
+    for upstream, ours in rules:
+        up, we = _Template(upstream), _Template(ours)
+        if set(up.offsets) != set(we.offsets):
+            raise ValueError(f"checkpoint rule {upstream!r} <-> {ours!r}: the two sides name different fields")
+        out.append((up, we))
+    return out
 
 
-def _decoder_to_ours(key: str) -> str | None:
-    if m := re.fullmatch(r"upsample_layers\.0\.0\.conv\.conv\.(\w+)", key):
-        return f"stem.conv.conv.{m[1]}"
-    if m := re.fullmatch(r"upsample_layers\.(\d+)\.0\.convtr\.convtr\.(\w+)", key):
-        return f"conv_layers.{int(m[1]) - 1}.convtr.convtr.{m[2]}"
-    if m := re.fullmatch(r"stages\.0\.(\d+)\.(.+)", key):
-        return f"stem.stage.{m[1]}.{_block_to_ours(m[2])}"
-    if m := re.fullmatch(r"stages\.(\d+)\.(\d+)\.(.+)", key):
-        return f"conv_layers.{int(m[1]) - 1}.stage.{m[2]}.{_block_to_ours(m[3])}"
-    if m := re.fullmatch(r"head\.conv\.conv\.(\w+)", key):
-        return f"head.conv.{m[1]}"
-    return None
+_COMPILED = _compile(_RULES)
 
 
-def _decoder_to_upstream(key: str) -> str | None:
-    if m := re.fullmatch(r"stem\.conv\.conv\.(\w+)", key):
-        return f"upsample_layers.0.0.conv.conv.{m[1]}"
-    if m := re.fullmatch(r"conv_layers\.(\d+)\.convtr\.convtr\.(\w+)", key):
-        return f"upsample_layers.{int(m[1]) + 1}.0.convtr.convtr.{m[2]}"
-    if m := re.fullmatch(r"stem\.stage\.(\d+)\.(.+)", key):
-        return f"stages.0.{m[1]}.{_block_to_upstream(m[2])}"
-    if m := re.fullmatch(r"conv_layers\.(\d+)\.stage\.(\d+)\.(.+)", key):
-        return f"stages.{int(m[1]) + 1}.{m[2]}.{_block_to_upstream(m[3])}"
-    if m := re.fullmatch(r"head\.conv\.(\w+)", key):
-        return f"head.conv.conv.{m[1]}"
-    return None
-
-
-_HEAD_RULES: list[tuple[str, str]] = [
-    (r"t_embedder\.mlp\.0\.(\w+)", r"timestep_proj.fc1.\1"),
-    (r"t_embedder\.mlp\.2\.(\w+)", r"timestep_proj.fc2.\1"),
-    (r"layers\.(\d+)\.adaLN_modulation\.1\.(\w+)", r"layers.\1.linear.\2"),
-    (r"final_layer\.adaLN_modulation\.1\.(\w+)", r"final_layer.linear_1.\1"),
-    (r"final_layer\.linear\.(\w+)", r"final_layer.linear_2.\1"),
-    (r"(noisy_images_proj|cond_proj)\.(\w+)", r"\1.\2"),
-    (r"layers\.(\d+)\.(ffn\.\w+_proj|norm)\.(\w+)", r"layers.\1.\2.\3"),
-]
-_HEAD_BACK: list[tuple[str, str]] = [
-    (r"timestep_proj\.fc1\.(\w+)", r"t_embedder.mlp.0.\1"),
-    (r"timestep_proj\.fc2\.(\w+)", r"t_embedder.mlp.2.\1"),
-    (r"layers\.(\d+)\.linear\.(\w+)", r"layers.\1.adaLN_modulation.1.\2"),
-    (r"final_layer\.linear_1\.(\w+)", r"final_layer.adaLN_modulation.1.\1"),
-    (r"final_layer\.linear_2\.(\w+)", r"final_layer.linear.\1"),
-    (r"(noisy_images_proj|cond_proj)\.(\w+)", r"\1.\2"),
-    (r"layers\.(\d+)\.(ffn\.\w+_proj|norm)\.(\w+)", r"layers.\1.\2.\3"),
-]
-
-
-def _apply(rules: list[tuple[str, str]], key: str) -> str | None:
-    for pattern, repl in rules:
-        if re.fullmatch(pattern, key):
-            return re.sub(f"^{pattern}$", repl, key)
-    return None
-
-
-_CONNECTOR = {"fc1": "linear_1", "norm": "act", "fc2": "linear_2"}
-_PLAIN = {
-    "model.language_model.embed_tokens.weight": "embed_tokens.weight",
-    "model.tts_language_model.norm.weight": "tts_norm.weight",
-    "model.tts_input_types.weight": "input_types.weight",
-    "model.speech_scaling_factor": "speech_scaling_factor",
-    "model.speech_bias_factor": "speech_bias_factor",
-}
+def _translate(name: str, upstream_side: bool) -> str | None:
+    """`name` through the one rule that matches it (None: none does); two matching rules are a table error."""
+    hits: list[str] = []
+    for up, ours in _COMPILED:
+        src, dst = (up, ours) if upstream_side else (ours, up)
+        values = src.match(name)
+        if values is not None:
+            hits.append(dst.write(values))
+    if len(hits) > 1:
+        raise ValueError(f"checkpoint rules: {name!r} matches {len(hits)} rules")
+    return hits[0] if hits else None
 
 
 def to_ours(key: str) -> str | None:
     """Our parameter name for an upstream checkpoint key (None: not ours)."""
-    if key in _PLAIN:
-        return _PLAIN[key]
-    if m := re.fullmatch(r"model\.language_model\.layers\.(\d+)\.(.+)", key):
-        return f"lm_layers.{m[1]}.{m[2]}"
-    if m := re.fullmatch(r"model\.tts_language_model\.layers\.(\d+)\.(.+)", key):
-        return f"tts_layers.{m[1]}.{m[2]}"
-    if m := re.fullmatch(r"model\.acoustic_connector\.(fc1|norm|fc2)\.(\w+)", key):
-        return f"connector.{_CONNECTOR[m[1]]}.{m[2]}"
-    if m := re.fullmatch(r"tts_eos_classifier\.(fc1|fc2)\.(\w+)", key):
-        return f"eos.{m[1]}.{m[2]}"
-    if key.startswith(_HEAD):
-        mapped = _apply(_HEAD_RULES, key[len(_HEAD) :])
-        return f"head.{mapped}" if mapped else None
-    if key.startswith(_DEC):
-        mapped = _decoder_to_ours(key[len(_DEC) :])
-        return f"decoder.{mapped}" if mapped else None
-    return None
+    return _translate(key, upstream_side=True)
 
 
 def to_upstream(name: str) -> str | None:
-    """The upstream checkpoint key for one of our parameter names (the inverse of `to_ours`)."""
-    for up, ours in _PLAIN.items():
-        if ours == name:
-            return up
-    if m := re.fullmatch(r"lm_layers\.(\d+)\.(.+)", name):
-        return f"model.language_model.layers.{m[1]}.{m[2]}"
-    if m := re.fullmatch(r"tts_layers\.(\d+)\.(.+)", name):
-        return f"model.tts_language_model.layers.{m[1]}.{m[2]}"
-    if m := re.fullmatch(r"connector\.(linear_1|act|linear_2)\.(\w+)", name):
-        back = {v: k for k, v in _CONNECTOR.items()}
-        return f"model.acoustic_connector.{back[m[1]]}.{m[2]}"
-    if m := re.fullmatch(r"eos\.(fc1|fc2)\.(\w+)", name):
-        return f"tts_eos_classifier.{m[1]}.{m[2]}"
-    if name.startswith("head."):
-        mapped = _apply(_HEAD_BACK, name[len("head.") :])
-        return f"{_HEAD}{mapped}" if mapped else None
-    if name.startswith("decoder."):
-        mapped = _decoder_to_upstream(name[len("decoder.") :])
-        return f"{_DEC}{mapped}" if mapped else None
-    return None
+    """The upstream checkpoint key for one of our parameter names (None: the table has no rule for it)."""
+    return _translate(name, upstream_side=False)
 
 
 def _is_unused(key: str) -> bool:
     return any(p.search(key) for p in _UNUSED)
 
 
-def expected_names(model: RealtimeModel) -> list[str]:
-    """Every tensor of ours a checkpoint must fill: parameters and persistent buffers."""
-    return list(model.state_dict().keys())
-
-
-def upstream_state_dict(model: RealtimeModel) -> dict[str, torch.Tensor]:
-    """Our weights under upstream's key names (for writing a checkpoint in the published layout)."""
-    out: dict[str, torch.Tensor] = {}
-    for name, tensor in model.state_dict().items():
+def upstream_names(names: Iterable[str]) -> dict[str, str]:
+    """Our tensor names by their upstream keys, checked one-to-one: each of ours has an upstream key, no two share
+    one, and each key leads back to its own name."""
+    out: dict[str, str] = {}
+    for name in names:
         key = to_upstream(name)
         if key is None:
             raise CheckpointError(f"no upstream name for our tensor {name}")
-        out[key] = tensor
+        if key in out:
+            raise CheckpointError(f"our tensors {out[key]} and {name} both map to {key}")
+        if to_ours(key) != name:
+            raise CheckpointError(f"{name} -> {key} -> {to_ours(key)}: the key mapping is not one-to-one")
+        out[key] = name
     return out
 
 
-def load_weights(model: RealtimeModel, path: str | Path, keep: Callable[[str], bool] | None = None) -> None:
+class WeightFill:
+    """One strict pass of upstream-named tensors into a model (already placed on its device and dtype): offer each
+    key (`wants`), give the tensor if wanted (`put`), then `finish`, which names what is missing, unexpected or of
+    the wrong shape."""
+
+    def __init__(self, model: RealtimeModel) -> None:
+        self._state = model.state_dict()
+        self._ours = upstream_names(self._state)
+        self._upstream = {name: key for key, name in self._ours.items()}
+        self._device = model.device
+        self._found: set[str] = set()
+        self._unexpected: list[str] = []
+        self._shape_errors: list[str] = []
+
+    def wants(self, key: str) -> bool:
+        if key in self._ours:
+            return True
+        if not _is_unused(key):
+            self._unexpected.append(key)
+        return False
+
+    def put(self, key: str, tensor: torch.Tensor) -> None:
+        name = self._ours[key]
+        target = self._state[name]
+        if tuple(tensor.shape) != tuple(target.shape):
+            self._shape_errors.append(f"{key}: {tuple(tensor.shape)} vs {tuple(target.shape)} for {name}")
+            return
+        with torch.no_grad():
+            target.copy_(tensor.to(device=self._device, dtype=target.dtype))
+        self._found.add(name)
+
+    def finish(self, where: str | Path) -> None:
+        missing = sorted(set(self._state) - self._found)
+        if not (missing or self._unexpected or self._shape_errors):
+            return
+        parts: list[str] = []
+        if missing:
+            parts.append(f"missing {len(missing)}: " + ", ".join(self._upstream[n] for n in missing[:20]))
+        if self._unexpected:
+            parts.append(f"unexpected {len(self._unexpected)}: " + ", ".join(sorted(self._unexpected)[:20]))
+        if self._shape_errors:
+            parts.append("shape mismatch: " + "; ".join(self._shape_errors[:20]))
+        raise CheckpointError(f"{where}: " + " | ".join(parts))
+
+
+def load_weights(model: RealtimeModel, path: str | Path) -> None:
     """Fills `model` (already placed on its device and dtype) from an upstream-named safetensors file, strictly."""
-    state = model.state_dict()
-    wanted = set(state)
-    found: set[str] = set()
-    unexpected: list[str] = []
-    shape_errors: list[str] = []
-    device = model.device
+    fill = WeightFill(model)
     with safe_open(str(path), framework="pt", device="cpu") as f:
         for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
-            name = to_ours(key)
-            if name is None or name not in wanted:
-                if not _is_unused(key):
-                    unexpected.append(key)
-                continue
-            tensor = f.get_tensor(key)
-            target = state[name]
-            if tuple(tensor.shape) != tuple(target.shape):
-                shape_errors.append(f"{key}: {tuple(tensor.shape)} vs {tuple(target.shape)} for {name}")
-                continue
-            with torch.no_grad():
-                target.copy_(tensor.to(device=device, dtype=target.dtype))
-            found.add(name)
-    missing = sorted(wanted - found)
-    if missing or unexpected or shape_errors:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)}: " + ", ".join(to_upstream(n) or n for n in missing[:20]))
-        if unexpected:
-            parts.append(f"unexpected {len(unexpected)}: " + ", ".join(sorted(unexpected)[:20]))
-        if shape_errors:
-            parts.append("shape mismatch: " + "; ".join(shape_errors[:20]))
-        raise CheckpointError(f"{path}: " + " | ".join(parts))
+            if fill.wants(key):
+                fill.put(key, f.get_tensor(key))
+    fill.finish(path)
 
 
 def load_model(model_dir: str | Path, device: torch.device, dtype: torch.dtype) -> RealtimeModel:

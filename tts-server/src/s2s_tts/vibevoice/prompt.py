@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..voices import PromptPart as VoicePart
+from ..voices import VoicePrompt as Voice
 from ..voices import VoiceShape, load_voice
 from .config import ModelConfig
 
@@ -41,18 +42,26 @@ def _part(part: VoicePart, device: torch.device, dtype: torch.dtype) -> PromptPa
     )
 
 
-def load_voice_prompt(path: str | Path, cfg: ModelConfig, device: torch.device, dtype: torch.dtype) -> VoicePrompt:
-    """Reads a converted voice, checked against the model's shape (VoiceFormatError names what does not fit)."""
-    shape = VoiceShape(
+def voice_shape(cfg: ModelConfig) -> VoiceShape:
+    """The shape a voice for this model has."""
+    return VoiceShape(
         hidden_size=cfg.lm.hidden_size,
         lm_layers=cfg.text_layers,
         tts_lm_layers=cfg.tts_layers,
         kv_heads=cfg.lm.num_key_value_heads,
         head_dim=cfg.lm.head_dim,
     )
-    voice = load_voice(path, "cpu", None, expect=shape)
+
+
+def prompt_from_voice(voice: Voice, device: torch.device, dtype: torch.dtype) -> VoicePrompt:
+    """What inference reads of a converted voice, on `device` in `dtype`."""
     return VoicePrompt(
         lm=_part(voice.lm, device, dtype),
         tts_lm=_part(voice.tts_lm, device, dtype),
         neg_tts_lm=_part(voice.neg_tts_lm, device, dtype),
     )
+
+
+def load_voice_prompt(path: str | Path, cfg: ModelConfig, device: torch.device, dtype: torch.dtype) -> VoicePrompt:
+    """Reads a converted voice, checked against the model's shape (VoiceFormatError names what does not fit)."""
+    return prompt_from_voice(load_voice(path, "cpu", None, expect=voice_shape(cfg)), device, dtype)
