@@ -16,6 +16,11 @@ export interface ScriptedLlmOptions {
   deltaChars?: number;
   delayMs?: number;
   firstDeltaDelayMs?: number;
+  /**
+   * Awaited before each delta is made (its index in the reply): a test holds a reply open until
+   * something has happened, whatever the machine's speed. A signal that fired meanwhile stops the reply.
+   */
+  beforeDelta?: (index: number) => Promise<void> | void;
 }
 
 export class ScriptedLlmDouble implements Llm {
@@ -60,6 +65,7 @@ export class ScriptedConversationDouble implements Conversation {
     this.maxConcurrentReplies = Math.max(this.maxConcurrentReplies, ++this.#replying);
     try {
       for (const [index, delta] of deltas.entries()) {
+        await this.options.beforeDelta?.(index);
         const wait = index === 0 ? (this.options.firstDeltaDelayMs ?? this.options.delayMs) : this.options.delayMs;
         // Like the engine, which stops within one token: a signal that fires while a delta is being
         // made still lets that delta out; one that fired before stops the reply.
