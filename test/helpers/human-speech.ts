@@ -10,15 +10,13 @@
  * Where either cannot be had, the caller gets the reason instead.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { checkPinned, pinnedFile } from './pinned-download.js';
 
 const execFileAsync = promisify(execFile);
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 export const JFK_SOURCE = {
   npmPackage: 'nodejs-whisper@0.3.1',
@@ -59,24 +57,14 @@ export function jfkRecording(): Promise<Fetched> {
 }
 
 async function fetchJfk(): Promise<Fetched> {
-  const path = join(CACHE, 'jfk.wav');
-  if (existsSync(path) && sha256(await readFile(path)) === JFK_SOURCE.sha256) return { path, skip: null };
-  const dir = await mkdtemp(join(tmpdir(), 'jfk-'));
-  try {
+  const path = await pinnedFile(join(CACHE, 'jfk.wav'), JFK_SOURCE.sha256, async (dir) => {
     await execFileAsync('npm', ['pack', JFK_SOURCE.npmPackage, '--silent', '--pack-destination', dir], { timeout: 120_000 });
     const tarball = join(dir, JFK_SOURCE.tarball);
-    const bytes = await readFile(tarball);
-    if (sha256(bytes) !== JFK_SOURCE.tarballSha256) throw new Error(`${JFK_SOURCE.tarball} has sha256 ${sha256(bytes)}, pinned ${JFK_SOURCE.tarballSha256}`);
+    checkPinned(JFK_SOURCE.tarball, await readFile(tarball), JFK_SOURCE.tarballSha256);
     await execFileAsync('tar', ['-xzf', tarball, '-C', dir, JFK_SOURCE.member]);
-    const wav = await readFile(join(dir, JFK_SOURCE.member));
-    if (sha256(wav) !== JFK_SOURCE.sha256) throw new Error(`${JFK_SOURCE.member} has sha256 ${sha256(wav)}, pinned ${JFK_SOURCE.sha256}`);
-    await mkdir(CACHE, { recursive: true });
-    await writeFile(`${path}.part`, wav);
-    await rename(`${path}.part`, path);
-    return { path, skip: null };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return readFile(join(dir, JFK_SOURCE.member));
+  });
+  return { path, skip: null };
 }
 
 const ALSA_SOUNDS = '/usr/share/sounds/alsa';

@@ -6,13 +6,11 @@
  * the caller skips with the reason.
  */
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { SMART_TURN_V3_2 } from '../../src/models/registry.js';
+import { checkPinned, pinnedFile } from './pinned-download.js';
 
 export const PIPECAT_WHEEL = {
   version: '1.14.0',
@@ -23,7 +21,6 @@ export const PIPECAT_WHEEL = {
 
 const CACHE = resolve('.cache', 'smart-turn');
 const run = promisify(execFile);
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
 export type RealSmartTurn = { path: string; skip: null } | { path: null; skip: string };
 
@@ -35,25 +32,16 @@ export function realSmartTurn(): Promise<RealSmartTurn> {
 }
 
 async function fetchModel(): Promise<RealSmartTurn> {
-  const path = join(CACHE, SMART_TURN_V3_2.file);
-  if (existsSync(path) && sha256(await readFile(path)) === SMART_TURN_V3_2.sha256) return { path, skip: null };
-  const dir = await mkdtemp(join(tmpdir(), 'pipecat-wheel-'));
-  try {
+  const path = await pinnedFile(join(CACHE, SMART_TURN_V3_2.file), SMART_TURN_V3_2.sha256, async (dir) => {
     const pip = await findPip();
     await run(pip[0]!, [...pip.slice(1), 'download', '--no-deps', '--retries', '0', '--timeout', '20', '--disable-pip-version-check', '-d', dir, `pipecat-ai==${PIPECAT_WHEEL.version}`], { timeout: 120_000 });
-    const wheel = await readFile(join(dir, PIPECAT_WHEEL.file));
-    if (sha256(wheel) !== PIPECAT_WHEEL.sha256) throw new Error(`${PIPECAT_WHEEL.file} has sha256 ${sha256(wheel)}, pinned ${PIPECAT_WHEEL.sha256}`);
+    checkPinned(PIPECAT_WHEEL.file, await readFile(join(dir, PIPECAT_WHEEL.file)), PIPECAT_WHEEL.sha256);
     // A wheel is a zip; Python (there with pip) reads it.
     const extract = `import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))`;
     const { stdout } = await run('python3', ['-c', extract, join(dir, PIPECAT_WHEEL.file), PIPECAT_WHEEL.modelPath], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
-    if (sha256(stdout) !== SMART_TURN_V3_2.sha256) throw new Error(`${PIPECAT_WHEEL.modelPath} in the wheel has sha256 ${sha256(stdout)}, pinned ${SMART_TURN_V3_2.sha256}`);
-    await mkdir(CACHE, { recursive: true });
-    await writeFile(`${path}.part`, stdout);
-    await rename(`${path}.part`, path);
-    return { path, skip: null };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return stdout;
+  });
+  return { path, skip: null };
 }
 
 /** A working pip: python3 -m pip, else pip3 or pip on the PATH. */
