@@ -3,9 +3,10 @@
  * opens with its voice and priority; the LLM's text goes in as it is written, normalised for speech
  * on the way (SpeakableStream); PCM16 24 kHz frames come back while text still arrives. Aborting
  * (barge-in, a discarded preemptive answer) sends `cancel` and closes. The server queues streams
- * when its slots are full, so nothing here retries: a named server error fails the stream with its
- * code, a server that dies or drops the connection fails it at once, and one that goes silent after
- * the stream's text ended (a hung engine) fails it after `stallMs`.
+ * when its slots are full, so nothing here retries a stream the server took: a named server error fails
+ * the stream with its code, a server that dies or drops the connection fails it at once, and one that
+ * goes silent after the stream's text ended (a hung engine) fails it after `stallMs`. Only a stream that
+ * never reached the server (it died just before) waits for the restart and tries once more.
  */
 import WebSocket from 'ws';
 import { InvalidInputError, S2sError } from '../errors.js';
@@ -29,6 +30,9 @@ export interface TtsClientOptions {
 }
 
 export const DEFAULT_CLIENT_OPTIONS: TtsClientOptions = { cfg: 1.5, steps: 5, stallMs: 15_000 };
+
+/** Before a stream that found its server gone retries: time for the sidecar to see the exit (then it waits for the restart). */
+const RECONNECT_DELAY_MS = 200;
 
 /** The server's error codes (docs/tts-protocol.md). */
 export type TtsServerErrorCode = 'bad_message' | 'unknown_voice' | 'bad_option' | 'text_after_end' | 'text_too_long' | 'unspeakable' | 'engine_error';
@@ -181,7 +185,12 @@ class ServerStream implements TtsStream {
     else this.#outbox.push(message);
   }
 
-  async #connect(): Promise<void> {
+  /**
+   * Opens the socket once the server is up. A server that dies just before the stream reaches it (the
+   * sidecar has not seen the exit yet: refused, or its crash notice comes first) is waited for once:
+   * the stream retries after its restart instead of failing a turn that never reached it.
+   */
+  async #connect(retried = false): Promise<void> {
     try {
       // A restarting server is waited for; one that was stopped fails the stream.
       await this.#sidecar.ready();
@@ -194,8 +203,25 @@ class ServerStream implements TtsStream {
     const { host, port } = this.#sidecar.config;
     const ws = new WebSocket(`ws://${host}:${port}/v1/stream`, { perMessageDeflate: false });
     this.#ws = ws;
-    this.#unsubscribeCrash = this.#sidecar.onCrash((error) => this.#fail(new S2sError('TTS_CRASHED', `TTS server died mid-stream: ${error.message}`, { retryable: true })));
+    let connected = false;
+    const lost = (error: S2sError) => {
+      if (connected || retried || this.#finished) {
+        this.#fail(error);
+        return;
+      }
+      // Never connected: drop this socket (nothing was sent on it) and try once more after the restart.
+      this.#unsubscribeCrash?.();
+      this.#unsubscribeCrash = null;
+      ws.removeAllListeners();
+      ws.on('error', () => undefined);
+      ws.terminate();
+      this.#ws = null;
+      this.#log.debug('TTS server gone before the stream reached it; retrying after its restart', { error: error.message });
+      setTimeout(() => void this.#connect(true), RECONNECT_DELAY_MS).unref();
+    };
+    this.#unsubscribeCrash = this.#sidecar.onCrash((error) => lost(new S2sError('TTS_CRASHED', `TTS server died mid-stream: ${error.message}`, { retryable: true })));
     ws.on('open', () => {
+      connected = true;
       if (this.#finished) return;
       for (const message of this.#outbox.splice(0)) ws.send(JSON.stringify(message));
     });
@@ -207,13 +233,11 @@ class ServerStream implements TtsStream {
     });
     ws.on('close', (code, reason) => {
       // A close before `done` or `error`: the server died or dropped us. Fail now, never hang.
-      this.#fail(new S2sError('TTS_CONNECTION_LOST', `TTS server closed the stream before it finished (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { retryable: true }));
+      lost(new S2sError('TTS_CONNECTION_LOST', `TTS server closed the stream before it finished (code ${code}${reason.length ? `: ${reason.toString()}` : ''})`, { retryable: true }));
     });
-    let connected = false;
-    ws.once('open', () => (connected = true));
     ws.on('error', (error) => {
       this.#log.debug('TTS socket error', { error: error.message });
-      this.#fail(
+      lost(
         connected
           ? new S2sError('TTS_CONNECTION_LOST', `TTS server closed the stream before it finished (${error.message})`, { retryable: true })
           : new S2sError('TTS_CONNECTION_FAILED', `TTS connection failed: ${error.message}`, { retryable: true }),

@@ -232,6 +232,22 @@ describe('TTS sidecar lifecycle', () => {
     }
   }, 60_000);
 
+  it('a stream opened just as its server dies (before the sidecar saw the exit) waits for the restart and speaks', async () => {
+    const own = await startDoubleSidecar(log);
+    const client = new TtsServerClient(own, {}, log);
+    try {
+      const before = deaths();
+      // The stream connects at once: the sidecar has not seen the exit yet, the port refuses it (or the
+      // crash notice comes first). Before, that failed the stream (TTS_CONNECTION_FAILED / TTS_CRASHED).
+      process.kill(own.server.pid, 'SIGKILL');
+      const chunks = await collect(speakText(client, 'I was opened as the server died.', { signal: live() }));
+      expect(chunks.length).toBeGreaterThan(0);
+      expect(deaths()).toBeGreaterThan(before);
+    } finally {
+      await client.dispose();
+    }
+  }, 60_000);
+
   it('a stream cancelled while the server restarts sends no text once it is back', async () => {
     const own = await startDoubleSidecar(log);
     const client = new TtsServerClient(own, {}, log);
