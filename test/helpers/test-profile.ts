@@ -23,7 +23,11 @@ export async function testProfileEnv(extra: Record<string, string> = {}): Promis
   return { S2S_PROFILE: 'test', S2S_MODELS_DIR: modelsDir, S2S_TTS_PORT: String(await freePort()), S2S_SESSION_PORT: String(await freePort()), ...extra };
 }
 
-export async function testProfileHandler(extra: Record<string, string> = {}, log?: Logger): Promise<S2sHandler> {
+/**
+ * A handler on the test profile. `listenForSessions`: bind the session port now, as the queue worker does
+ * (for session jobs; a free port left unbound until the first session job can be taken meanwhile).
+ */
+export async function testProfileHandler(extra: Record<string, string> = {}, log?: Logger, options: { listenForSessions?: boolean } = {}): Promise<S2sHandler> {
   const quiet = log ?? new Logger({ level: 'ERROR', jsonLines: true, write: () => undefined });
-  return createS2sHandler({ log: quiet, env: await testProfileEnv(extra) });
+  return createS2sHandler({ log: quiet, env: await testProfileEnv(extra), listenForSessions: options.listenForSessions ?? false });
 }

@@ -115,7 +115,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     S2S_MAX_CONVERSATIONS: String(Math.max(4, options.sessions + 2)),
     S2S_MAX_RESPONSE_TOKENS: '24',
   });
-  const s2s: S2sHandler = await createS2sHandler({ log, env });
+  // The session port is bound now, as a queue worker does: a port found free and opened only at the first
+  // session job, after the turn jobs, could be taken meanwhile by another test file's socket.
+  const s2s: S2sHandler = await createS2sHandler({ log, env, listenForSessions: true });
   let shutdown: AbortSignal | undefined;
   // The same handler, noting the worker's shutdown signal so its listeners can be counted.
   const handler: HandlerDefinition = {

@@ -121,7 +121,7 @@ describe('tokens, ports and limits of a running worker', () => {
     const log = new Logger({ level: 'DEBUG', jsonLines: true, write: (line) => logs.push(line) });
     const tts = await fastTtsEnv();
     ttsPort = Number(tts['S2S_TTS_PORT']);
-    s2s = await createS2sHandler({ log, env: await testProfileEnv({ ...tts, S2S_SESSION_PORT: String(await freePort()), S2S_SESSION_HOST: '127.0.0.1', S2S_MAX_CONVERSATIONS: '3' }) });
+    s2s = await createS2sHandler({ log, env: await testProfileEnv({ ...tts, S2S_SESSION_PORT: String(await freePort()), S2S_SESSION_HOST: '127.0.0.1', S2S_MAX_CONVERSATIONS: '3' }), listenForSessions: true });
     harness = await startHarness({ handler: s2s });
   }, 60_000);
   afterAll(async () => {

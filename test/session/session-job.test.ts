@@ -28,7 +28,7 @@ let url: string;
 
 beforeAll(async () => {
   // One conversation (one LLM sequence): a conversation that leaks blocks every later job.
-  handler = await testProfileHandler({ S2S_MAX_CONVERSATIONS: '1', S2S_SESSION_CONNECT_TIMEOUT_MS: '3000' });
+  handler = await testProfileHandler({ S2S_MAX_CONVERSATIONS: '1', S2S_SESSION_CONNECT_TIMEOUT_MS: '3000' }, undefined, { listenForSessions: true });
   sessions = await SessionServer.listen(0, '127.0.0.1', log);
   url = `ws://127.0.0.1:${sessions.port}/ws`;
 }, 60_000);
