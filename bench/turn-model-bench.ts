@@ -27,8 +27,8 @@ import { SmartTurnModel } from '../src/turn/turn-model.js';
 import { Endpointer, endpointerOptions, type EndpointerOptions } from '../src/vad/endpointer.js';
 import { BUNDLED_SILERO_V5, SileroVadModel, bundledSileroPath } from '../src/vad/silero-model.js';
 import { ScriptedAsrDouble } from '../test/doubles/scripted-asr-double.js';
-import { run } from '../test/fixtures/speech.js';
-import { alsaPrompts, jfkRecording, JFK_END_S, JFK_PAUSES_S, JFK_PHRASES } from '../test/helpers/human-speech.js';
+import { readAudio, run, TRIM_SILENCE } from '../test/fixtures/speech.js';
+import { alsaPrompts, jfkRecording, jfkTurn, JFK_LAST_WORD_END_S, JFK_PAUSES_S, JFK_PHRASES } from '../test/helpers/human-speech.js';
 import { realSmartTurn } from '../test/helpers/smart-turn-wheel.js';
 import { summarize, type BenchResult } from './stats.js';
 
@@ -265,30 +265,17 @@ async function acceptance(silero: SileroVadModel, model: SmartTurnModel): Promis
   console.log(`\nwhat the default (fused) gets wrong:\n  ${wrong.join('\n  ') || 'nothing'}`);
 }
 
-/** Mono float32 at 16 kHz from any audio file sox reads (sox effects after it, e.g. a trim). */
-async function readAudio(path: string, effects: string[] = []): Promise<Float32Array> {
-  const raw = await run('sox', [path, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-', ...effects]);
-  return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-}
-
 /** A recording trimmed of its own leading and trailing silence. */
-const readTrimmed = (path: string) => readAudio(path, ['silence', '1', '0.01', '0.5%', 'reverse', 'silence', '1', '0.01', '0.5%', 'reverse']);
+const readTrimmed = (path: string) => readAudio(path, TRIM_SILENCE);
 
 
 async function humanSamples(): Promise<{ samples: Sample[]; skipped: string[] }> {
   const samples: Sample[] = [];
   const skipped: string[] = [];
-  const withRoomTone = (speech: Float32Array, tone: Float32Array) => {
-    const out = new Float32Array(speech.length + Math.round((TAIL_MS * RATE) / 1000));
-    out.set(speech);
-    for (let i = speech.length; i < out.length; i++) out[i] = tone[(i - speech.length) % tone.length]!;
-    return out;
-  };
   const jfk = await jfkRecording();
   if (jfk.path === null) skipped.push(jfk.skip);
   else {
-    const recording = await readAudio(jfk.path);
-    const audio = withRoomTone(recording.subarray(0, JFK_END_S * RATE), recording.subarray(0.05 * RATE, 0.3 * RATE));
+    const audio = jfkTurn(await readAudio(jfk.path), TAIL_MS / 1000);
     // The words heard up to a point: the phrases whose following pause has begun by its middle.
     const textAt = (end: number) => {
       const said = JFK_PAUSES_S.filter(([from, to]) => end >= ((from + to) / 2) * RATE).length;
@@ -327,7 +314,7 @@ async function humanSpeech(silero: SileroVadModel, model: SmartTurnModel): Promi
   const jfk = samples.find((s) => s.kind === 'sentence' && s.channel === '16k');
   if (jfk) {
     const lines: string[] = [];
-    const ends = [...JFK_PAUSES_S.map(([from]) => from), JFK_END_S - 0.25];
+    const ends = [...JFK_PAUSES_S.map(([from]) => from), JFK_LAST_WORD_END_S];
     for (const [i, end] of ends.entries()) {
       const verdicts: string[] = [];
       for (const silenceMs of [100, 200, 300]) {
@@ -410,7 +397,7 @@ async function verdictsBySpeech(model: SmartTurnModel): Promise<void> {
     const at = (s: number) => Math.round(s * RATE);
     let partsRight = 0;
     for (const [from] of JFK_PAUSES_S) if ((await model.predict(recording.subarray(0, at(from + 0.2)))).probability < 0.5) partsRight++;
-    const endRight = (await model.predict(recording.subarray(0, at(JFK_END_S - 0.25 + 0.2)))).probability >= 0.5 ? 1 : 0;
+    const endRight = (await model.predict(recording.subarray(0, at(JFK_LAST_WORD_END_S + 0.2)))).probability >= 0.5 ? 1 : 0;
     rows.push(`| human: JFK (recorded silence) | ${endRight} / 1 | ${partsRight} / ${JFK_PAUSES_S.length} | ${Math.round((100 * (endRight + partsRight)) / (1 + JFK_PAUSES_S.length))}% |`);
   }
   const alsa = await alsaPrompts();

@@ -34,8 +34,8 @@ export const JFK_PHRASES = ['And so my fellow Americans,', 'ask', 'not', 'what y
 
 /**
  * JFK's sentence as recorded: 0.33 s of room tone, then speech with four pauses inside it (measured on the
- * file: RMS of 10 ms frames under 0.02), the last word ending by 10.5 s; after it the recording's crowd
- * noise rises, so it is cut there and its own quiet lead (0.05-0.30 s) is looped for 2 s instead.
+ * file: RMS of 10 ms frames under 0.02), the last word ending at 10.25 s; after it the recording's crowd
+ * noise rises by 10.9 s, so a turn is cut at 10.5 s (see `jfkTurn`).
  */
 export const JFK_PAUSES_S: [number, number][] = [
   [2.12, 3.29],
@@ -44,6 +44,24 @@ export const JFK_PAUSES_S: [number, number][] = [
   [7.6, 8.19],
 ];
 export const JFK_END_S = 10.5;
+export const JFK_LAST_WORD_END_S = 10.25;
+
+/** The recording's own quiet lead (0.05-0.30 s), room tone to pad it with. */
+const JFK_ROOM_TONE_S: [number, number] = [0.05, 0.3];
+
+/**
+ * JFK's sentence as a turn: the recording to the end of its last word (`JFK_END_S`), then `tailS` of its
+ * own room tone looped (the crowd that rises after it is left out). 16 kHz float32.
+ */
+export function jfkTurn(recording: Float32Array, tailS = 2): Float32Array {
+  const rate = 16_000;
+  const speech = recording.subarray(0, JFK_END_S * rate);
+  const tone = recording.subarray(JFK_ROOM_TONE_S[0] * rate, JFK_ROOM_TONE_S[1] * rate);
+  const out = new Float32Array(speech.length + Math.round(tailS * rate));
+  out.set(speech);
+  for (let i = speech.length; i < out.length; i++) out[i] = tone[(i - speech.length) % tone.length]!;
+  return out;
+}
 
 const CACHE = resolve('.cache', 'human-speech');
 

@@ -12,8 +12,8 @@ import { SmartTurnModel } from '../../src/turn/turn-model.js';
 import { Endpointer, endpointerOptions } from '../../src/vad/endpointer.js';
 import { BUNDLED_SILERO_V5, SileroVadModel, bundledSileroPath } from '../../src/vad/silero-model.js';
 import { ScriptedAsrDouble } from '../doubles/scripted-asr-double.js';
-import { run } from '../fixtures/speech.js';
-import { JFK_END_S, JFK_PAUSES_S, jfkRecording } from '../helpers/human-speech.js';
+import { readAudio } from '../fixtures/speech.js';
+import { JFK_LAST_WORD_END_S, JFK_PAUSES_S, jfkRecording, jfkTurn } from '../helpers/human-speech.js';
 import { realSmartTurn } from '../helpers/smart-turn-wheel.js';
 
 const RATE = 16_000;
@@ -29,12 +29,7 @@ describe.skipIf(skip !== null)(`Smart Turn v3.2 on human speech${skip ? ` (skipp
   beforeAll(async () => {
     smartTurn = await SmartTurnModel.load({ path: model.path!, sha256: SMART_TURN_V3_2.sha256 });
     silero = await SileroVadModel.load({ path: bundledSileroPath(), sha256: BUNDLED_SILERO_V5.sha256 });
-    const raw = await run('sox', [recording.path!, '-t', 'raw', '-e', 'floating-point', '-b', '32', '-c', '1', '-r', String(RATE), '-']);
-    const whole = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-    const tone = whole.subarray(0.05 * RATE, 0.3 * RATE);
-    jfk = new Float32Array(JFK_END_S * RATE + 2 * RATE);
-    jfk.set(whole.subarray(0, JFK_END_S * RATE));
-    for (let i = JFK_END_S * RATE; i < jfk.length; i++) jfk[i] = tone[(i - JFK_END_S * RATE) % tone.length]!;
+    jfk = jfkTurn(await readAudio(recording.path!));
   });
   afterAll(async () => {
     await smartTurn?.dispose();
@@ -47,8 +42,7 @@ describe.skipIf(skip !== null)(`Smart Turn v3.2 on human speech${skip ? ` (skipp
     const [, afterAsk, afterNot] = JFK_PAUSES_S;
     expect((await smartTurn.predict(upTo(afterAsk![0] + 0.2))).probability).toBeLessThan(0.2);
     expect((await smartTurn.predict(upTo(afterNot![0] + 0.2))).probability).toBeLessThan(0.2);
-    // The last word ends by 10.25 s.
-    expect((await smartTurn.predict(upTo(10.25 + 0.2))).probability).toBeGreaterThan(0.8);
+    expect((await smartTurn.predict(upTo(JFK_LAST_WORD_END_S + 0.2))).probability).toBeGreaterThan(0.8);
   });
 
   it('a turn job with no words to go by: the model holds the mid-sentence pauses it hears as such, and closes the end at once', async () => {
