@@ -13,7 +13,7 @@ import { TtsPortTakenError, TtsSidecar } from '../../src/tts/sidecar.js';
 import { TtsServerClient, TtsStreamError } from '../../src/tts/tts-client.js';
 import { speakText, type TtsStream } from '../../src/tts/tts.js';
 import { loadSileroVad } from '../../src/vad/vad.js';
-import { doubleSidecarConfig, espeakServerCommand, freePort, startDoubleSidecar } from '../helpers/tts-sidecar.js';
+import { doubleSidecarConfig, espeakServerCommand, freePort, startDoubleSidecar, type EspeakServerOptions } from '../helpers/tts-sidecar.js';
 import { collect } from '../helpers/collect.js';
 import { waitFor } from '../helpers/harness.js';
 
@@ -44,6 +44,17 @@ const deaths = () => lines.filter((l) => l.includes('TTS server died')).length;
 const pushInDeltas = (stream: TtsStream, text: string, size = 3) => {
   for (let i = 0; i < text.length; i += size) stream.push(text.slice(i, i + size));
 };
+
+/** A client on a TTS server of its own (the double, with `options`); the server is stopped after `use`. */
+async function withOwnServer(use: (client: TtsServerClient, own: TtsSidecar) => Promise<void>, options: EspeakServerOptions = {}): Promise<void> {
+  const own = await startDoubleSidecar(log, options);
+  const client = new TtsServerClient(own, {}, log);
+  try {
+    await use(client, own);
+  } finally {
+    await client.dispose();
+  }
+}
 
 describe('TTS stream client against the protocol double', () => {
   it('reads the server from /config: its engine, pid and voices', () => {
@@ -123,9 +134,7 @@ describe('TTS stream client against the protocol double', () => {
   });
 
   it('past the server limit a stream is queued, not refused, and a confirmed one goes before a speculative one', async () => {
-    const own = await startDoubleSidecar(log, { frameMs: 10, maxStreams: 1 });
-    const client = new TtsServerClient(own, {}, log);
-    try {
+    await withOwnServer(async (client) => {
       const first = speakText(client, 'The first stream takes the only slot for a while.', { signal: live() });
       const firstDone = collect(first);
       await waitFor(() => first.stats.samples > 0, 20_000);
@@ -141,15 +150,11 @@ describe('TTS stream client against the protocol double', () => {
       expect(confirmed.stats.queued).toBe(true);
       expect(confirmed.stats.queueWaitMs).toBeGreaterThan(0);
       expect(order).toEqual(['confirmed', 'speculative']);
-    } finally {
-      await client.dispose();
-    }
+    }, { frameMs: 10, maxStreams: 1 });
   }, 60_000);
 
   it('a promoted speculative stream is confirmed', async () => {
-    const own = await startDoubleSidecar(log, { frameMs: 10, maxStreams: 1 });
-    const client = new TtsServerClient(own, {}, log);
-    try {
+    await withOwnServer(async (client) => {
       const first = speakText(client, 'The first stream takes the only slot for a while.', { signal: live() });
       const firstDone = collect(first);
       await waitFor(() => first.stats.samples > 0, 20_000);
@@ -162,9 +167,7 @@ describe('TTS stream client against the protocol double', () => {
       await Promise.all([firstDone, collect(promoted).then(() => order.push('promoted')), collect(other).then(() => order.push('other'))]);
       // Both confirmed: in order of opening.
       expect(order).toEqual(['promoted', 'other']);
-    } finally {
-      await client.dispose();
-    }
+    }, { frameMs: 10, maxStreams: 1 });
   }, 60_000);
 
   it('named server errors fail only their stream, with the code; the other streams go on', async () => {
@@ -215,9 +218,7 @@ describe('TTS stream client against the protocol double', () => {
 
 describe('TTS sidecar lifecycle', () => {
   it('a server that dies mid-stream fails the stream at once with a clear error; it is restarted and the next stream speaks', async () => {
-    const own = await startDoubleSidecar(log);
-    const client = new TtsServerClient(own, {}, log);
-    try {
+    await withOwnServer(async (client) => {
       const before = deaths();
       const error = await collect(speakText(client, 'Goodbye cruel [[crash]] world, it was nice.', { signal: live() })).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(S2sError);
@@ -227,15 +228,11 @@ describe('TTS sidecar lifecycle', () => {
       const after = await collect(speakText(client, 'I am back again.', { signal: live() }));
       expect(after.length).toBeGreaterThan(0);
       expect(lines.some((l) => l.includes('TTS server died'))).toBe(true);
-    } finally {
-      await client.dispose();
-    }
+    });
   }, 60_000);
 
   it('a stream opened just as its server dies (before the sidecar saw the exit) waits for the restart and speaks', async () => {
-    const own = await startDoubleSidecar(log);
-    const client = new TtsServerClient(own, {}, log);
-    try {
+    await withOwnServer(async (client, own) => {
       const before = deaths();
       // The stream connects at once: the sidecar has not seen the exit yet, the port refuses it (or the
       // crash notice comes first). Before, that failed the stream (TTS_CONNECTION_FAILED / TTS_CRASHED).
@@ -243,15 +240,11 @@ describe('TTS sidecar lifecycle', () => {
       const chunks = await collect(speakText(client, 'I was opened as the server died.', { signal: live() }));
       expect(chunks.length).toBeGreaterThan(0);
       expect(deaths()).toBeGreaterThan(before);
-    } finally {
-      await client.dispose();
-    }
+    });
   }, 60_000);
 
   it('a stream cancelled while the server restarts sends no text once it is back', async () => {
-    const own = await startDoubleSidecar(log);
-    const client = new TtsServerClient(own, {}, log);
-    try {
+    await withOwnServer(async (client, own) => {
       const before = deaths();
       await expect(collect(speakText(client, 'Goodbye cruel [[crash]] world, it was nice.', { signal: live() }))).rejects.toThrow(S2sError);
       await waitFor(() => deaths() > before);
@@ -264,9 +257,7 @@ describe('TTS sidecar lifecycle', () => {
       await new Promise((resolve) => setTimeout(resolve, 200));
       // No stream was ever opened on the restarted server.
       expect(((await (await fetch(`${own.baseUrl}/config`)).json()) as { streams: unknown }).streams).toEqual({ active: 0, waiting: 0 });
-    } finally {
-      await client.dispose();
-    }
+    });
   }, 60_000);
 
   // The server would listen only after 10 minutes: the failure comes from our start-up timeout.
