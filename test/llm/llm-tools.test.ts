@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TINY_QWEN_BAD_TOOL_CALL, TINY_QWEN_REPLY, TINY_QWEN_TOOL_ANSWER, TINY_QWEN_TOOL_CALL, TINY_QWEN_WEATHER_TOOL } from '../../builder/tiny-models/tiny-qwen.js';
 import { InvalidInputError } from '../../src/errors.js';
-import { LlamaConversation, LlamaCppLlm, type LlamaCppConfig } from '../../src/llm/llama-cpp-llm.js';
+import type { LlamaConversation } from '../../src/llm/llama-conversation.js';
+import { LlamaCppLlm, type LlamaCppConfig } from '../../src/llm/llama-cpp-llm.js';
 import type { ReplyPart } from '../../src/llm/llm.js';
 import { ToolSet } from '../../src/llm/tools.js';
 import { Logger } from '../../src/log/logger.js';
