@@ -2,7 +2,8 @@
  * Live-session barge-in: the time from the client audio frame that completes the speech onset
  * (Silero confirms speech after min_speech_ms) to the `paused` event reaching the client, measured
  * on loopback with the test profile's real engines. Also the session's first audio after the
- * endpoint (first_audio_ms - endpoint_ms) on the tiny models.
+ * endpoint (first_audio_ms - endpoint_ms) on the tiny models. And a G.711 caller talking over an answer
+ * through a bridge like Twilio's sample: how much of the old answer it hears (test/helpers/twilio-bridge.ts).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { float32ToPcm16 } from '../src/audio/pcm.js';
 import { makeUtterance } from '../test/fixtures/speech.js';
 import { SessionClient } from '../test/helpers/session-client.js';
 import { testProfileHandler } from '../test/helpers/test-profile.js';
+import { bargeInOverTwilioBridge } from '../test/helpers/twilio-bridge.js';
 import { summarize, type BenchResult } from './stats.js';
 
 const TOKEN = 'bench-session-token-0123456789';
@@ -26,6 +28,8 @@ export async function benchSession(): Promise<BenchResult[]> {
   const afterEndpoint: number[] = [];
   let firstTurnAfterEndpoint = Number.NaN;
   const afterSpeechEnd: number[] = [];
+  const heardOverBridge: number[] = [];
+  const realtimeUrl = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/v1/realtime`;
   try {
     for (let round = 0; round < 12; round++) {
       const client = await SessionClient.connect(url);
@@ -62,6 +66,12 @@ export async function benchSession(): Promise<BenchResult[]> {
       afterSpeechEnd.push(firstAudio.at - speechEnd.at);
       client.ws.close();
     }
+    // A G.711 caller talking over the answer through a bridge like Twilio's sample (issue 21's goal).
+    for (let round = 0; round < 6; round++) {
+      const bargeIn = await bargeInOverTwilioBridge(realtimeUrl, TOKEN);
+      if (bargeIn.status !== 'cancelled') throw new Error(`the interrupted answer ended ${bargeIn.status}, not cancelled`);
+      heardOverBridge.push(bargeIn.heardMs);
+    }
   } finally {
     await handler.dispose();
     server.closeAllConnections();
@@ -72,5 +82,6 @@ export async function benchSession(): Promise<BenchResult[]> {
     summarize('session first audio after the endpoint (tiny models), later turns', 'ms', afterEndpoint),
     summarize('session first audio after the endpoint (tiny models), first turn after start', 'ms', [firstTurnAfterEndpoint]),
     summarize('session speech_end -> first answer audio at the client (tiny models, 20 ms frames)', 'ms', afterSpeechEnd, { median: 50 }),
+    summarize('G.711 barge-in over a Twilio-like bridge: old answer heard after the caller starts', 'ms', heardOverBridge, { p90: 200 }),
   ];
 }
