@@ -14,6 +14,7 @@ import { NETWORK_VOLUME, defaultModelsDir, fetchCommand, hfHome, modelFiles, tts
 import type { EnginesConfig } from '../src/pipeline/engines.js';
 import type { PreemptionMode } from '../src/pipeline/preemptive.js';
 import type { SchedulerOptions } from '../src/pipeline/scheduler.js';
+import type { SessionLimits } from '../src/session/core-types.js';
 import { DEFAULT_VAD_CONFIG } from '../src/vad/vad.js';
 import { formatIssues } from './config.js';
 import { probeMachine, type Machine } from './machine.js';
@@ -141,24 +142,15 @@ export interface JobDefaults {
   preemption: PreemptionMode;
 }
 
-export interface SessionConfig {
+/** The session server's settings, and the limits every session gets (their meanings are in SessionLimits). */
+export interface SessionConfig extends SessionLimits {
   port: number;
   host: string;
   /** The URL clients are told to connect to (ws://public-ip:public-port/ws on RunPod). */
   publicUrl: string;
   standingToken: string | null;
-  minInterruptionMs: number;
   partialTranscriptMs: number;
-  outputLeadMs: number;
-  idleTimeoutMs: number;
-  maxDurationMs: number;
   connectTimeoutMs: number;
-  shutdownGraceMs: number;
-  maxBacklogMs: number;
-  maxUnreadBytes: number;
-  stuckMs: number;
-  maxItems: number;
-  maxTextChars: number;
 }
 
 /** Where each engine runs, decided once at start (S2S_DEVICE=auto resolved from the machine). */

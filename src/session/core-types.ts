@@ -13,17 +13,8 @@ import type { ConversationItem } from './conversation-items.js';
 export const CORE_INPUT_SAMPLE_RATE = 16_000;
 export const CORE_OUTPUT_SAMPLE_RATE = 24_000;
 
-export interface SessionCoreOptions {
-  voice: string;
-  maxTokens: number;
-  temperature: number;
-  cfg: number;
-  steps: number;
-  vad: Partial<EndpointerOptions>;
-  /** Incremental transcription: a partial transcript every this many ms of speech; 0 or absent: off. */
-  partialTranscriptMs?: number;
-  /** Answer during the endpoint wait (see pipeline/preemptive.ts); default full. */
-  preemption?: PreemptionMode;
+/** A session's timing and size limits (the worker's come from handler/pipeline-config.ts; a session job may shorten idleTimeoutMs). */
+export interface SessionLimits {
   /** User speech this long during an answer cancels it; shorter is a blip and the answer resumes. */
   minInterruptionMs: number;
   /** Audio sent ahead of playback. */
@@ -43,6 +34,19 @@ export interface SessionCoreOptions {
   maxItems: number;
   /** Characters of text the conversation may hold in all; past it new input is refused (`CONVERSATION_FULL`). */
   maxTextChars: number;
+}
+
+export interface SessionCoreOptions extends SessionLimits {
+  voice: string;
+  maxTokens: number;
+  temperature: number;
+  cfg: number;
+  steps: number;
+  vad: Partial<EndpointerOptions>;
+  /** Incremental transcription: a partial transcript every this many ms of speech; 0 or absent: off. */
+  partialTranscriptMs?: number;
+  /** Answer during the endpoint wait (see pipeline/preemptive.ts); default full. */
+  preemption?: PreemptionMode;
 }
 
 export type SessionEndReason = 'client_end' | 'client_left' | 'idle_timeout' | 'max_duration' | 'stopped' | 'error';
