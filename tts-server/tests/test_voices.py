@@ -20,6 +20,16 @@ from s2s_tts.upstream_preset import PARTS, PresetError, UnsafePickleError, read_
 from s2s_tts.voices import VoiceFormatError, VoiceShape, convert_preset, load_voice
 
 REAL_SHAPE = VoiceShape(hidden_size=896, lm_layers=4, tts_lm_layers=20, kv_heads=2, head_dim=64)
+# The parts of the published config.json that give a voice's shape (REAL_SHAPE).
+REAL_CONFIG = {
+    "tts_backbone_num_hidden_layers": 20,
+    "decoder_config": {
+        "hidden_size": 896,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+    },
+}
 
 
 def _tiny_tensors(lm_len: int = 3, tts_len: int = 5, dtype: torch.dtype = torch.bfloat16) -> dict[str, torch.Tensor]:
@@ -173,16 +183,7 @@ def test_converted_voices_are_checked_on_load(tmp_path: Path) -> None:
 
 
 def test_voice_shape_from_upstream_config() -> None:
-    config = {
-        "tts_backbone_num_hidden_layers": 20,
-        "decoder_config": {
-            "hidden_size": 896,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 14,
-            "num_key_value_heads": 2,
-        },
-    }
-    assert VoiceShape.from_model_config(config) == REAL_SHAPE
+    assert VoiceShape.from_model_config(REAL_CONFIG) == REAL_SHAPE
 
 
 def test_preset_parts_are_the_four_upstream_uses() -> None:
@@ -191,16 +192,7 @@ def test_preset_parts_are_the_four_upstream_uses() -> None:
 
 def test_the_cli_refuses_voices_that_do_not_fit_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_preset(_tiny_tensors(), tmp_path / "tiny.pt")
-    config = {
-        "tts_backbone_num_hidden_layers": 20,
-        "decoder_config": {
-            "hidden_size": 896,
-            "num_hidden_layers": 24,
-            "num_attention_heads": 14,
-            "num_key_value_heads": 2,
-        },
-    }
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "config.json").write_text(json.dumps(REAL_CONFIG))
     args = ["convert", str(tmp_path / "tiny.pt"), "--out", str(tmp_path / "out"), "--model-config"]
     assert voices.main([*args, str(tmp_path / "config.json")]) == 1
     assert "this model is" in capsys.readouterr().err
