@@ -10,7 +10,7 @@ import pytest
 
 from doubles.espeak_double import FRAME_SAMPLES, EspeakDoubleEngine
 from s2s_tts.server import DEFAULT_MAX_TEXT_CHARS
-from ws_client import Stream, get_config, idle, running, wait_for
+from ws_client import Result, Stream, get_config, idle, running, wait_for
 
 FRAME_BYTES = FRAME_SAMPLES * 2
 
@@ -239,6 +239,17 @@ def test_three_streams_are_spoken_at_once_nothing_is_busy_or_queued() -> None:
     run(scenario())
 
 
+async def _when_the_slot_frees(first: Stream, spec: Stream, conf: Stream) -> tuple[Result, Result]:
+    """Two waiting streams get their text, the stream holding the only slot is cancelled: both results."""
+    for stream in (spec, conf):
+        await stream.send(type="text", text="Some words to say once my turn comes.")
+        await stream.send(type="end")
+    await first.send(type="cancel")
+    await first.until_closed()
+    spec_result, conf_result = await asyncio.gather(spec.until_closed(), conf.until_closed())
+    return spec_result, conf_result
+
+
 def test_beyond_max_streams_streams_wait_confirmed_before_speculative() -> None:
     async def scenario() -> None:
         async with (
@@ -251,12 +262,7 @@ def test_beyond_max_streams_streams_wait_confirmed_before_speculative() -> None:
             assert (await spec.open(priority="speculative"))["queued"] is True
             assert (await conf.open())["queued"] is True
             assert (await get_config(address))["streams"] == {"active": 1, "waiting": 2}
-            for stream in (spec, conf):
-                await stream.send(type="text", text="Some words to say once my turn comes.")
-                await stream.send(type="end")
-            await first.send(type="cancel")
-            await first.until_closed()
-            spec_result, conf_result = await asyncio.gather(spec.until_closed(), conf.until_closed())
+            spec_result, conf_result = await _when_the_slot_frees(first, spec, conf)
             # The confirmed stream, opened later, went first; the speculative one started when it finished.
             assert conf_result.last["type"] == spec_result.last["type"] == "done"
             assert spec_result.frame_times[0] > conf_result.frame_times[-1]
@@ -276,11 +282,7 @@ def test_a_promoted_stream_goes_before_a_later_confirmed_one() -> None:
             await spec.open(priority="speculative")
             await conf.open()
             await spec.send(type="promote")
-            for stream in (spec, conf):
-                await stream.send(type="text", text="Some words to say once my turn comes.")
-                await stream.send(type="end")
-            await first.send(type="cancel")
-            spec_result, conf_result = await asyncio.gather(spec.until_closed(), conf.until_closed())
+            spec_result, conf_result = await _when_the_slot_frees(first, spec, conf)
             assert conf_result.frame_times[0] > spec_result.frame_times[-1]
 
     run(scenario())
