@@ -1,33 +1,17 @@
 /**
  * The mappings between the OpenAI Realtime API's shapes and the session core's: items, errors, tool
  * choice and turn detection. Pure functions: the wire protocol's vocabulary, apart from the session
- * that routes events (realtime-session.ts) and the responses it sends (realtime-responses.ts).
+ * that routes events (realtime-session.ts), its config (realtime-config.ts) and the responses it
+ * sends (realtime-responses.ts).
  */
 import type { ToolChoice } from '../../llm/tools.js';
 import type { EndpointerOptions } from '../../vad/endpointer.js';
 import type { ConversationItem } from '../conversation-items.js';
 import { newId } from '../ids.js';
 import type { TurnDetection } from '../core-types.js';
-import type { AudioFormat, ToolChoiceConfig, TurnDetectionConfig } from './client-events.js';
+import type { ToolChoiceConfig, TurnDetectionConfig } from './client-events.js';
 
 export type Json = Record<string, unknown>;
-
-/** The effective session config (what `session.created`/`session.updated` show), in the API's terms. */
-export interface RealtimeConfig {
-  instructions: string;
-  outputModalities: ('audio' | 'text')[];
-  maxOutputTokens: number | 'inf';
-  inputFormat: AudioFormat;
-  outputFormat: AudioFormat;
-  transcription: Json | null;
-  noiseReduction: unknown;
-  turnDetection: TurnDetectionConfig;
-  /** The client's voice name (alloy, a VibeVoice preset, ...). */
-  voice: string;
-  speed: number;
-  tools: unknown[];
-  toolChoice: ToolChoiceConfig;
-}
 
 /** An `error` event in the documented shape; `clientEventId` names the client event that caused it. */
 export function realtimeErrorEvent(type: string, code: string, message: string, param: string | null = null, clientEventId: string | null = null, eventId = newId('event')): Json {

@@ -14,7 +14,8 @@ import { newId } from '../ids.js';
 import type { SessionCore } from '../session-core.js';
 import type { OutputAudio } from './audio-codec.js';
 import type { AudioFormat, ClientEvent } from './client-events.js';
-import { coreToolChoice, renderItem, type Json, type RealtimeConfig } from './realtime-mappings.js';
+import type { RealtimeConfig } from './realtime-config.js';
+import { coreToolChoice, renderItem, type Json } from './realtime-mappings.js';
 import { resolveVoice } from './voices.js';
 
 /** One response from `response.created` to `response.done`; `output` holds its items in the order they appeared. */

@@ -1,10 +1,10 @@
 /**
  * The OpenAI Realtime API (GA dialect, REALTIME.md) over the session core: JSON events both ways,
  * audio as base64 in `input_audio_buffer.append` and `response.output_audio.delta`. This adapter
- * decodes, encodes and keeps the protocol's bookkeeping: here the inbound side (client events,
- * the effective session config, input audio and speech events, event ids); the outbound response
- * lifecycle is `RealtimeResponses` (realtime-responses.ts). Turns, barge-in, pacing, answers,
- * items and limits live in `SessionCore`, shared with `/ws`.
+ * decodes, encodes and keeps the protocol's bookkeeping: here the inbound side (client events, the
+ * session config as realtime-config.ts merges it, input audio and speech events, event ids); the
+ * outbound response lifecycle is `RealtimeResponses` (realtime-responses.ts). Turns, barge-in,
+ * pacing, answers, items and limits live in `SessionCore`, shared with `/ws`.
  *
  * Errors go out in the documented shape only for real errors (a client without an error listener
  * dies of one): cancelling with nothing active, truncating past the end and retrieving an unknown
@@ -18,7 +18,7 @@ import { newId } from '../ids.js';
 import { SessionCore, type ConversationItem, type CoreEvent, type SessionCoreOptions, type SessionSummary } from '../session-core.js';
 import { InputAudio, OutputAudio } from './audio-codec.js';
 import { InvalidInputError } from '../../errors.js';
-import { ToolSet, type ToolChoice } from '../../llm/tools.js';
+import { ToolSet } from '../../llm/tools.js';
 import {
   CLIENT_EVENT_TYPES,
   clientEventSchema,
@@ -28,7 +28,8 @@ import {
   type ClientEvent,
   type SessionConfigUpdate,
 } from './client-events.js';
-import { coreToolChoice, coreTurnDetection, filledTurnDetection, realtimeErrorEvent, renderItem, type EndpointSilence, type Json, type RealtimeConfig } from './realtime-mappings.js';
+import { baseEndpointerOf, initialConfig, mergeUpdate, sessionJson, type BaseEndpointer, type RealtimeConfig } from './realtime-config.js';
+import { coreTurnDetection, realtimeErrorEvent, renderItem, type Json } from './realtime-mappings.js';
 import { InboundQueue } from './inbound-queue.js';
 import { RealtimeResponses } from './realtime-responses.js';
 import { resolveVoice } from './voices.js';
@@ -71,7 +72,7 @@ export class RealtimeSession {
   /** server_vad's idle_timeout_ms: runs from the end of an answer's audio until the user speaks. */
   #idleTimer: NodeJS.Timeout | null = null;
   /** The endpointer's settings before any client change: what turn detection defaults and scales from. */
-  readonly #baseEndpointer: { activationThreshold: number; preRollMs: number } & EndpointSilence;
+  readonly #baseEndpointer: BaseEndpointer;
   /** Client events, handled in order: a session.update whose tools compile holds those after it. */
   readonly #inbound = new InboundQueue((data, isBinary) => this.#onMessageGuarded(data, isBinary), MAX_QUEUED_EVENT_BYTES);
 
@@ -92,39 +93,8 @@ export class RealtimeSession {
       error: (type, code, message, param, clientEventId) => this.#error(type, code, message, param, clientEventId),
       answerDone: () => this.#armIdleTimeout(),
     });
-    const endpointer = core.endpointerOptions;
-    this.#baseEndpointer = {
-      activationThreshold: endpointer.activationThreshold,
-      preRollMs: endpointer.preRollMs,
-      endpointMs: endpointer.endpointMs,
-      minEndpointMs: endpointer.minEndpointMs,
-      maxEndpointMs: endpointer.maxEndpointMs,
-      turnThreshold: endpointer.turnThreshold,
-      turnIncompleteMs: endpointer.turnIncompleteMs,
-    };
-    this.#config = {
-      instructions: options.instructions,
-      outputModalities: ['audio'],
-      maxOutputTokens: 'inf',
-      inputFormat: { type: 'audio/pcm', rate: 24_000 },
-      outputFormat: { type: 'audio/pcm', rate: 24_000 },
-      transcription: null,
-      noiseReduction: null,
-      // Our endpointer's own settings, so the config shown is the one in force.
-      turnDetection: {
-        type: 'server_vad',
-        threshold: endpointer.activationThreshold,
-        prefix_padding_ms: endpointer.preRollMs,
-        silence_duration_ms: endpointer.endpointMs,
-        create_response: true,
-        interrupt_response: true,
-        idle_timeout_ms: null,
-      },
-      voice: options.voice,
-      speed: 1,
-      tools: [],
-      toolChoice: 'auto',
-    };
+    this.#baseEndpointer = baseEndpointerOf(core.endpointerOptions);
+    this.#config = initialConfig(options.instructions, options.voice, this.#baseEndpointer);
   }
 
   /** A session on an accepted socket; `run()` starts it. */
@@ -281,35 +251,9 @@ export class RealtimeSession {
 
   #applyUpdate(update: SessionConfigUpdate, tools: ToolSet | undefined, eventId: string | null): void {
     if (this.#core.isEnded) return;
-    const next: RealtimeConfig = { ...this.#config };
-    if (update.instructions !== undefined) next.instructions = update.instructions;
-    if (update.output_modalities !== undefined) next.outputModalities = update.output_modalities.includes('audio') ? ['audio'] : ['text'];
-    if (update.max_output_tokens !== undefined) next.maxOutputTokens = update.max_output_tokens;
-    if (update.tools !== undefined) next.tools = update.tools;
-    if (update.tool_choice !== undefined) next.toolChoice = update.tool_choice;
-    let toolChoice: ToolChoice;
-    try {
-      toolChoice = coreToolChoice(next.toolChoice);
-      tools?.functions(toolChoice);
-    } catch (error) {
-      if (!(error instanceof InvalidInputError)) throw error;
-      return this.#error('invalid_request_error', 'invalid_value', `session.update: ${error.message}`, 'session.tool_choice', eventId);
-    }
-    const input = update.audio?.input;
-    const output = update.audio?.output;
-    if (input?.format !== undefined) next.inputFormat = input.format;
-    if (input?.transcription !== undefined) next.transcription = input.transcription;
-    if (input?.noise_reduction !== undefined) next.noiseReduction = input.noise_reduction;
-    if (input?.turn_detection !== undefined) next.turnDetection = filledTurnDetection(input.turn_detection, this.#config.turnDetection, this.#baseEndpointer);
-    if (output?.format !== undefined) next.outputFormat = output.format;
-    if (output?.speed !== undefined) next.speed = output.speed;
-    if (output?.voice !== undefined) {
-      if (resolveVoice(output.voice, this.#core.voices, this.#defaultVoice) === null) {
-        return this.#error('invalid_request_error', 'invalid_value', `unknown voice "${output.voice}"; use an OpenAI voice name or one of: ${this.#core.voices.join(', ')}`, 'session.audio.output.voice', eventId);
-      }
-      next.voice = output.voice;
-    }
-    this.#config = next;
+    const merged = mergeUpdate(this.#config, update, { base: this.#baseEndpointer, voices: this.#core.voices, defaultVoice: this.#defaultVoice, tools });
+    if ('refused' in merged) return this.#error('invalid_request_error', 'invalid_value', merged.refused.message, merged.refused.param, eventId);
+    const next = (this.#config = merged.config);
     // A telephony bridge (Twilio's) cannot drop what it holds until its marks say so: send less ahead.
     const g711 = next.outputFormat.type !== 'audio/pcm';
     this.#core.setOutputLeadMs(g711 ? Math.min(G711_OUTPUT_LEAD_MS, this.#options.outputLeadMs) : this.#options.outputLeadMs);
@@ -319,10 +263,10 @@ export class RealtimeSession {
       instructions: next.instructions === this.#options.instructions ? undefined : next.instructions,
       speak: next.outputModalities.includes('audio'),
       tools,
-      toolChoice,
+      toolChoice: merged.toolChoice,
     });
     // Only an update that carries turn detection touches it (an unrelated one leaves the speech in progress alone).
-    if (input?.turn_detection !== undefined) this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
+    if (update.audio?.input?.turn_detection !== undefined) this.#core.setTurnDetection(coreTurnDetection(next.turnDetection, this.#baseEndpointer));
     this.#send('session.updated', { session: this.#sessionJson() });
   }
 
@@ -455,27 +399,7 @@ export class RealtimeSession {
   // ---- shapes --------------------------------------------------------------------------------
 
   #sessionJson(): Json {
-    const c = this.#config;
-    return {
-      type: 'realtime',
-      object: 'realtime.session',
-      id: this.#sessionId,
-      model: this.#options.model,
-      output_modalities: c.outputModalities,
-      instructions: c.instructions,
-      tools: c.tools,
-      tool_choice: c.toolChoice,
-      max_output_tokens: c.maxOutputTokens,
-      tracing: null,
-      truncation: 'auto',
-      prompt: null,
-      include: null,
-      expires_at: 0,
-      audio: {
-        input: { format: c.inputFormat, transcription: c.transcription, noise_reduction: c.noiseReduction, turn_detection: c.turnDetection },
-        output: { format: c.outputFormat, voice: c.voice, speed: c.speed },
-      },
-    };
+    return sessionJson(this.#config, this.#sessionId, this.#options.model);
   }
 
   #send(type: string, fields: Json): void {
