@@ -12,6 +12,9 @@
  *    and statements: the silence waited before the turn closed (goal: at most 250 ms). Three policies:
  *    the transcript cue alone (today), the model alone (no words), and both fused (the default). The
  *    transcript is an oracle: the words said so far, punctuated as written.
+ *  - Human speech: JFK's sentence and ALSA's prompts (the same policies), and Asterisk's telephone
+ *    prompts, one professional voice: finished prompts, and fragments recorded to be continued, each
+ *    followed by a 600 ms pause and "eight".
  *
  * espeak-ng is not a human voice: these counts say how the model behaves on it, not on people.
  */
@@ -28,7 +31,7 @@ import { Endpointer, endpointerOptions, type EndpointerOptions } from '../src/va
 import { BUNDLED_SILERO_V5, SileroVadModel, bundledSileroPath } from '../src/vad/silero-model.js';
 import { ScriptedAsrDouble } from '../test/doubles/scripted-asr-double.js';
 import { readAudio, run, TRIM_SILENCE } from '../test/fixtures/speech.js';
-import { alsaPrompts, jfkRecording, jfkTurn, JFK_LAST_WORD_END_S, JFK_PAUSES_S, JFK_PHRASES } from '../test/helpers/human-speech.js';
+import { alsaPrompts, asteriskPrompts, jfkRecording, jfkTurn, JFK_LAST_WORD_END_S, JFK_PAUSES_S, JFK_PHRASES } from '../test/helpers/human-speech.js';
 import { realSmartTurn } from '../test/helpers/smart-turn-wheel.js';
 import { summarize, type BenchResult } from './stats.js';
 
@@ -114,8 +117,11 @@ function longestGap(audio: Float32Array): [number, number] {
 }
 
 interface Sample {
-  /** `sentence`: human speech with pauses inside one sentence (any close before its end is a cut). */
-  kind: Kind | 'finished' | 'sentence';
+  /**
+   * `sentence`: human speech with pauses inside one sentence (any close before its end is a cut);
+   * `fragment`: a human fragment recorded to be followed by more, then a pause and the rest.
+   */
+  kind: Kind | 'finished' | 'sentence' | 'fragment';
   voice: string;
   channel: '16k' | 'g711';
   audio: Float32Array;
@@ -186,6 +192,7 @@ export async function benchTurnModel(): Promise<BenchResult[]> {
     await verdictsBySpeech(model);
     await acceptance(silero, model);
     await humanSpeech(silero, model);
+    await telephonePrompts(silero, model);
   } finally {
     await model.dispose();
     await silero.dispose();
@@ -349,6 +356,62 @@ async function humanSpeech(silero: SileroVadModel, model: SmartTurnModel): Promi
   console.log(rows.join('\n'));
 }
 
+/** What a caller says after an Asterisk fragment and its pause: "eight" (Asterisk's own digits/8). */
+const ASTERISK_CONTINUATION = { path: '/usr/share/asterisk/sounds/en_US_f_Allison/digits/8.wav', text: 'eight.' };
+const FRAGMENT_PAUSE_MS = 600;
+
+/**
+ * The three policies on one human voice at telephone quality (Asterisk's prompts, 8 kHz recordings,
+ * upsampled as the Realtime telephony input is): finished one-sentence prompts with no comma (the
+ * oracle transcript is the whole sentence, so a pause inside one would read as its end), closed within
+ * 250 ms; and the fragments recorded to be followed by more, each followed by a 600 ms pause and
+ * "eight" (how Asterisk itself strings them: "To leave the conference..." "press 8"), not cut.
+ */
+async function telephonePrompts(silero: SileroVadModel, model: SmartTurnModel): Promise<void> {
+  const { prompts, skip } = await asteriskPrompts();
+  if (skip !== null) {
+    console.log(`\ntelephone prompts: ${skip}`);
+    return;
+  }
+  const samples: Sample[] = [];
+  const continuation = await readTrimmed(ASTERISK_CONTINUATION.path);
+  for (const prompt of prompts) {
+    const speech = await readTrimmed(prompt.path);
+    if (prompt.kind === 'finished') {
+      if (/[,;:]|[.?!]\s/.test(prompt.text)) continue;
+      samples.push({ kind: 'finished', voice: 'Asterisk', channel: '16k', audio: pad(speech), textAt: () => prompt.text, label: prompt.text });
+      continue;
+    }
+    const pause = Math.round((FRAGMENT_PAUSE_MS * RATE) / 1000);
+    const audio = new Float32Array(speech.length + pause + continuation.length);
+    audio.set(speech);
+    audio.set(continuation, speech.length + pause);
+    const middle = Math.round((LEAD_MS * RATE) / 1000) + speech.length + pause / 2;
+    const textAt = (end: number) => (end < middle ? prompt.text : `${prompt.text} ${ASTERISK_CONTINUATION.text}`);
+    samples.push({ kind: 'fragment', voice: 'Asterisk', channel: '16k', audio: pad(audio), textAt, label: `${prompt.text}... [${FRAGMENT_PAUSE_MS}] ${ASTERISK_CONTINUATION.text}` });
+  }
+  const rows: string[] = [];
+  const wrong: string[] = [];
+  for (const policy of ['cue', 'model', 'fused'] as Policy[]) {
+    const outcomes: Outcome[] = [];
+    for (const sample of samples) outcomes.push(await runPolicy(silero, model, policy, sample));
+    const fragments = outcomes.filter((o) => o.sample.kind === 'fragment');
+    const finished = outcomes.filter((o) => o.sample.kind === 'finished');
+    const sorted = finished.map((o) => o.endpointMs).sort((a, b) => a - b);
+    rows.push(
+      `| ${POLICY_NAMES[policy]} | ${fragments.filter((o) => !o.cut).length} / ${fragments.length} | ${finished.filter((o) => o.endpointMs <= 250).length} / ${finished.length} (median ${Math.round(sorted[sorted.length >> 1] ?? NaN)} ms) |`,
+    );
+    if (policy !== 'fused') continue;
+    for (const o of fragments) if (o.cut) wrong.push(`cut  ${o.sample.label}`);
+    for (const o of finished) if (!(o.endpointMs <= 250)) wrong.push(`slow ${Math.round(o.endpointMs)} ms p=${o.probability?.toFixed(2) ?? '-'}: ${o.sample.label}`);
+  }
+  console.log('\nHuman speech at telephone quality (Asterisk prompts, one voice): fragments not cut / all; finished one-sentence prompts closed within 250 ms / all:\n');
+  console.log('| policy | fragment, 600 ms pause, "eight" | finished <= 250 ms |');
+  console.log('|---|---|---|');
+  console.log(rows.join('\n'));
+  console.log(`\nwhat the default (fused) gets wrong on them:\n  ${wrong.join('\n  ') || 'nothing'}`);
+}
+
 /** flite writes its WAV header after the samples (its sizes), so to a file, not a pipe. */
 async function flite(voice: string, ssml: string): Promise<Buffer> {
   const dir = await mkdtemp(join(tmpdir(), 'flite-'));
@@ -406,7 +469,19 @@ async function verdictsBySpeech(model: SmartTurnModel): Promise<void> {
     for (const prompt of alsa.prompts) if ((await judge(await readTrimmed(prompt.path))) >= 0.5) right++;
     rows.push(`| human: ALSA prompts | ${right} / ${alsa.prompts.length} | - | ${Math.round((100 * right) / alsa.prompts.length)}% |`);
   }
-  for (const reason of [...fliteSkip, ...(jfk.skip ? [jfk.skip] : []), ...(alsa.skip ? [alsa.skip] : [])]) console.log(`\nverdicts by speech: ${reason}`);
+  const asterisk = await asteriskPrompts();
+  if (asterisk.prompts.length > 0) {
+    const right = { finished: 0, fragment: 0 };
+    const all = { finished: 0, fragment: 0 };
+    for (const prompt of asterisk.prompts) {
+      const complete = (await judge(await readTrimmed(prompt.path))) >= 0.5;
+      all[prompt.kind]++;
+      if (complete === (prompt.kind === 'finished')) right[prompt.kind]++;
+    }
+    const share = Math.round((100 * (right.finished + right.fragment)) / (all.finished + all.fragment));
+    rows.push(`| human: Asterisk prompts (one voice, 8 kHz) | ${right.finished} / ${all.finished} | ${right.fragment} / ${all.fragment} (fragments recorded to be continued) | ${share}% |`);
+  }
+  for (const reason of [...fliteSkip, ...(jfk.skip ? [jfk.skip] : []), ...(alsa.skip ? [alsa.skip] : []), ...(asterisk.skip ? [asterisk.skip] : [])]) console.log(`\nverdicts by speech: ${reason}`);
   console.log('\nSmart Turn alone at 200 ms of silence, right / all: finished sentences read complete, paused sentences cut at the pause read incomplete:\n');
   console.log('| speech | finished: complete | cut mid-sentence: incomplete | right |');
   console.log('|---|---|---|---|');

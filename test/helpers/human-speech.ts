@@ -7,11 +7,16 @@
  *    (gitignored), never committed.
  *  - ALSA's speaker-test voice prompts ("Front center", "Rear left", ...): short finished phrases by a
  *    human speaker, from Debian's alsa-utils (/usr/share/sounds/alsa), read where installed.
+ *  - Asterisk's core prompts (Allison Smith's voice, 8 kHz telephone recordings, CC-BY-SA 3.0), from
+ *    Debian's asterisk-core-sounds-en-wav with their transcripts (asterisk-core-sounds-en), read where
+ *    installed: finished statements, and fragments recorded to be followed by more ("To leave the
+ *    conference...", then "press 8"), the transcript's trailing "..." saying which.
  * Where either cannot be had, the caller gets the reason instead.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, readdir } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { checkPinned, pinnedFile } from './pinned-download.js';
@@ -94,4 +99,40 @@ export async function alsaPrompts(): Promise<{ prompts: { path: string; text: st
   // "Front_Center.wav" says "Front center".
   const text = (file: string) => file.replace(/\.wav$/, '').replace('_', ' ').replace(/ (\w)/, (_, c: string) => ` ${c.toLowerCase()}`) + '.';
   return { prompts: files.map((f) => ({ path: join(ALSA_SOUNDS, f), text: text(f) })), skip: null };
+}
+
+const ASTERISK_SOUNDS = '/usr/share/asterisk/sounds/en_US_f_Allison';
+const ASTERISK_TRANSCRIPTS = '/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz';
+
+export interface AsteriskPrompt {
+  path: string;
+  /** The words said, as the transcript file writes them, less a trailing "...". */
+  text: string;
+  /** finished: a statement or question ending in . ? or !; fragment: recorded to be followed by more ("..."). */
+  kind: 'finished' | 'fragment';
+}
+
+/**
+ * Asterisk's English prompts whose transcript says whether they are finished or a fragment. Prompts
+ * with no end punctuation (the file is loose about it: "You are now muted" and "There are currently"
+ * alike), tones and prompts over 8 s (longer than the model hears) are left out.
+ */
+export async function asteriskPrompts(): Promise<{ prompts: AsteriskPrompt[]; skip: string | null }> {
+  if (!existsSync(ASTERISK_SOUNDS) || !existsSync(ASTERISK_TRANSCRIPTS)) {
+    return { prompts: [], skip: `no Asterisk prompts with transcripts in ${ASTERISK_SOUNDS} (apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en)` };
+  }
+  const prompts: AsteriskPrompt[] = [];
+  for (const line of gunzipSync(await readFile(ASTERISK_TRANSCRIPTS)).toString().split('\n')) {
+    const match = /^([\w/-]+):\s+(.+?)\s*$/.exec(line);
+    if (!match || /[[<]/.test(match[2]!)) continue;
+    const [, name, said] = match as unknown as [string, string, string];
+    const path = join(ASTERISK_SOUNDS, `${name}.wav`);
+    const kind = said.endsWith('...') ? 'fragment' : /[.?!]$/.test(said) ? 'finished' : null;
+    if (kind === null || !existsSync(path)) continue;
+    // RIFF WAV: the byte rate is at offset 28; the header is 44 bytes.
+    const wav = await readFile(path);
+    if ((wav.length - 44) / wav.readUInt32LE(28) > 8) continue;
+    prompts.push({ path, text: said.replace(/\s*\.\.\.$/, ''), kind });
+  }
+  return { prompts, skip: null };
 }
