@@ -15,7 +15,9 @@ from typing import Any
 Shape = tuple[int, ...]
 
 
-def _qwen2_layers(prefix: str, layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int, mlp: int) -> dict:
+def _qwen2_layers(
+    prefix: str, layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int, mlp: int
+) -> dict[str, Shape]:
     out: dict[str, Shape] = {}
     for i in range(layers):
         p = f"{prefix}.layers.{i}"

@@ -123,15 +123,15 @@ def read_preset(path: Path) -> dict[str, torch.Tensor]:
             raise PresetError(f"{path}: {part}.last_hidden_state is missing")
         if not isinstance(cache, PresetCacheStandIn):
             raise PresetError(f"{path}: {part}.past_key_values is not a DynamicCache")
-        keys = cache.state.get("key_cache")
-        values = cache.state.get("value_cache")
-        if not isinstance(keys, list) or not isinstance(values, list):
+        key_cache = cache.state.get("key_cache")
+        value_cache = cache.state.get("value_cache")
+        if not isinstance(key_cache, list) or not isinstance(value_cache, list):
             raise PresetError(
                 f"{path}: {part}'s DynamicCache has no key_cache/value_cache lists (state: {sorted(cache.state)}); "
                 "only the transformers-4 DynamicCache of the published presets is supported"
             )
         tensors[f"{part}.last_hidden_state"] = hidden.contiguous()
-        for kind, layers in (("key", keys), ("value", values)):
+        for kind, layers in (("key", key_cache), ("value", value_cache)):
             for layer, tensor in enumerate(layers):
                 if not isinstance(tensor, torch.Tensor):
                     raise PresetError(f"{path}: {part}.{kind}.{layer} is not a tensor")
@@ -166,21 +166,23 @@ class _CacheWriter:
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
         seen = int(self.keys[0].shape[2]) if self.keys else 0
         state = {"_seen_tokens": seen, "key_cache": list(self.keys), "value_cache": list(self.values)}
-        return (copyreg.__newobj__, (_CacheWriter,), state)
+        # copyreg.__newobj__ is what protocol 2+ pickles a `cls.__new__(cls)` with (not in typeshed's stubs).
+        return (copyreg.__newobj__, (_CacheWriter,), state)  # type: ignore[attr-defined]
 
 
 _WRITER_NAMES = {_OutputWriter: OUTPUT_CLASS, _CacheWriter: CACHE_CLASS}
 
 
 class _PresetPickler(pickle._Pickler):  # the pure-Python pickler: its save_global can be overridden
+    # typeshed's stub of _Pickler leaves out its internals (save_global, write, memoize): hence the ignores.
     def save_global(self, obj: Any, name: str | None = None) -> None:
         target = _WRITER_NAMES.get(obj)
         if target is None:
-            super().save_global(obj, name)
+            super().save_global(obj, name)  # type: ignore[misc]
             return
         module, qualname = target
-        self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode())
-        self.memoize(obj)
+        self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode())  # type: ignore[attr-defined]
+        self.memoize(obj)  # type: ignore[attr-defined]
 
 
 _writer_pickle = types.ModuleType("s2s_tts_preset_pickle")

@@ -184,13 +184,14 @@ def qwen2_config(cfg: ModelConfig, num_layers: int, attn_implementation: str = a
         num_hidden_layers=num_layers,
         num_attention_heads=lm.num_attention_heads,
         num_key_value_heads=lm.num_key_value_heads,
-        head_dim=lm.head_dim,
         hidden_act=lm.hidden_act,
         max_position_embeddings=lm.max_position_embeddings,
         rms_norm_eps=lm.rms_norm_eps,
         rope_parameters={"rope_type": "default", "rope_theta": lm.rope_theta},
         use_sliding_window=False,
     )
+    # Qwen2Config's typed signature has no head_dim (the attention reads it from the config when set).
+    q.head_dim = lm.head_dim
     q._attn_implementation = attn_implementation
     return q
 

@@ -38,6 +38,10 @@ class EosClassifier(nn.Module):
 
 
 class RealtimeModel(nn.Module):
+    # Buffers (register_buffer below), declared so that they read as tensors, not Tensor | Module.
+    speech_scaling_factor: torch.Tensor
+    speech_bias_factor: torch.Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
