@@ -4,12 +4,13 @@ failure isolation and bad input. The tests drive `step()` themselves (no thread)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tokenizers import Tokenizer
 
 from doubles.outputs import CollectingOutput, FrameNoise
 from s2s_tts.engine_api import Done, StreamError, StreamOptions, StreamOutput
@@ -35,12 +36,14 @@ def voices(model: RealtimeModel) -> dict[str, VoicePrompt]:
 
 
 @pytest.fixture(scope="module")
-def tok():  # type: ignore[no-untyped-def]
+def tok() -> Tokenizer:
     return tiny_tokenizer()
 
 
 @pytest.fixture
-def make(model: RealtimeModel, voices: dict[str, VoicePrompt], tok) -> Callable[..., VibeVoiceEngine]:  # type: ignore[no-untyped-def]
+def make(
+    model: RealtimeModel, voices: dict[str, VoicePrompt], tok: Tokenizer
+) -> Iterator[Callable[..., VibeVoiceEngine]]:
     engines: list[VibeVoiceEngine] = []
 
     def build(max_streams: int = 4, **kw: object) -> VibeVoiceEngine:
@@ -49,7 +52,7 @@ def make(model: RealtimeModel, voices: dict[str, VoicePrompt], tok) -> Callable[
         engines.append(eng)
         return eng
 
-    yield build  # type: ignore[misc]
+    yield build
     for e in engines:
         e.close()
 
@@ -167,7 +170,7 @@ def test_four_streams_in_one_step_match_each_alone(make) -> None:  # type: ignor
         for _ in range(i):  # staggered: each joins while the others are mid-stream
             eng.step()
     batched_steps = drain(eng)
-    assert batched_steps < sum(x.done.frames for x in alone)  # type: ignore[union-attr]
+    assert batched_steps < sum(x.done.frames for x in alone if x.done is not None)
     assert len({pcm(o).tobytes() for o in alone}) == 4  # four different utterances
     for want, got in zip(alone, outs, strict=True):
         assert got.done == want.done
@@ -199,7 +202,7 @@ def test_cancel_mid_stream_frees_the_slot_and_memory(make) -> None:  # type: ign
     assert not h2.queued and eng.stream_counts() == (1, 0)
     assert list(eng._active) == [h2.id] and eng._active[h2.id].slot == 0
     assert eng.tts_cache.bytes() < grown and eng.tts_cache.capacity == 256
-    stream1 = h1._stream  # type: ignore[attr-defined]
+    stream1 = h1._stream
     assert stream1.slot is None and not stream1.tokens and stream1.closed
     h2.cancel()
     eng.step()

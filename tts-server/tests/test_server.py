@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Coroutine
+from typing import Any
 
 import numpy as np
 import pytest
 
 from doubles.espeak_double import FRAME_SAMPLES, EspeakDoubleEngine
 from s2s_tts.server import DEFAULT_MAX_TEXT_CHARS
-from ws_client import Result, Stream, get_config, idle, running, wait_for
+from ws_client import Json, Result, Stream, get_config, idle, running, wait_for
 
 FRAME_BYTES = FRAME_SAMPLES * 2
 
@@ -20,7 +22,7 @@ def engine(max_streams: int = 8) -> EspeakDoubleEngine:
     return EspeakDoubleEngine(max_streams=max_streams, frame_delay_s=0.01)
 
 
-def run(scenario) -> None:
+def run(scenario: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(scenario, 60))
 
 
@@ -221,7 +223,7 @@ def test_three_streams_are_spoken_at_once_nothing_is_busy_or_queued() -> None:
     async def scenario() -> None:
         async with running(engine()) as address:
 
-            async def one(text: str):
+            async def one(text: str) -> tuple[Json, Result]:
                 async with Stream.connect(address) as stream:
                     opened = await stream.open()
                     await stream.send(type="text", text=text)

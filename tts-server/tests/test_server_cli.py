@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -31,10 +32,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_config(port: int, child: subprocess.Popen[str], timeout: float = 20) -> dict:
+def stderr(child: subprocess.Popen[str]) -> IO[str]:
+    """The server's stderr (`server` always pipes it)."""
+    assert child.stderr is not None
+    return child.stderr
+
+
+def wait_config(port: int, child: subprocess.Popen[str], timeout: float = 20) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        assert child.poll() is None, f"the server exited {child.returncode}: {child.stderr.read()}"
+        assert child.poll() is None, f"the server exited {child.returncode}: {stderr(child).read()}"
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=2) as response:
                 return json.loads(response.read())
@@ -54,7 +61,7 @@ def test_serves_config_with_its_own_pid_and_exits_cleanly_on_sigterm() -> None:
         assert config["max_streams"] == 4
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=10) == 0
-        log = child.stderr.read()
+        log = stderr(child).read()
         assert f"listening on 127.0.0.1:{port}" in log
         assert "stopped" in log
     finally:
@@ -68,7 +75,7 @@ def test_the_port_refuses_connections_until_the_engine_is_loaded_and_is_taken_me
     try:
         # Loading: bound (nobody else can listen there) but not listening (a connection is refused).
         deadline = time.monotonic() + 10
-        while "loading engine" not in (line := child.stderr.readline()):
+        while "loading engine" not in (line := stderr(child).readline()):
             assert time.monotonic() < deadline and line, "no loading line"
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0

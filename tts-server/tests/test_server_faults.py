@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from doubles.scripted_engine import ScriptedEngine
 from ws_client import Stream, idle, running, wait_for
 
 
-def run(scenario) -> None:
+def run(scenario: Coroutine[Any, Any, None]) -> None:
     asyncio.run(asyncio.wait_for(scenario, 30))
 
 

@@ -30,8 +30,8 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tests._shared_data import real_voices_dir
 
+from _shared_data import real_voices_dir
 from s2s_tts import tiny_model, voices
 
 UPSTREAM_SIDE = Path(__file__).resolve().parent / "upstream" / "upstream_side.py"
@@ -301,9 +301,9 @@ def test_same_numbers_as_upstream(upstream: Upstream, parity_case: ParityCase, d
         spoken = ours.speak(case.requests, LATENTS, noise, case.tapes)
     finally:
         ours.close()
-    summaries = []
+    summaries: list[dict[str, Any]] = []
     for (voice, _), mine, theirs in zip(case.requests, spoken, dumps, strict=True):
-        summary = {"dtype": dtype, "voice": voice, "latents": LATENTS, **_compare(mine, theirs)}
+        summary: dict[str, Any] = {"dtype": dtype, "voice": voice, "latents": LATENTS, **_compare(mine, theirs)}
         print("\nupstream parity:", json.dumps(summary), file=sys.stderr)
         summaries.append(summary)
     latent_tolerance, audio_tolerance = TOLERANCE[dtype]

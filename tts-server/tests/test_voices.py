@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tests._shared_data import real_voices_dir
 
+from _shared_data import real_voices_dir
 from s2s_tts import voices
 from s2s_tts.upstream_preset import PARTS, PresetError, UnsafePickleError, read_preset, write_preset
 from s2s_tts.voices import VoiceFormatError, VoiceShape, convert_preset, load_voice

@@ -7,8 +7,9 @@ import contextlib
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -16,6 +17,9 @@ from websockets.exceptions import ConnectionClosed
 from s2s_tts.__main__ import bind
 from s2s_tts.engine_api import Engine
 from s2s_tts.server import ServerOptions, TtsServer
+
+# A protocol message as JSON decodes it.
+Json = dict[str, Any]
 
 
 @contextlib.asynccontextmanager
@@ -30,8 +34,8 @@ async def running(engine: Engine, **options: int) -> AsyncIterator[str]:
         await asyncio.to_thread(engine.close)
 
 
-async def get_config(address: str) -> dict:
-    def fetch() -> dict:
+async def get_config(address: str) -> Json:
+    def fetch() -> Json:
         with urllib.request.urlopen(f"http://{address}/config", timeout=5) as response:
             assert response.headers["Content-Type"] == "application/json"
             return json.loads(response.read())
@@ -39,7 +43,7 @@ async def get_config(address: str) -> dict:
     return await asyncio.to_thread(fetch)
 
 
-async def wait_for(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 5.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not await predicate():
         if time.monotonic() > deadline:
@@ -56,14 +60,14 @@ async def idle(address: str) -> bool:
 class Result:
     """What a stream's connection received: JSON messages, audio frames (with arrival times), the close code."""
 
-    messages: list[dict] = field(default_factory=list)
+    messages: list[Json] = field(default_factory=list)
     frames: list[bytes] = field(default_factory=list)
     frame_times: list[float] = field(default_factory=list)
     close_code: int | None = None
     closed_at: float = 0.0
 
     @property
-    def last(self) -> dict:
+    def last(self) -> Json:
         return self.messages[-1]
 
 
@@ -81,11 +85,11 @@ class Stream:
     async def send(self, **message: object) -> None:
         await self.ws.send(json.dumps(message))
 
-    async def open(self, **options: object) -> dict:
+    async def open(self, **options: object) -> Json:
         await self.send(type="open", **options)
         return await self.next_message()
 
-    async def next_event(self, timeout: float = 10.0) -> bytes | dict:
+    async def next_event(self, timeout: float = 10.0) -> bytes | Json:
         frame = await asyncio.wait_for(self.ws.recv(), timeout)
         if isinstance(frame, bytes):
             self.result.frames.append(frame)
@@ -95,7 +99,7 @@ class Stream:
         self.result.messages.append(message)
         return message
 
-    async def next_message(self, timeout: float = 10.0) -> dict:
+    async def next_message(self, timeout: float = 10.0) -> Json:
         while isinstance(event := await self.next_event(timeout), bytes):
             pass
         return event

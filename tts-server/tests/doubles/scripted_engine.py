@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from typing import ClassVar
 
 from s2s_tts.engine_api import Done, StreamError, StreamOptions, StreamOutput
 
@@ -47,13 +46,13 @@ class ScriptedEngine:
     name = "scripted-double"
     sample_rate = 24_000
     frame_samples = 4
-    voices: ClassVar[list[str]] = ["a", "b"]
     default_voice = "a"
     max_streams = 4
     default_cfg = 1.5
     default_steps = 5
 
     def __init__(self) -> None:
+        self.voices = ["a", "b"]
         self.jobs: queue.Queue[tuple[ScriptedStream, str, str] | None] = queue.Queue()
         self.open_streams: dict[str, ScriptedStream] = {}
         self._ids = itertools.count(1)
