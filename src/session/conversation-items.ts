@@ -1,13 +1,15 @@
 /**
  * The conversation as the session core keeps it: its items in order, what of each assistant item
  * was spoken (so a cut or a truncation can keep what was heard), the user input no answer has taken
- * up yet, and whether the model's history still matches the items. When a client edits the
+ * up yet, whether the model's history still matches the items, and whether one more fits the session's
+ * size limits. When a client edits the
  * conversation (inserts, deletes, truncates) the model's history is rebuilt from the items before
  * the next answer, not edited in place.
  *
  * Pure bookkeeping: nothing here talks to the LLM or to a client. The core applies what it returns.
  */
 import type { ChatMessage } from '../llm/llm.js';
+import { MAX_ITEM_TEXT_CHARS, type ItemRefused, type SessionLimits } from './core-types.js';
 import { newId } from './ids.js';
 
 /**
@@ -70,6 +72,18 @@ export class ConversationItems {
     let chars = 0;
     for (const item of this.#items) chars += (item.text?.length ?? 0) + (item.functionCall?.arguments.length ?? 0) + (item.functionOutput?.output.length ?? 0);
     return chars;
+  }
+
+  /**
+   * Why the conversation cannot take one more item with `chars` characters of text, or null when it
+   * can: its size is bounded (items and text), so one client cannot grow the worker's memory at will.
+   */
+  refusal(chars: number, { maxItems, maxTextChars }: Pick<SessionLimits, 'maxItems' | 'maxTextChars'>): ItemRefused | null {
+    if (chars > MAX_ITEM_TEXT_CHARS) return { refused: 'text_too_long', message: `one item may hold at most ${MAX_ITEM_TEXT_CHARS} characters of text; this one has ${chars}` };
+    if (this.#items.length >= maxItems) return { refused: 'conversation_full', message: `the conversation holds ${maxItems} items, the most a session may; delete items to add more` };
+    const text = this.textChars;
+    if (text + chars > maxTextChars) return { refused: 'conversation_full', message: `the conversation would hold ${text + chars} characters of text, more than the ${maxTextChars} a session may; delete items to add more` };
+    return null;
   }
 
   /** The session is over: everything goes. */

@@ -17,7 +17,9 @@
  *   answer; each answer an `Answer` (answer.ts);
  * - `ConversationItems` (conversation-items.ts): the conversation's items (what the client sees,
  *   what a cut or truncation keeps, when the model's history must be rebuilt);
- * - here: the session's settings, its turn count, its limits (idle, max duration, shutdown) and its end.
+ * - `SessionDeadlines` (session-deadlines.ts): what ends the session unasked (idle, max duration,
+ *   the worker's stop and shutdown);
+ * - here: the session's settings, its turn count and its end.
  * The contract with adapters (options, events, sink, summary) is in core-types.ts.
  */
 import { randomUUID } from 'node:crypto';
@@ -31,7 +33,6 @@ import { Answers, typedTurn } from './answers.js';
 import { ConversationItems, type ConversationItem } from './conversation-items.js';
 import {
   CORE_OUTPUT_SAMPLE_RATE,
-  MAX_ITEM_TEXT_CHARS,
   type AnswerRequest,
   type AnswerSettings,
   type CoreEvent,
@@ -44,6 +45,7 @@ import {
   type TurnDetection,
 } from './core-types.js';
 import { newId } from './ids.js';
+import { SessionDeadlines } from './session-deadlines.js';
 import { TurnTaking } from './turn-taking.js';
 
 export type { ConversationItem } from './conversation-items.js';
@@ -66,7 +68,8 @@ export class SessionCore {
   readonly #items: ConversationItems;
   /** User turns so far (typed, spoken or added): an answer carries the number of the turn it answers. */
   #turns = 0;
-  readonly #timers: { idle: NodeJS.Timeout | null; max: NodeJS.Timeout | null } = { idle: null, max: null };
+  /** Idle, max duration, the worker's stop and shutdown: what ends the session unasked. */
+  readonly #deadlines: SessionDeadlines;
   readonly #started = performance.now();
   #endReason: SessionEndReason | null = null;
   readonly #ended: { promise: Promise<SessionSummary>; resolve: (summary: SessionSummary) => void };
@@ -144,17 +147,16 @@ export class SessionCore {
     );
     let resolve!: (summary: SessionSummary) => void;
     this.#ended = { promise: new Promise((r) => (resolve = r)), resolve };
-    // Both listeners go when the session ends: `shutdown` lives as long as the worker.
-    signal.addEventListener('abort', () => this.end('stopped'), { once: true, signal: this.#stop.signal });
-    if (signal.aborted) queueMicrotask(() => this.end('stopped'));
-    shutdown?.addEventListener(
-      'abort',
-      () => {
-        // The worker is going away: warn the client, let the answer in progress finish, then end.
-        this.#error('WORKER_SHUTTING_DOWN', `this worker is shutting down; the session ends in ${options.shutdownGraceMs} ms`);
-        setTimeout(() => this.end('stopped'), options.shutdownGraceMs).unref();
+    this.#deadlines = new SessionDeadlines(
+      options,
+      {
+        end: (reason) => this.end(reason),
+        answerPlaying: () => this.#answers.speaking,
+        shuttingDown: (graceMs) => this.#error('WORKER_SHUTTING_DOWN', `this worker is shutting down; the session ends in ${graceMs} ms`),
       },
-      { once: true, signal: this.#stop.signal },
+      this.#stop.signal,
+      signal,
+      shutdown,
     );
   }
 
@@ -173,8 +175,7 @@ export class SessionCore {
 
   /** Starts the clocks; resolves when the session ends, with what a bill is made of. */
   run(): Promise<SessionSummary> {
-    this.#timers.max = setTimeout(() => this.end('max_duration'), this.#options.maxDurationMs);
-    this.touch();
+    this.#deadlines.start();
     this.#log.info('session started', { session_id: this.id });
     return this.#ended.promise;
   }
@@ -187,8 +188,7 @@ export class SessionCore {
     this.#stop.abort();
     this.#answers.dispose();
     this.#input.dispose();
-    if (this.#timers.idle) clearTimeout(this.#timers.idle);
-    if (this.#timers.max) clearTimeout(this.#timers.max);
+    this.#deadlines.clear();
     const summary: SessionSummary = {
       reason,
       turns: this.#turns,
@@ -212,11 +212,7 @@ export class SessionCore {
   /** The client is there: the idle clock restarts (it never runs out while an answer is playing). */
   touch(): void {
     if (this.#endReason) return;
-    if (this.#timers.idle) clearTimeout(this.#timers.idle);
-    this.#timers.idle = setTimeout(() => {
-      if (this.#answers.speaking) this.touch();
-      else this.end('idle_timeout');
-    }, this.#options.idleTimeoutMs);
+    this.#deadlines.touch();
   }
 
   /** Changes settings for the answers that follow. */
@@ -312,7 +308,7 @@ export class SessionCore {
   /** A typed user turn: it cuts an answer that is playing and is answered next. Refused (an error event) when the conversation is full. */
   submitText(text: string): void {
     if (this.#endReason) return;
-    const full = this.#full(text.length);
+    const full = this.#items.refusal(text.length, this.#options);
     if (full) return this.#error(full.refused.toUpperCase(), full.message);
     this.#interruptIfSpeaking();
     this.#queueTurn(newId('item'), Promise.resolve(typedTurn(text)), true, 'text');
@@ -324,7 +320,7 @@ export class SessionCore {
    * `ItemRefused` when the conversation is at its size limit or the text is too long.
    */
   addItem(item: { id?: string; role: ConversationItem['role']; text: string }, previousItemId?: string | null): ConversationItem | string | ItemRefused {
-    const full = this.#full(item.text.length);
+    const full = this.#items.refusal(item.text.length, this.#options);
     if (full) return full;
     const added: ConversationItem = { id: item.id ?? newId('item'), role: item.role, modality: 'text', text: item.text, status: 'completed', audioMs: 0 };
     const placed = this.#items.addMessage(added, previousItemId);
@@ -340,7 +336,7 @@ export class SessionCore {
    * that id, it has an output already, or the item id is taken; `ItemRefused` as for `addItem`.
    */
   addFunctionOutput(output: { id?: string; callId: string; output: string }, previousItemId?: string | null): ConversationItem | string | ItemRefused {
-    const full = this.#full(output.output.length);
+    const full = this.#items.refusal(output.output.length, this.#options);
     if (full) return full;
     const added = { id: output.id ?? newId('item'), role: 'user', modality: 'text', text: '', status: 'completed', audioMs: 0, functionOutput: { callId: output.callId, output: output.output } } satisfies ConversationItem;
     const placed = this.#items.addFunctionOutput(added, previousItemId);
@@ -427,24 +423,11 @@ export class SessionCore {
     return true;
   }
 
-  /**
-   * Why the conversation cannot take one more item with `chars` characters of text, or null when it
-   * can: its size is bounded (items and text), so one client cannot grow the worker's memory at will.
-   */
-  #full(chars: number): ItemRefused | null {
-    const { maxItems, maxTextChars } = this.#options;
-    if (chars > MAX_ITEM_TEXT_CHARS) return { refused: 'text_too_long', message: `one item may hold at most ${MAX_ITEM_TEXT_CHARS} characters of text; this one has ${chars}` };
-    if (this.#items.list.length >= maxItems) return { refused: 'conversation_full', message: `the conversation holds ${maxItems} items, the most a session may; delete items to add more` };
-    const text = this.#items.textChars;
-    if (text + chars > maxTextChars) return { refused: 'conversation_full', message: `the conversation would hold ${text + chars} characters of text, more than the ${maxTextChars} a session may; delete items to add more` };
-    return null;
-  }
-
   /** A user turn: its item joins the conversation now, its text when heard; with `answer`, it is answered right away. */
   #queueTurn(itemId: string, heard: Promise<HeardTurn>, answer: boolean, modality: ConversationItem['modality']): void {
     // A session that ends first never awaits it: its failure (an aborted decode) must not go unhandled.
     heard.catch(() => undefined);
-    const full = this.#full(0);
+    const full = this.#items.refusal(0, this.#options);
     if (full) return this.#error('CONVERSATION_FULL', `this turn was dropped: ${full.message}`);
     const turn = this.#turns++;
     const item: ConversationItem = { id: itemId, role: 'user', modality, text: null, status: 'completed', audioMs: 0 };
