@@ -156,11 +156,20 @@ class ServerStream implements TtsStream {
     this.#watchForStall();
   }
 
-  /** (Re)starts the stall timer once the stream has ended, unless it still waits for a slot. */
+  /**
+   * (Re)starts the stall timer once the stream has ended, unless it still waits for a slot. Called for
+   * every message from the server: an armed timer is restarted in place (`refresh`), not made anew.
+   */
   #watchForStall(): void {
-    if (this.#stallTimer) clearTimeout(this.#stallTimer);
-    this.#stallTimer = null;
-    if (this.#finished || !this.#ended || (this.stats.queued && this.stats.ttfbMs === null)) return;
+    if (this.#finished || !this.#ended || (this.stats.queued && this.stats.ttfbMs === null)) {
+      if (this.#stallTimer) clearTimeout(this.#stallTimer);
+      this.#stallTimer = null;
+      return;
+    }
+    if (this.#stallTimer) {
+      this.#stallTimer.refresh();
+      return;
+    }
     this.#stallTimer = setTimeout(() => {
       this.#log.warn('TTS stream stalled: no audio from the server', { stallMs: this.#stallMs, audioSamples: this.stats.samples });
       this.#fail(new S2sError('TTS_STALLED', `TTS server sent nothing for ${this.#stallMs} ms after the stream's text ended (the engine may be hung)`, { retryable: true }));
