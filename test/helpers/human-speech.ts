@@ -15,7 +15,7 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { open, readFile, readdir } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -129,10 +129,20 @@ export async function asteriskPrompts(): Promise<{ prompts: AsteriskPrompt[]; sk
     const path = join(ASTERISK_SOUNDS, `${name}.wav`);
     const kind = said.endsWith('...') ? 'fragment' : /[.?!]$/.test(said) ? 'finished' : null;
     if (kind === null || !existsSync(path)) continue;
-    // RIFF WAV: the byte rate is at offset 28; the header is 44 bytes.
-    const wav = await readFile(path);
-    if ((wav.length - 44) / wav.readUInt32LE(28) > 8) continue;
+    if ((await wavSeconds(path)) > 8) continue;
     prompts.push({ path, text: said.replace(/\s*\.\.\.$/, ''), kind });
   }
   return { prompts, skip: null };
+}
+
+/** A PCM WAV file's duration from its size and the byte rate in its header (offset 28), without reading the samples. */
+async function wavSeconds(path: string): Promise<number> {
+  const file = await open(path);
+  try {
+    const header = Buffer.alloc(44);
+    await file.read(header, 0, 44, 0);
+    return ((await file.stat()).size - 44) / header.readUInt32LE(28);
+  } finally {
+    await file.close();
+  }
 }
