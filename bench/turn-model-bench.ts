@@ -272,8 +272,13 @@ async function acceptance(silero: SileroVadModel, model: SmartTurnModel): Promis
   console.log(`\nwhat the default (fused) gets wrong:\n  ${wrong.join('\n  ') || 'nothing'}`);
 }
 
-/** A recording trimmed of its own leading and trailing silence. */
-const readTrimmed = (path: string) => readAudio(path, TRIM_SILENCE);
+/** A recording trimmed of its own leading and trailing silence, decoded once (two sections read the same files). */
+const trimmed = new Map<string, Promise<Float32Array>>();
+function readTrimmed(path: string): Promise<Float32Array> {
+  let audio = trimmed.get(path);
+  if (!audio) trimmed.set(path, (audio = readAudio(path, TRIM_SILENCE)));
+  return audio;
+}
 
 
 async function humanSamples(): Promise<{ samples: Sample[]; skipped: string[] }> {
